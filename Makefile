@@ -1,0 +1,33 @@
+# Two entry points that work on a fresh machine:
+#   make demo   runs the whole pipeline on the bundled demo images
+#   make test   runs ruff and the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL ?=
+CATEGORIES ?=
+DEMO_OUT ?= demo-output
+
+.PHONY: test demo lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check megaclassifier tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python demo/run_demo.py --output-dir $(DEMO_OUT) $(if $(MODEL),--model $(MODEL)) $(if $(CATEGORIES),--categories $(CATEGORIES))
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,98 @@
+"""The ``megaclassifier`` command: click wiring only.
+
+Each subcommand lives in its own module here, declares its options, calls one
+library function by keyword and prints a one-line summary to stderr. Errors of
+the library (:class:`~megaclassifier.errors.MegaClassifierError`) become a
+one-line message and exit code 1 here, in one place. Nothing heavy (torch,
+onnxruntime) is imported until a command that needs it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from megaclassifier import __version__
+from megaclassifier.errors import MegaClassifierError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# subcommand name -> module under megaclassifier.cli, imported when first used
+_COMMANDS = {
+    "crop": "crop",
+    "classify": "classify",
+    "features": "features",
+    "download": "download",
+    "csv-to-json": "labels",
+    "map-categories": "labels",
+    "aggregate": "labels",
+    "merge": "merge",
+    "run": "run",
+}
+
+
+class _Group(click.Group):
+    """A group that loads subcommands lazily and turns library errors into one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in _COMMANDS if self.get_command(ctx, name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = _COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        import importlib
+
+        try:
+            module = importlib.import_module(f"megaclassifier.cli.{module_name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"megaclassifier.cli.{module_name}":
+                return None
+            raise
+        return getattr(module, cmd_name.replace("-", "_"), None)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MegaClassifierError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="megaclassifier")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug messages.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Classify the animals MegaDetector found in camera-trap images.
+
+    \b
+    The pipeline, as the MegaDetector classification scripts:
+      megaclassifier crop md.json crops/ --images-dir photos/ --square-crops --threshold 0.15
+      megaclassifier classify model.pt crops/ probs.csv.gz --detections-json md.json \\
+          --classifier-categories index_to_name.json --image-size 300
+      megaclassifier aggregate probs.csv.gz --target-mapping map.json \\
+          --output-csv remapped.csv.gz --output-label-index remapped.json
+      megaclassifier merge remapped.csv.gz remapped.json --output-json final.json \\
+          --classifier-name megaclassifier_v0.1 --detection-json md.json
+    or all of it in one pass with `megaclassifier run`.
+    """
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if not verbose else "%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("megaclassifier")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    ctx.obj = {"progress": not quiet}
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="megaclassifier")

@@ -1,0 +1,36 @@
+"""Constants shared by every stage: one place, like timm's data constants."""
+
+from __future__ import annotations
+
+#: ImageNet channel statistics used by the reference's Normalize step.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+#: Native input sizes of the EfficientNet family (reference train_classifier).
+EFFICIENTNET_NATIVE_SIZE: dict[str, int] = {
+    "efficientnet-b0": 224,
+    "efficientnet-b1": 240,
+    "efficientnet-b2": 260,
+    "efficientnet-b3": 300,
+    "efficientnet-b4": 380,
+    "efficientnet-b5": 456,
+    "efficientnet-b6": 528,
+    "efficientnet-b7": 600,
+    "efficientnet-b8": 672,
+    "efficientnet-l2": 800,
+}
+
+#: The reference run_classifier's --image-size default.
+DEFAULT_IMAGE_SIZE = 224
+
+#: Pillow's default JPEG quality, which the reference's crops are saved with.
+CROP_JPEG_QUALITY = 75
+
+#: The detection category name that is cropped and classified.
+ANIMAL_CATEGORY = "animal"
+
+#: Detector name used in crop file names when the JSON names none.
+UNKNOWN_DETECTOR = "unknown"
+
+#: merge's default classification threshold (reference).
+DEFAULT_MERGE_THRESHOLD = 0.1

@@ -1,0 +1,35 @@
+"""The project's one error hierarchy.
+
+Library code raises these; the CLI turns them into a one-line message and
+exit code 1 in one place (:mod:`megaclassifier.cli`). Messages name the file,
+say what is wrong and, where it helps, what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MegaClassifierError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InputFileError(MegaClassifierError):
+    """An input file is missing, unreadable or not in the expected format."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ModelError(MegaClassifierError):
+    """A model file cannot be loaded or does not fit its categories."""
+
+
+class LabelSpecError(MegaClassifierError):
+    """A label specification, taxonomy or mapping is inconsistent."""
+
+
+class DownloadError(MegaClassifierError):
+    """A model file could not be fetched."""

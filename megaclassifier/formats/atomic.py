@@ -1,0 +1,80 @@
+"""Atomic output: write to a temporary file beside the destination, then rename.
+
+A crash or an error never leaves a file that looks complete::
+
+    with atomic_output(Path("out.csv.gz"), "wt") as f:
+        f.write("path,deer\\n")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
+
+    Parent folders are created. On any exception the temporary file is removed
+    and ``path`` is left as it was.
+    """
+    dest = Path(path)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, mode: str = "w", *, gzip_level: int = 6) -> Iterator[IO[Any]]:
+    """Open a temporary file for writing and rename it to ``path`` when the block ends.
+
+    A ``.gz`` suffix writes gzip. Text modes use UTF-8 and ``\\n`` line endings.
+    """
+    with atomic_path(path) as tmp:
+        binary = "b" in mode
+        if str(path).endswith(".gz"):
+            raw = gzip.open(tmp, "wb", compresslevel=gzip_level)
+        else:
+            raw = open(tmp, "wb")  # noqa: SIM115 - closed below
+        try:
+            if binary:
+                yield raw
+            else:
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+                try:
+                    yield text
+                finally:
+                    text.flush()
+                    text.detach()
+        finally:
+            raw.close()
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, ensure_ascii: bool = True) -> None:
+    """Write ``obj`` as JSON (indent 1, ASCII-escaped, key order kept) atomically."""
+    with atomic_output(path, "w") as f:
+        json.dump(obj, f, indent=indent, ensure_ascii=ensure_ascii)
+
+
+def open_text(path: str | Path) -> IO[str]:
+    """Open a text file for reading, transparently gunzipping a ``.gz`` file."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes

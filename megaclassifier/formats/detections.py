@@ -1,0 +1,159 @@
+"""MegaDetector batch-output JSON: the one module that reads and writes it.
+
+Every format version from 1.0 to 1.6 is read. A typical file::
+
+    {
+     "info": {"format_version": "1.4", "detector": "md_v5a.0.0.pt"},
+     "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"},
+     "images": [
+      {"file": "cam1/IMG_0001.JPG",
+       "detections": [{"category": "1", "conf": 0.93, "bbox": [0.1, 0.2, 0.3, 0.4]}]},
+      {"file": "cam1/IMG_0002.JPG", "failure": "image access failure", "detections": null}
+     ]
+    }
+
+``bbox`` is ``[x_min, y_min, width, height]`` normalised to the image as
+displayed (after EXIF orientation). A detection without ``conf`` is a
+ground-truth box. Older files may lack ``info`` or ``info.detector``, carry
+per-image ``max_detection_conf`` or ``meta``, video fields, ``\\`` in ``file``
+or absolute paths: all are accepted and preserved.
+
+Files are written with indent 1, ASCII-escaped, key order and unknown fields
+preserved, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from megaclassifier.errors import InputFileError
+from megaclassifier.formats.atomic import write_json_atomic
+
+#: format_version written by this package when it has to choose one.
+CURRENT_FORMAT_VERSION = "1.6"
+
+
+@dataclass
+class DetectionResults:
+    """A validated MegaDetector results file, kept as its raw JSON object.
+
+    Attributes:
+        path: where it was read from.
+        data: the whole JSON object; edits to it are written back by
+            :func:`write_detections`.
+    """
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        """The ``images`` list."""
+        return self.data["images"]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The ``info`` object (empty when the file has none)."""
+        info = self.data.get("info")
+        return info if isinstance(info, dict) else {}
+
+    @property
+    def detector(self) -> str | None:
+        """``info.detector``, or None when the file does not name one."""
+        detector = self.info.get("detector")
+        return str(detector) if detector is not None else None
+
+    @property
+    def detection_categories(self) -> dict[str, str]:
+        """Category ID string to name."""
+        return self.data.get("detection_categories") or {}
+
+    def successful_images(self) -> Iterator[dict[str, Any]]:
+        """Images whose ``detections`` is a list (failures and missing lists are left out)."""
+        for image in self.images:
+            if isinstance(image.get("detections"), list):
+                yield image
+
+
+def load_detections(path: str | Path) -> DetectionResults:
+    """Read and validate a MegaDetector results file.
+
+    Raises:
+        InputFileError: the file is missing, not JSON, or not a MegaDetector
+            results file; the message names the file and the first problem.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a folder, not a MegaDetector results file") from None
+    except UnicodeDecodeError:
+        raise InputFileError(path, "not a text file; is this a MegaDetector output file?") from None
+    except json.JSONDecodeError as e:
+        raise InputFileError(path, f"not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+    except OSError as e:
+        raise InputFileError(path, e.strerror or str(e)) from None
+    validate_detections(data, path)
+    return DetectionResults(path, data)
+
+
+def _image_label(i: int, image: dict[str, Any]) -> str:
+    return f'images[{i}] ("{image["file"]}")'
+
+
+def validate_detections(data: Any, path: str | Path) -> None:
+    """Check the structure that the pipeline relies on; raise on the first problem."""
+    hint = "; is this a MegaDetector output file?"
+    if not isinstance(data, dict):
+        raise InputFileError(path, f"top level is {type(data).__name__}, not a JSON object{hint}")
+    if not isinstance(data.get("images"), list):
+        raise InputFileError(path, f'no "images" list{hint}')
+    if "info" in data and not isinstance(data["info"], dict):
+        raise InputFileError(path, '"info" is not an object')
+    categories = data.get("detection_categories", {})
+    if not isinstance(categories, dict) or not all(isinstance(v, str) for v in categories.values()):
+        raise InputFileError(path, '"detection_categories" is not an object of ID to name strings')
+    for i, image in enumerate(data["images"]):
+        if not isinstance(image, dict):
+            raise InputFileError(path, f"images[{i}] is not an object")
+        if not isinstance(image.get("file"), str) or not image["file"]:
+            raise InputFileError(path, f'images[{i}] has no "file"')
+        detections = image.get("detections")
+        if detections is None:
+            continue
+        if not isinstance(detections, list):
+            raise InputFileError(path, f'{_image_label(i, image)}: "detections" is not a list')
+        for j, det in enumerate(detections):
+            where = f"{_image_label(i, image)} detection {j}"
+            if not isinstance(det, dict):
+                raise InputFileError(path, f"{where} is not an object")
+            if "category" not in det:
+                raise InputFileError(path, f'{where} has no "category"')
+            if "bbox" not in det:
+                raise InputFileError(path, f'{where} has no "bbox"')
+            bbox = det["bbox"]
+            if not (
+                isinstance(bbox, list)
+                and len(bbox) == 4
+                and all(_is_finite_number(v) for v in bbox)
+            ):
+                raise InputFileError(path, f'{where}: "bbox" must be four finite numbers, got {json.dumps(bbox)}')
+            if "conf" in det and not _is_finite_number(det["conf"]):
+                raise InputFileError(path, f'{where}: "conf" is not a number: {json.dumps(det["conf"])}')
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def write_detections(path: str | Path, data: dict[str, Any]) -> None:
+    """Write a MegaDetector results object: indent 1, ASCII-escaped, atomically."""
+    write_json_atomic(path, data, indent=1, ensure_ascii=True)

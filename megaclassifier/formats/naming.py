@@ -1,0 +1,90 @@
+"""Crop file names: the one home of the naming rule.
+
+A crop of detection ``i`` of image ``file`` is named, as by the reference
+``crop_detections.py``::
+
+    {file}___crop{i:02d}_{detector}.jpg      # MegaDetector boxes
+    {file}___crop{i:02d}.jpg                 # ground-truth boxes
+
+for example ``sub/IMG_0001.JPG___crop00_md_v5a.0.0.pt.jpg``. The index is the
+position of the detection in the JSON list (skipped detections use up their
+index) and has at least two digits: ``00`` ... ``99``, ``100``, ...
+
+That text (the *crop key*, with the JSON's own slashes) is what the
+probability CSV's ``path`` column holds and what ``merge`` parses back. On
+disk, :func:`crop_path` places it under the crops folder safely: backslashes
+become folders, an absolute path or a drive letter is kept as a plain
+subfolder, and ``..`` can never climb out of the crops folder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+CROP_MARKER = "___crop"
+_SUFFIX_RE = re.compile(r"^(?P<index>\d+)(?:_(?P<detector>.+))?\.jpg$", re.DOTALL)
+_DRIVE_RE = re.compile(r"^([A-Za-z]):$")
+
+
+@dataclass(frozen=True)
+class CropName:
+    """The parts of a crop key."""
+
+    file: str
+    index: int
+    detector: str | None
+
+
+def crop_filename(file: str, index: int, detector: str | None) -> str:
+    """Return the crop key of detection ``index`` of image ``file``.
+
+    Args:
+        file: the image's ``file`` value from the MegaDetector JSON, unchanged.
+        index: the detection's position in the image's ``detections`` list.
+        detector: the detector name (``info.detector``); None for ground-truth boxes.
+    """
+    if detector is None:
+        return f"{file}{CROP_MARKER}{index:02d}.jpg"
+    return f"{file}{CROP_MARKER}{index:02d}_{detector}.jpg"
+
+
+def parse_crop_filename(key: str) -> CropName:
+    """Split a crop key back into image file, detection index and detector.
+
+    Any number of index digits is accepted (the reference misreads 100 and up).
+
+    Raises:
+        ValueError: if ``key`` is not a crop name.
+    """
+    head, marker, tail = key.rpartition(CROP_MARKER)
+    match = _SUFFIX_RE.match(tail) if marker else None
+    if not marker or match is None or not head:
+        raise ValueError(f"not a crop file name ({{file}}{CROP_MARKER}NN_<detector>.jpg): {key!r}")
+    return CropName(head, int(match["index"]), match["detector"])
+
+
+def safe_relative_path(file: str) -> PurePosixPath:
+    """Map a ``file`` value to a relative path that stays inside its root folder.
+
+    ``\\`` and ``/`` both separate folders; a leading ``/`` is dropped; a drive
+    letter ``C:`` becomes a folder ``C``; ``.`` parts are dropped and ``..``
+    parts become ``__``. ``file`` values that differ only in these respects can
+    share a path, which real MegaDetector files never do.
+    """
+    parts: list[str] = []
+    for i, part in enumerate(file.replace("\\", "/").split("/")):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            part = "__"
+        elif i == 0 and (drive := _DRIVE_RE.match(part)):
+            part = drive.group(1)
+        parts.append(part)
+    return PurePosixPath(*parts)
+
+
+def crop_path(crops_dir: str | Path, file: str, index: int, detector: str | None) -> Path:
+    """Where the crop of detection ``index`` of ``file`` lives under ``crops_dir``."""
+    return Path(crops_dir, *safe_relative_path(crop_filename(file, index, detector)).parts)
