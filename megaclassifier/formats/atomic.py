@@ -49,10 +49,8 @@ def atomic_output(path: str | Path, mode: str = "w", *, gzip_level: int = 6) -> 
     """
     with atomic_path(path) as tmp:
         binary = "b" in mode
-        if str(path).endswith(".gz"):
-            raw = gzip.open(tmp, "wb", compresslevel=gzip_level)
-        else:
-            raw = open(tmp, "wb")  # noqa: SIM115 - closed below
+        gz = str(path).endswith(".gz")
+        raw = gzip.open(tmp, "wb", compresslevel=gzip_level) if gz else open(tmp, "wb")  # noqa: SIM115
         try:
             if binary:
                 yield raw

@@ -61,7 +61,7 @@ def load_label_index(path: str | Path) -> list[str]:
             f"missing {missing[:5]}, unexpected {extra[:5]}",
         )
     names = [data[k] for k in expected]
-    bad = [k for k, v in zip(expected, names) if not isinstance(v, str) or not v.strip()]
+    bad = [k for k, v in zip(expected, names, strict=True) if not isinstance(v, str) or not v.strip()]
     if bad:
         raise InputFileError(path, f"class names must be non-blank strings (key {bad[0]!r})")
     return names
@@ -145,7 +145,9 @@ class ProbabilityCsvReader:
             raise InputFileError(path, "empty file; expected a header line path,<class names>")
         if header[0] != PATH_COLUMN:
             self._file.close()
-            raise InputFileError(path, f'first column must be "path", got {header[0]!r}; is this a classifier output CSV?')
+            raise InputFileError(
+                path, f'first column must be "path", got {header[0]!r}; is this a classifier output CSV?'
+            )
         self.header = header
         self.has_label = LABEL_COLUMN in header
         self.labels = [c for c in header[1:] if c != LABEL_COLUMN]

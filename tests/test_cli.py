@@ -1,0 +1,49 @@
+"""The command group: help, version, lazy imports, module entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from megaclassifier import __version__
+from megaclassifier.cli import cli
+
+
+def _run_python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from megaclassifier.cli import cli\n"
+        "for args in (['--help'], ['crop', '--help']):\n"
+        "    try:\n"
+        "        cli.main(args, prog_name='megaclassifier')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('torch', 'onnxruntime', 'torchvision', 'pandas') if m in sys.modules))\n"
+    )
+    assert _run_python(code).splitlines()[-1] == "[]"
+
+
+def test_version_and_short_help():
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--version"]).output == f"megaclassifier, version {__version__}\n"
+    result = runner.invoke(cli, ["-h"])
+    assert result.exit_code == 0 and "Commands:" in result.output and "crop" in result.output
+
+
+def test_python_dash_m():
+    out = subprocess.run(
+        [sys.executable, "-m", "megaclassifier", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out == f"megaclassifier, version {__version__}\n"
+
+
+def test_unknown_command_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["frobnicate"])
+    assert result.exit_code == 2
+    assert "No such command 'frobnicate'" in result.output
