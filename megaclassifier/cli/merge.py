@@ -1,0 +1,115 @@
+"""``megaclassifier merge``: click wiring for :func:`megaclassifier.merge.merge_classifications`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from megaclassifier.cli._common import show_progress, summary
+from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD
+
+_DATASETS_FLAGS = ("-d", "--datasets")
+
+
+def _expand_datasets(args: list[str]) -> list[str]:
+    """Let ``-d ds1 ds2`` list several datasets, as the reference's ``nargs='*'``.
+
+    The words after ``-d``/``--datasets`` up to the next option become repeated
+    ``-d`` options; ``--`` ends the scan.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        out.append(arg)
+        i += 1
+        if arg in _DATASETS_FLAGS and i < len(args):
+            out.append(args[i])
+            i += 1
+            while i < len(args) and not args[i].startswith("-"):
+                out += [arg, args[i]]
+                i += 1
+    return out
+
+
+class _MergeCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _expand_datasets(args))
+
+
+@click.command(cls=_MergeCommand)
+@click.argument("classification_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("label_names_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output-json", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Merged MegaDetector JSON to write (folders are created).")
+@click.option("-n", "--classifier-name", required=True, help="Stored as info.classifier.")
+@click.option("-j", "--detection-json", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="MegaDetector results the crops were cut from (never modified).")
+@click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=DEFAULT_MERGE_THRESHOLD, show_default=True,
+              help="Keep classes with probability >= this.")
+@click.option("--typical-confidence-threshold", "--typical-classification-threshold",
+              "typical_classification_threshold", type=click.FloatRange(0, 1),
+              help="Stored as info.classifier_metadata.typical_classification_threshold.")
+@click.option("-d", "--datasets", multiple=True, metavar="DATASET",
+              help="Keep only images whose file starts with DATASET/ (-d a b, or -d a -d b).")
+@click.option("--max-classifications", type=click.IntRange(min=1),
+              help="Keep at most this many classes per detection, most confident first.  [default: all]")
+@click.option("--label", type=click.Choice(["first", "last"]),
+              help='Add the CSV "label" column\'s class as ["1000000+i", 1.0], first or last.')
+@click.option("--relative-conf", is_flag=True,
+              help='Write max(p - p_label, 0) instead of p (needs a "label" column).')
+@click.pass_context
+def merge(
+    ctx: click.Context,
+    classification_csv: Path,
+    label_names_json: Path,
+    output_json: Path,
+    classifier_name: str,
+    detection_json: Path,
+    threshold: float,
+    typical_classification_threshold: float | None,
+    datasets: tuple[str, ...],
+    max_classifications: int | None,
+    label: str | None,
+    relative_conf: bool,
+) -> None:
+    """Merge classifier probabilities into a MegaDetector results file.
+
+    Each detection whose crop has a row in CLASSIFICATION_CSV gets
+    "classifications": [["<class id>", p], ...] with the classes of
+    LABEL_NAMES_JSON at or above --threshold, most confident first. Other
+    detections and failed images are copied unchanged.
+
+    \b
+    Example:
+      megaclassifier merge remapped.csv.gz remapped_label_index.json \\
+          --output-json final.json --detection-json md.json \\
+          --classifier-name megaclassifier_v0.1_efficientnet-b3 \\
+          --threshold 0.05 --typical-confidence-threshold 0.75
+    """
+    from megaclassifier.merge import merge_classifications
+
+    result = merge_classifications(
+        classification_csv,
+        label_names_json,
+        output_json=output_json,
+        classifier_name=classifier_name,
+        detection_json=detection_json,
+        threshold=threshold,
+        typical_classification_threshold=typical_classification_threshold,
+        datasets=list(datasets) if datasets else None,
+        max_classifications=max_classifications,
+        label=label,  # type: ignore[arg-type]
+        relative_conf=relative_conf,
+        progress=show_progress(ctx),
+    )
+    unmatched = f", {result.rows_unmatched} rows matched no detection" if result.rows_unmatched else ""
+    summary(
+        f"Wrote merged classification/detection results to {result.output_json}: "
+        f"{result.detections_classified} detections classified from {result.rows} rows{unmatched}"
+    )

@@ -1,0 +1,521 @@
+"""Merge classifier probabilities into a MegaDetector results file.
+
+Input: a probability CSV keyed by crop name (see
+:mod:`megaclassifier.formats.probabilities`), its index-to-name JSON and the
+MegaDetector JSON the crops were cut from. Every detection whose crop has a
+CSV row gets a ``classifications`` list of ``[class_id, confidence]`` pairs:
+the classes whose probability is at least the threshold, rounded to 4
+decimals, sorted by descending confidence (ties keep class order)::
+
+    path,cervid,cow,other
+    cam1/IMG_0001.JPG___crop00_md_v5a.0.0.pt.jpg,0.5,0.25,0.25
+
+becomes, with threshold 0.1::
+
+    {
+     "info": {"format_version": "1.4", "detector": "md_v5a.0.0.pt",
+      "classifier": "my_classifier", "classification_completion_time": "2026-11-25 14:03:27",
+      "classifier_metadata": {"typical_classification_threshold": 0.75}},
+     "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"},
+     "images": [{"file": "cam1/IMG_0001.JPG", "detections": [
+      {"category": "1", "conf": 0.93, "bbox": [0.1, 0.2, 0.3, 0.4],
+       "classifications": [["0", 0.5], ["1", 0.25], ["2", 0.25]]}]}],
+     "classification_categories": {"0": "cervid", "1": "cow", "2": "other"}
+    }
+
+Detections without a CSV row, failed images and every other field are copied
+unchanged. ``format_version`` is kept when it is 1.3 or later (a number becomes
+its string); an older or missing version is raised to ``"1.3"``, the first
+version MegaDetector's validator accepts, and integral ``conf`` values become
+floats, which that version requires. Nothing else that 1.3 changed applies
+to older files. With a ``label`` column (ground truth, as the training scripts
+write) the categories also get ``"1000000+i": "label: <name>"`` entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD
+from megaclassifier.errors import InputFileError, MegaClassifierError
+from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
+from megaclassifier.formats.naming import parse_crop_filename
+from megaclassifier.formats.probabilities import LABEL_COLUMN, ProbabilityCsvReader, load_label_index
+
+logger = logging.getLogger(__name__)
+
+#: Category IDs of ground-truth label pseudo-classes are ``LABEL_ID_OFFSET + index``.
+LABEL_ID_OFFSET = 1_000_000
+#: The oldest ``format_version`` MegaDetector's validator accepts; older files are raised to it.
+MIN_FORMAT_VERSION = "1.3"
+#: ``classification_completion_time`` format.
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: How many unmatched rows are named in the log.
+_EXAMPLES = 5
+
+#: A classification list: ``[[class_id, confidence], ...]``.
+Classifications = list[list[Any]]
+#: Where a row goes: a crop key (``file___cropNN_detector.jpg``) or ``(file, detection index)``.
+CropRef = str | tuple[str, int]
+
+
+@dataclass
+class AttachCounts:
+    """What :func:`attach_classifications` did with its rows.
+
+    Attributes:
+        rows: rows seen.
+        rows_merged: rows written onto a detection (a repeated crop counts each time; the last wins).
+        detections_classified: distinct detections that got ``classifications``.
+        rows_excluded: rows for images left out by ``datasets``.
+        rows_unknown_image: rows whose image is not in the detections file.
+        rows_bad_index: rows whose detection index is past the image's detections (or it has none).
+        rows_bad_name: rows whose path is not a crop name.
+        images_written: images in the output.
+        stale_classifications_removed: ``classifications`` of an earlier merge removed from detections
+            that got no row here (their IDs belonged to the old categories).
+    """
+
+    rows: int = 0
+    rows_merged: int = 0
+    detections_classified: int = 0
+    rows_excluded: int = 0
+    rows_unknown_image: int = 0
+    rows_bad_index: int = 0
+    rows_bad_name: int = 0
+    images_written: int = 0
+    stale_classifications_removed: int = 0
+
+    @property
+    def rows_unmatched(self) -> int:
+        """Rows that matched no detection (unknown image, bad index, not a crop name)."""
+        return self.rows_unknown_image + self.rows_bad_index + self.rows_bad_name
+
+    @property
+    def rows_duplicate(self) -> int:
+        """Rows that replaced an earlier row's classifications of the same detection."""
+        return self.rows_merged - self.detections_classified
+
+
+@dataclass
+class MergeSummary(AttachCounts):
+    """What :func:`merge_classifications` wrote.
+
+    Attributes:
+        output_json: the file written.
+        format_version: the output's ``info.format_version``.
+        labels_only: the CSV had no probability columns, only ``label``.
+    """
+
+    output_json: Path = field(default_factory=Path)
+    format_version: str = ""
+    labels_only: bool = False
+
+
+def round_confidence(values: np.ndarray) -> np.ndarray:
+    """Round to 4 decimals as the reference does: half-even on the scaled value.
+
+    ``round(np.float64(p), 4)``, so 0.12345 becomes 0.1234 (plain Python's
+    ``round`` gives 0.1235).
+    """
+    return np.round(np.asarray(values, dtype=np.float64), 4)
+
+
+def classification_list(
+    probs: np.ndarray,
+    *,
+    threshold: float = DEFAULT_MERGE_THRESHOLD,
+    max_classifications: int | None = None,
+) -> Classifications:
+    """Turn one crop's class probabilities into a ``classifications`` list.
+
+    Args:
+        probs: shape (C,), the probability of class ``i`` at position ``i``.
+        threshold: keep classes whose unrounded probability is at least this.
+        max_classifications: keep only this many, the most confident first.
+
+    Returns:
+        ``[[str(i), round4(p_i)], ...]`` sorted by the rounded value,
+        descending; equal values keep class order.
+    """
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    kept = np.flatnonzero(probs >= threshold)
+    rounded = round_confidence(probs[kept])
+    order = np.argsort(-rounded, kind="stable")
+    if max_classifications is not None:
+        order = order[:max_classifications]
+    return [[str(i), p] for i, p in zip(kept[order].tolist(), rounded[order].tolist(), strict=True)]
+
+
+def _dataset_of(file: str) -> str | None:
+    """The part of ``file`` before its first ``/``; None without one."""
+    head, sep, _ = file.partition("/")
+    return head if sep else None
+
+
+def _resolve(ref: CropRef) -> tuple[str, int]:
+    if isinstance(ref, tuple):
+        return ref
+    name = parse_crop_filename(ref)
+    return name.file, name.index
+
+
+def attach_classifications(
+    results: DetectionResults,
+    rows: Iterable[tuple[CropRef, Classifications]],
+    *,
+    datasets: Sequence[str] | None = None,
+) -> AttachCounts:
+    """Put each row's classifications on its detection, in place.
+
+    Rows that match no detection are counted and the first few logged; they
+    never stop the merge. ``classifications`` left from an earlier merge on
+    detections without a row are removed, since the categories are replaced.
+
+    Args:
+        results: the loaded MegaDetector results; edited in place.
+        rows: ``(crop, classifications)`` pairs; ``crop`` is a crop key or
+            ``(file, detection index)``.
+        datasets: keep only images whose ``file`` starts with one of these
+            followed by ``/``; a ``file`` without ``/`` is in no dataset.
+    """
+    images = results.images
+    if datasets is not None:
+        wanted = set(datasets)
+        kept = [im for im in images if _dataset_of(im["file"]) in wanted]
+        excluded = {im["file"] for im in images} - {im["file"] for im in kept}
+        logger.info("--datasets keeps %d of %d images", len(kept), len(images))
+        results.data["images"] = images = kept
+    else:
+        excluded = set()
+    by_file: dict[str, dict[str, Any]] = {}
+    for image in images:
+        by_file.setdefault(image["file"], image)
+    if len(by_file) < len(images):
+        logger.warning(
+            "%s: %d images repeat an earlier file name; rows go to the first of each",
+            results.path, len(images) - len(by_file),
+        )
+
+    counts = AttachCounts()
+    touched: set[tuple[int, int]] = set()
+    problems: list[str] = []
+    for ref, classifications in rows:
+        counts.rows += 1
+        try:
+            file, index = _resolve(ref)
+        except ValueError:
+            counts.rows_bad_name += 1
+            problems.append(f"{ref!r}: not a crop name (<file>___cropNN_<detector>.jpg)")
+            continue
+        image = by_file.get(file)
+        if image is None:
+            if file in excluded:
+                counts.rows_excluded += 1
+            else:
+                counts.rows_unknown_image += 1
+                problems.append(f"{ref!r}: image {file!r} is not in the detections file")
+            continue
+        detections = image.get("detections")
+        if not isinstance(detections, list) or index >= len(detections):
+            counts.rows_bad_index += 1
+            have = len(detections) if isinstance(detections, list) else "no"
+            problems.append(f"{ref!r}: detection {index} of {file!r}, which has {have} detections")
+            continue
+        detections[index]["classifications"] = classifications
+        counts.rows_merged += 1
+        touched.add((id(image), index))
+
+    counts.detections_classified = len(touched)
+    for image in images:
+        for index, det in enumerate(image.get("detections") or []):
+            if "classifications" in det and (id(image), index) not in touched:
+                del det["classifications"]
+                counts.stale_classifications_removed += 1
+    counts.images_written = len(images)
+
+    if problems:
+        logger.warning(
+            "%d rows matched no detection and were skipped, e.g.:\n  %s",
+            counts.rows_unmatched, "\n  ".join(problems[:_EXAMPLES]),
+        )
+    if counts.rows_duplicate:
+        logger.warning("%d rows repeated a crop already merged; the last row of each crop was kept",
+                       counts.rows_duplicate)
+    if counts.stale_classifications_removed:
+        logger.warning("removed %d classifications of an earlier merge from detections with no row in this CSV",
+                       counts.stale_classifications_removed)
+    return counts
+
+
+def _version_number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def set_classifier_info(
+    results: DetectionResults,
+    *,
+    classifier_name: str,
+    classification_categories: dict[str, str],
+    typical_classification_threshold: float | None = None,
+    completion_time: datetime | None = None,
+) -> str:
+    """Set ``info`` and ``classification_categories`` after a merge; settle ``format_version``.
+
+    ``info`` gets ``classifier``, ``classification_completion_time`` (now,
+    local time) and, when given, ``classifier_metadata``; other keys are kept.
+    ``classification_categories`` is replaced in place or added at the end.
+    A format version below 1.3, or none, becomes ``"1.3"`` and integral
+    ``conf`` values become floats; a numeric version becomes a string.
+
+    Returns:
+        The ``format_version`` written.
+    """
+    data = results.data
+    if not isinstance(data.get("info"), dict):
+        results.data = data = {"info": {}, **{k: v for k, v in data.items() if k != "info"}}
+    info = data["info"]
+
+    version = info.get("format_version")
+    number = _version_number(version)
+    if number is None and version is not None:
+        logger.warning("%s: format_version %r is not a number; left as it is", results.path, version)
+    elif number is None or number < float(MIN_FORMAT_VERSION):
+        logger.info("format_version %s raised to %s", version, MIN_FORMAT_VERSION)
+        info["format_version"] = MIN_FORMAT_VERSION
+        converted = _float_confidences(results)
+        if converted:
+            logger.info("%d integral conf values written as floats", converted)
+    elif not isinstance(version, str):
+        info["format_version"] = str(version)
+
+    info["classifier"] = classifier_name
+    info["classification_completion_time"] = (completion_time or datetime.now()).strftime(TIME_FORMAT)
+    if typical_classification_threshold is not None:
+        info["classifier_metadata"] = {"typical_classification_threshold": typical_classification_threshold}
+    data["classification_categories"] = dict(classification_categories)
+    if data.pop("classification_category_descriptions", None) is not None:
+        logger.warning("removed classification_category_descriptions, which described the earlier categories")
+    return str(info.get("format_version"))
+
+
+def _float_confidences(results: DetectionResults) -> int:
+    converted = 0
+    for image in results.images:
+        for det in image.get("detections") or []:
+            if type(det.get("conf")) is int:
+                det["conf"] = float(det["conf"])
+                converted += 1
+    return converted
+
+
+def merge_probabilities(
+    results: DetectionResults,
+    rows: Iterable[tuple[CropRef, np.ndarray]],
+    *,
+    class_names: Sequence[str],
+    classifier_name: str,
+    threshold: float = DEFAULT_MERGE_THRESHOLD,
+    typical_classification_threshold: float | None = None,
+    datasets: Sequence[str] | None = None,
+    max_classifications: int | None = None,
+) -> AttachCounts:
+    """Merge in-memory probabilities into loaded results (``run`` uses this).
+
+    Args:
+        results: edited in place; write it with :func:`write_detections`.
+        rows: ``(crop, probabilities)``; ``crop`` is a crop key or
+            ``(file, detection index)``, probabilities are in ``class_names`` order.
+        class_names: the classifier's class names, index order.
+        classifier_name: goes to ``info.classifier``.
+        threshold: see :func:`classification_list`.
+        typical_classification_threshold: goes to ``info.classifier_metadata``.
+        datasets: see :func:`attach_classifications`.
+        max_classifications: see :func:`classification_list`.
+    """
+    lists = (
+        (ref, classification_list(p, threshold=threshold, max_classifications=max_classifications))
+        for ref, p in rows
+    )
+    counts = attach_classifications(results, lists, datasets=datasets)
+    set_classifier_info(
+        results,
+        classifier_name=classifier_name,
+        classification_categories={str(i): name for i, name in enumerate(class_names)},
+        typical_classification_threshold=typical_classification_threshold,
+    )
+    return counts
+
+
+def _check_columns(reader: ProbabilityCsvReader, names: list[str], label_names_json: Path) -> bool:
+    """Whether the CSV holds predictions for ``names``; raise on a partial match."""
+    columns = set(reader.labels)
+    missing = [n for n in names if n not in columns]
+    extra = [c for c in reader.labels if c not in set(names)]
+    if not missing and not extra:
+        return True
+    if not reader.labels and reader.has_label:
+        return False
+
+    def quoted(items: list[str]) -> str:
+        more = f" and {len(items) - _EXAMPLES} more" if len(items) > _EXAMPLES else ""
+        return ", ".join(f'"{x}"' for x in items[:_EXAMPLES]) + more
+
+    if len(missing) == len(names):
+        problem = f"none of the {len(names)} class names in {label_names_json} is a column"
+        if not reader.labels:
+            problem += ' and there is no "label" column'
+    else:
+        parts = []
+        if missing:
+            parts.append(f"no column for {len(missing)} of the {len(names)} classes in {label_names_json}: "
+                         f"{quoted(missing)}")
+        if extra:
+            parts.append(f"{len(extra)} columns are not classes in {label_names_json}: {quoted(extra)}")
+        problem = "; ".join(parts)
+    raise InputFileError(reader.path, f"{problem}; was it written with that label index?")
+
+
+def _csv_rows(
+    reader: ProbabilityCsvReader,
+    names: list[str],
+    *,
+    contains_preds: bool,
+    threshold: float,
+    max_classifications: int | None,
+    label: Literal["first", "last"] | None,
+    relative_conf: bool,
+    progress: bool,
+) -> Iterator[tuple[str, Classifications]]:
+    index_of = {n: i for i, n in enumerate(names)}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="merge", unit=" rows")
+    try:
+        for paths, values, labels in reader.iter_chunks(names if contains_preds else []):
+            for row, path in enumerate(paths):
+                label_idx = None
+                if labels is not None and (label or relative_conf or not contains_preds):
+                    label_idx = index_of.get(labels[row])
+                    if label_idx is None:
+                        raise InputFileError(
+                            reader.path, f'{path}: label "{labels[row]}" is not a class of the label index'
+                        )
+                if not contains_preds:
+                    yield path, [[str(LABEL_ID_OFFSET + label_idx), 1.0]]
+                    continue
+                probs = values[row]
+                if relative_conf:
+                    probs = np.maximum(probs - probs[label_idx], 0.0)
+                classifications = classification_list(
+                    probs, threshold=threshold, max_classifications=max_classifications
+                )
+                if label is not None:
+                    pair = [str(LABEL_ID_OFFSET + label_idx), 1.0]
+                    classifications.insert(0 if label == "first" else len(classifications), pair)
+                yield path, classifications
+            if bar is not None:
+                bar.update(len(paths))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def merge_classifications(
+    classification_csv: str | Path,
+    label_names_json: str | Path,
+    *,
+    output_json: str | Path,
+    classifier_name: str,
+    detection_json: str | Path,
+    threshold: float = DEFAULT_MERGE_THRESHOLD,
+    typical_classification_threshold: float | None = None,
+    datasets: Sequence[str] | None = None,
+    max_classifications: int | None = None,
+    label: Literal["first", "last"] | None = None,
+    relative_conf: bool = False,
+    progress: bool = False,
+) -> MergeSummary:
+    """Merge a probability CSV into a MegaDetector results file and write the result.
+
+    Args:
+        classification_csv: ``path`` plus one column per class name and/or a
+            ``label`` column; ``.gz`` is read as gzip. Streamed in chunks.
+        label_names_json: index-to-name JSON of the classes.
+        output_json: where to write; folders are created; written atomically.
+            Must not be ``detection_json``, which is never modified.
+        classifier_name: goes to ``info.classifier``.
+        detection_json: the MegaDetector results the crops came from.
+        threshold: keep classes whose probability is at least this.
+        typical_classification_threshold: stored as
+            ``info.classifier_metadata.typical_classification_threshold``.
+        datasets: keep only images whose ``file`` begins with ``<dataset>/``.
+        max_classifications: keep at most this many classes per detection.
+        label: add the ``label`` column's class as ``[1000000+i, 1.0]``,
+            first or last in each list.
+        relative_conf: write ``max(p - p_label, 0)`` instead of ``p``.
+        progress: show a progress bar on stderr.
+
+    Raises:
+        InputFileError: an input is missing or malformed, or the CSV's
+            columns do not match the label index.
+        MegaClassifierError: ``output_json`` is ``detection_json``.
+    """
+    classification_csv, label_names_json = Path(classification_csv), Path(label_names_json)
+    output_json, detection_json = Path(output_json), Path(detection_json)
+    if output_json.exists() and _same_file(output_json, detection_json):
+        raise MegaClassifierError(
+            f"{output_json}: is the input detections file; choose another output file, the input is never modified"
+        )
+    names = load_label_index(label_names_json)
+    with ProbabilityCsvReader(classification_csv) as reader:
+        if (label is not None or relative_conf) and not reader.has_label:
+            raise InputFileError(classification_csv, f'no "{LABEL_COLUMN}" column, which --label and '
+                                 "--relative-conf need")
+        contains_preds = _check_columns(reader, names, label_names_json)
+        if not contains_preds:
+            if relative_conf:
+                raise InputFileError(classification_csv, "no probability columns, which --relative-conf needs")
+            logger.info("%s has no probability columns; merging labels only", classification_csv)
+        categories = {str(i): name for i, name in enumerate(names)}
+        if reader.has_label:
+            categories.update({str(LABEL_ID_OFFSET + i): f"label: {name}" for i, name in enumerate(names)})
+
+        results = load_detections(detection_json)
+        rows = _csv_rows(
+            reader, names, contains_preds=contains_preds, threshold=threshold,
+            max_classifications=max_classifications, label=label, relative_conf=relative_conf, progress=progress,
+        )
+        counts = attach_classifications(results, rows, datasets=datasets)
+
+    version = set_classifier_info(
+        results,
+        classifier_name=classifier_name,
+        classification_categories=categories,
+        typical_classification_threshold=typical_classification_threshold,
+    )
+    write_detections(output_json, results.data)
+    logger.debug("wrote %s", output_json)
+    return MergeSummary(
+        **vars(counts), output_json=output_json, format_version=version, labels_only=not contains_preds
+    )
