@@ -21,6 +21,7 @@ The first four keys are the reference's; the others say why and what else.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
@@ -37,7 +38,7 @@ from megaclassifier.constants import ANIMAL_CATEGORY, CROP_JPEG_QUALITY, UNKNOWN
 from megaclassifier.crop.geometry import CropBox, crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, load_image
 from megaclassifier.errors import InputFileError, MegaClassifierError
-from megaclassifier.formats.atomic import atomic_path, write_json_atomic
+from megaclassifier.formats.atomic import write_bytes_atomic, write_json_atomic
 from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.formats.naming import crop_filename, crop_path
 
@@ -181,9 +182,10 @@ def _crop_one_image(
                 logger.debug("skipping size-0 crop of detection %d at %s", crop.index, file)
                 result.size_zero += 1
                 continue
+            buffer = io.BytesIO()
+            extract_crop(image, box).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
             crop.path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(crop.path) as tmp:
-                extract_crop(image, box).save(tmp, format="JPEG", quality=CROP_JPEG_QUALITY)
+            write_bytes_atomic(crop.path, buffer.getvalue())
             result.new += 1
     except OSError as e:
         result.failure = f"cannot write crop: {e}"

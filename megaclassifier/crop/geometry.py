@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from megaclassifier.crop.images import SourceImage
+
 
 @dataclass(frozen=True)
 class CropBox:
@@ -65,9 +67,12 @@ def crop_box(bbox: Sequence[float], width: int, height: int, *, square: bool) ->
     return CropBox(xmin, ymin, xmin + bw, ymin + bh, pad_to)
 
 
-def extract_crop(image: Image.Image, box: CropBox) -> Image.Image:
-    """Cut ``box`` out of an RGB image; out-of-image pixels are black."""
-    crop = image.crop((box.left, box.top, box.right, box.bottom))
+def extract_crop(image: Image.Image | SourceImage, box: CropBox) -> Image.Image:
+    """Cut ``box`` out of an image (RGB result); out-of-image pixels are black."""
+    if isinstance(image, SourceImage):
+        crop = image.crop(box.left, box.top, box.right, box.bottom)
+    else:
+        crop = image.crop((box.left, box.top, box.right, box.bottom))
     if box.pad_to:
         crop = ImageOps.pad(crop, (box.pad_to, box.pad_to), method=Image.Resampling.BICUBIC, color=(0, 0, 0))
     return crop

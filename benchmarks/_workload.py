@@ -1,0 +1,72 @@
+"""Build benchmark workloads from the real test images, and measure child processes.
+
+The images of ``../shared/testdata/cameratrap`` (or the bundled demo images)
+are linked into ``copies`` subfolders and their detections replicated, so that
+every copy is a distinct image with distinct crops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = [REPO.parent / "shared" / "testdata" / "cameratrap", REPO / "demo" / "data"]
+
+
+def source_dir() -> Path:
+    """The folder with ``detections.json`` and ``images/`` to replicate."""
+    override = os.environ.get("MEGACLASSIFIER_BENCH_SOURCE")
+    for candidate in ([Path(override)] if override else []) + SOURCES:
+        if (candidate / "detections.json").is_file():
+            return candidate
+    sys.exit("no source images: need ../shared/testdata/cameratrap or demo/data")
+
+
+def build_workload(root: Path, n_images: int) -> tuple[Path, Path]:
+    """Replicate the source images to ``n_images`` image entries; return (detections json, images dir)."""
+    source = source_dir()
+    md = json.loads((source / "detections.json").read_text())
+    originals = [im for im in md["images"] if im.get("detections")]
+    images_dir = root / "images"
+    entries = []
+    copy = 0
+    while len(entries) < n_images:
+        folder = images_dir / f"copy{copy:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for image in originals:
+            if len(entries) >= n_images:
+                break
+            link = folder / image["file"]
+            if not link.exists():
+                link.symlink_to((source / "images" / image["file"]).resolve())
+            entries.append({**image, "file": f"copy{copy:04d}/{image['file']}"})
+        copy += 1
+    md["images"] = entries
+    path = root / f"detections_{n_images}.json"
+    path.write_text(json.dumps(md))
+    return path, images_dir
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    peak_rss_mib: float
+
+
+def measure(command: list[str], **kwargs) -> Measurement:
+    """Run a command; return its wall time and peak resident memory (its own, via wait4)."""
+    start = time.perf_counter()
+    kwargs.setdefault("stderr", subprocess.DEVNULL)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, **kwargs)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(command)}")
+    return Measurement(elapsed, usage.ru_maxrss / 1024)
