@@ -61,4 +61,4 @@ def test_truncated_jpeg_decodes_with_a_warning(tmp_path):
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
     source, warnings = decode_image(tmp_path / "cut.jpg")
     assert (source.width, source.height) == (200, 150)
-    assert len(warnings) == 1 and warnings[0].startswith("truncated image file (image file is truncated")
+    assert len(warnings) == 1 and warnings[0].startswith("truncated image file")
