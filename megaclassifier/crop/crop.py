@@ -269,7 +269,7 @@ def crop_detections(
             bar.set_postfix(crops=summary.new_crops, failed=len(summary.failures), refresh=False)
     finally:
         bar.close()
-        summary.log_path = _write_log(logdir, summary)
+        summary.log_path = write_crop_log(logdir, summary)
     return summary
 
 
@@ -292,9 +292,10 @@ def _run_bounded(
             yield pending.popleft().result()
 
 
-def _write_log(logdir: str | Path, summary: CropSummary) -> Path:
+def write_crop_log(logdir: str | Path, summary: CropSummary, *, prefix: str = "crop_detections_log") -> Path:
+    """Write the JSON log of a run (the reference's keys first) as ``{prefix}_YYYYMMDD_HHMMSS.json``."""
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    path = Path(logdir, f"crop_detections_log_{stamp}.json")
+    path = Path(logdir, f"{prefix}_{stamp}.json")
     log = {
         "images_missing_detections": summary.images_missing_detections,
         "images_failed_download_or_crop": sorted(summary.failures),
