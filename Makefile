@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL ?=
 CATEGORIES ?=
+MAPPING ?=
 DEMO_OUT ?= demo-output
 
 .PHONY: test demo lint bench clean
@@ -24,7 +25,7 @@ test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python demo/run_demo.py --output-dir $(DEMO_OUT) $(if $(MODEL),--model $(MODEL)) $(if $(CATEGORIES),--categories $(CATEGORIES))
+	$(BIN)/python demo/run_demo.py --output-dir $(DEMO_OUT) $(if $(MODEL),--model $(MODEL)) $(if $(CATEGORIES),--categories $(CATEGORIES)) $(if $(MAPPING),--mapping $(MAPPING))
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
