@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["models"]  # test models and crops for classify, features, engines (tests/models.py)
+
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = Path(os.environ.get("MEGACLASSIFIER_TESTDATA", REPO.parent / "shared" / "testdata"))
 REQUIRE_TESTDATA = os.environ.get("MEGACLASSIFIER_REQUIRE_TESTDATA") == "1"

@@ -1,0 +1,211 @@
+"""``classify``: run a classifier over a folder of crops and write the probability CSV.
+
+The output is the reference's (see :mod:`megaclassifier.formats.probabilities`)::
+
+    path,deer,elk,cow,bear
+    cam1/IMG_0001.JPG___crop00_md_v5a.0.0.pt.jpg,0.7,0.2,0.05,0.05
+
+Header ``path`` then the class names in index order (``0``..``N-1`` without
+a categories file); float32 softmax probabilities in their shortest form;
+gzip for a ``.gz`` name. Rows follow the crop order of
+:mod:`megaclassifier.classify.discovery`. Rows are streamed into a temporary
+file that replaces ``output`` only when the run completes. A crop that cannot
+be read is logged with its reason, gets no row, and is counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from megaclassifier.classify.discovery import CropList, discover_crops
+from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers, iter_batches
+from megaclassifier.engines import open_engine
+from megaclassifier.engines.models import default_model_dir, known_model
+from megaclassifier.errors import ModelError
+from megaclassifier.formats.probabilities import ProbabilityCsvWriter, load_label_index
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CropFailure:
+    """A crop that could not be read."""
+
+    key: str
+    reason: str
+
+
+@dataclass
+class ClassifySummary:
+    """What a ``classify`` run did.
+
+    Attributes:
+        output: the CSV written.
+        crops: crops found.
+        classified: rows written.
+        failures: crops that could not be read (no row).
+        num_classes: columns after ``path``.
+        image_size: input side used.
+        backend: ``torch`` or ``onnxruntime``.
+        device: ``cpu`` or ``cuda:N``.
+        precision: ``fp32``, ``fp16`` or ``bf16``.
+        arch: the EfficientNet variant, when recognised.
+        seconds: wall time of the run (model loading included).
+    """
+
+    output: Path
+    crops: int
+    classified: int
+    failures: list[CropFailure] = field(default_factory=list)
+    num_classes: int = 0
+    image_size: int = 0
+    backend: str = ""
+    device: str = ""
+    precision: str = ""
+    arch: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        """Number of unreadable crops."""
+        return len(self.failures)
+
+    @property
+    def crops_per_second(self) -> float:
+        """Crops handled per second of wall time."""
+        return (self.classified + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+
+def _categories_for(model: str | Path, classifier_categories: str | Path | None) -> list[str] | None:
+    if classifier_categories is not None:
+        return load_label_index(classifier_categories)
+    known = known_model(model)
+    entry = known.file("categories") if known else None
+    if known is not None and entry is not None:
+        path = default_model_dir(known.name) / entry.filename
+        if path.is_file():
+            logger.info("class names from %s", path)
+            return load_label_index(path)
+    return None
+
+
+def run_batches(
+    crops: CropList,
+    compute: Callable[[np.ndarray], np.ndarray],
+    write: Callable[[Sequence[str], np.ndarray], None],
+    *,
+    image_size: int,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+    desc: str,
+) -> tuple[int, list[CropFailure]]:
+    """Feed every crop through ``compute`` and ``write`` the rows; return (rows, failures)."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    rows = 0
+    failures: list[CropFailure] = []
+    bar = tqdm(total=len(crops), unit="crops", desc=desc, disable=not progress, dynamic_ncols=True, smoothing=0.1)
+    redirect = logging_redirect_tqdm([logging.getLogger("megaclassifier")]) if progress else contextlib.nullcontext()
+    with bar, redirect:
+        for batch in iter_batches(crops, image_size=image_size, batch_size=batch_size, num_workers=num_workers):
+            for index, reason in batch.failures:
+                failure = CropFailure(crops.keys[index], reason)
+                logger.warning("%s: cannot read this crop (%s); no row written", failure.key, failure.reason)
+                failures.append(failure)
+            if batch.images is not None:
+                write([crops.keys[i] for i in batch.indices], compute(batch.images.numpy()))
+                rows += len(batch.indices)
+            bar.update(len(batch.indices) + len(batch.failures))
+            if failures:
+                bar.set_postfix(unreadable=len(failures), refresh=False)
+    return rows, failures
+
+
+def classify_crops(
+    model: str | Path,
+    crops_dir: str | Path,
+    output: str | Path,
+    *,
+    detections_json: str | Path | None = None,
+    classifier_categories: str | Path | None = None,
+    image_size: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_workers: int | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    backend: str = "auto",
+    arch: str | None = None,
+    progress: bool = False,
+) -> ClassifySummary:
+    """Classify every crop and write the probability CSV.
+
+    Args:
+        model: TorchScript file, EfficientNet checkpoint, or a downloaded model's name.
+        crops_dir: the crops folder.
+        output: CSV to write (``.csv.gz`` for gzip).
+        detections_json: classify the crops of this MegaDetector file, in its order;
+            without it, every image file below ``crops_dir``, sorted.
+        classifier_categories: index-to-name JSON giving the column names; for a
+            downloaded model name, its own file by default.
+        image_size: input side; default the architecture's native size, else 224.
+        batch_size: crops per batch.
+        num_workers: crop-reading worker processes (0: in this process); default
+            :func:`~megaclassifier.classify.loader.default_num_workers`.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``N``.
+        precision: ``fp32``, ``fp16`` (CUDA) or ``bf16``.
+        backend: ``auto``, ``torch`` or ``onnxruntime``.
+        arch: EfficientNet variant of a checkpoint (inferred when None).
+        progress: show a progress bar on stderr.
+
+    Raises:
+        InputFileError: crops folder, detections or categories file unusable, or no crops.
+        ModelError: the model cannot be loaded or its width differs from the categories.
+    """
+    start = time.perf_counter()
+    output = Path(output)
+    names = _categories_for(model, classifier_categories)
+    crops = discover_crops(crops_dir, detections_json=detections_json)
+    engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
+    with engine:
+        if names is not None and len(names) != engine.num_classes:
+            source = classifier_categories or "its categories file"
+            raise ModelError(
+                f"{engine.model_path}: the model has {engine.num_classes} outputs but {source} names "
+                f"{len(names)} classes; is this the right categories file?"
+            )
+        logger.info("classifying %d crops with %s", len(crops), engine.describe())
+        labels = names if names is not None else [str(i) for i in range(engine.num_classes)]
+        workers = default_num_workers(engine.device) if num_workers is None else num_workers
+        with ProbabilityCsvWriter(output, labels) as writer:
+            rows, failures = run_batches(
+                crops,
+                engine.predict,
+                writer.write_rows,
+                image_size=engine.image_size,
+                batch_size=batch_size,
+                num_workers=workers,
+                progress=progress,
+                desc="classify",
+            )
+    return ClassifySummary(
+        output=output,
+        crops=len(crops),
+        classified=rows,
+        failures=failures,
+        num_classes=engine.num_classes,
+        image_size=engine.image_size,
+        backend=engine.backend,
+        device=engine.device,
+        precision=engine.precision,
+        arch=engine.arch,
+        seconds=time.perf_counter() - start,
+    )

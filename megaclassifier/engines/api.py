@@ -1,0 +1,115 @@
+"""``open_engine``: model name or path in, a ready :class:`~megaclassifier.engines.base.Engine` out."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from megaclassifier.constants import DEFAULT_IMAGE_SIZE, EFFICIENTNET_NATIVE_SIZE
+from megaclassifier.engines.base import Engine
+from megaclassifier.engines.devices import BACKENDS, check_precision, resolve_device
+from megaclassifier.engines.loading import load_model
+from megaclassifier.engines.models import known_model, resolve_model
+from megaclassifier.errors import MegaClassifierError, ModelError
+
+logger = logging.getLogger(__name__)
+
+
+def choose_backend(backend: str, device: str, precision: str) -> str:
+    """The backend to use: ``auto`` is ONNX Runtime for fp32 on the CPU, torch otherwise.
+
+    Raises:
+        MegaClassifierError: an impossible combination.
+    """
+    if backend not in BACKENDS:
+        raise MegaClassifierError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and precision != "fp32":
+        raise MegaClassifierError(f"--backend onnxruntime runs fp32 only; use --backend torch for {precision}")
+    if backend != "auto":
+        return backend
+    if device == "cpu" and precision == "fp32":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            logger.info("onnxruntime is not installed; running with torch")
+            return "torch"
+        return "onnxruntime"
+    return "torch"
+
+
+def open_engine(
+    model: str | Path,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "fp32",
+    arch: str | None = None,
+    image_size: int | None = None,
+    num_classes: int | None = None,
+    features: bool = False,
+) -> Engine:
+    """Load a classifier and make it ready to run.
+
+    Args:
+        model: a TorchScript file, an EfficientNet checkpoint, or a downloaded model's name
+            (``megaclassifier-v0.1``).
+        backend: ``auto`` (ONNX Runtime for fp32 on the CPU, else torch), ``torch`` or ``onnxruntime``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``N``.
+        precision: ``fp32``, ``fp16`` (CUDA only) or ``bf16``.
+        arch: the EfficientNet variant of a checkpoint; inferred from its weights when None.
+        image_size: input side in pixels; default the architecture's native size, else 224.
+        num_classes: when given, the model must have this many outputs.
+        features: the engine is for :meth:`Engine.features`: a named model opens its
+            checkpoint and the backend is torch.
+
+    Raises:
+        ModelError: the model cannot be loaded or has the wrong number of outputs; one line naming the file.
+        MegaClassifierError: the device, precision or backend cannot be used here.
+    """
+    from megaclassifier.engines.onnx_engine import open_onnx_engine
+    from megaclassifier.engines.torch_engine import TorchEngine, run_probe
+
+    path = resolve_model(model, role="checkpoint" if features else "model")
+    resolved_device = resolve_device(device)
+    check_precision(precision, resolved_device)
+    chosen = "torch" if features and backend == "auto" else choose_backend(backend, resolved_device, precision)
+    if features and chosen != "torch":
+        raise MegaClassifierError("features need the torch backend")
+    loaded = load_model(path, arch=arch)
+    size = _image_size(image_size, loaded.arch, model)
+    logits = run_probe(loaded.module, path, size)
+    width = int(logits.shape[1])
+    if num_classes is not None and width != num_classes:
+        raise ModelError(f"{path}: the model has {width} outputs, expected {num_classes}")
+    if chosen == "onnxruntime":
+        try:
+            return open_onnx_engine(
+                loaded, device=resolved_device, image_size=size, num_classes=width, reference_logits=logits
+            )
+        except ModelError as e:
+            if backend != "auto":
+                raise
+            logger.warning("%s; running with torch instead", e)
+    return TorchEngine(loaded, device=resolved_device, precision=precision, image_size=size, num_classes=width)
+
+
+def _image_size(image_size: int | None, arch: str | None, model: str | Path) -> int:
+    if image_size is not None:
+        if image_size < 1:
+            raise MegaClassifierError(f"--image-size {image_size}: must be a positive number of pixels")
+        logger.info("image size %d px (as given)", image_size)
+        return image_size
+    if arch is not None and arch in EFFICIENTNET_NATIVE_SIZE:
+        size = EFFICIENTNET_NATIVE_SIZE[arch]
+        logger.info("image size %d px (native size of %s; set --image-size to change)", size, arch)
+        return size
+    known = known_model(model)
+    if known is not None:
+        logger.info("image size %d px (the size %s was trained at)", known.image_size, known.name)
+        return known.image_size
+    logger.warning(
+        "image size %d px (architecture not recognised; the reference default; set --image-size if the model "
+        "was trained at another size)",
+        DEFAULT_IMAGE_SIZE,
+    )
+    return DEFAULT_IMAGE_SIZE

@@ -1,0 +1,212 @@
+"""The PyTorch engine: CPU or CUDA, fp32 or autocast fp16/bf16.
+
+The model runs in channels-last memory format (faster with cuDNN and with
+oneDNN on the CPU), under ``torch.inference_mode``. On a CUDA device,
+``cudnn.benchmark`` is on, and batches are staged in a pinned host buffer and
+copied with ``non_blocking=True``. On the CPU, torch uses one thread per
+physical core, and bf16 runs through CPU autocast.
+
+Features (:meth:`TorchEngine.features`) are the EfficientNet's pooled final
+features, the input of its last linear layer (1536 values for B3), as the
+reference README computes them: ``model._avg_pooling(model.extract_features(x)).flatten(1)``.
+For TorchScript models, a second copy of the model gets an identity matrix
+as its last linear layer; this is checked to give back the model's logits
+(``W f + b``) before it is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from megaclassifier.engines.base import Engine, check_batch
+from megaclassifier.engines.devices import physical_cpu_count
+from megaclassifier.engines.loading import CHECKPOINT, LoadedModel, _first_line, load_model
+from megaclassifier.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+#: Names of the final linear layer in efficientnet-pytorch, torchvision ResNet and timm models.
+_HEAD_NAMES = ("_fc", "fc", "classifier", "head")
+
+
+def probe_input(image_size: int, batch: int = 2) -> torch.Tensor:
+    """A fixed pseudo-random input batch, for checks that compare engines."""
+    import torch
+
+    generator = torch.Generator().manual_seed(1234)
+    return torch.randn((batch, 3, image_size, image_size), generator=generator)
+
+
+def run_probe(module: torch.nn.Module, path: Path, image_size: int) -> np.ndarray:
+    """Run ``module`` on :func:`probe_input` and return its logits, checking their shape.
+
+    Raises:
+        ModelError: the model fails, or does not return one row of logits per input.
+    """
+    import torch
+
+    x = probe_input(image_size)
+    try:
+        with torch.inference_mode():
+            out = module(x)
+    except Exception as e:  # any failure inside the model
+        problem = f"the model fails on a 2x3x{image_size}x{image_size} input ({_first_line(e)})"
+        raise ModelError(f"{path}: {problem}") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"{path}: expected logits of shape (batch, classes) from the model, got {shape}")
+    return out.float().numpy()
+
+
+def _find_head(module: torch.nn.Module, num_classes: int) -> Any:
+    for name in _HEAD_NAMES:
+        head = getattr(module, name, None)
+        weight = getattr(head, "weight", None)
+        if weight is not None and weight.ndim == 2 and weight.shape[0] == num_classes:
+            return head
+    return None
+
+
+class TorchEngine(Engine):
+    """Runs a loaded model with PyTorch."""
+
+    backend = "torch"
+
+    def __init__(
+        self, loaded: LoadedModel, *, device: str, precision: str, image_size: int, num_classes: int
+    ) -> None:
+        import torch
+
+        self.device = device
+        self.precision = precision
+        self.image_size = image_size
+        self.num_classes = num_classes
+        self.arch = loaded.arch
+        self.model_path = loaded.path
+        self._loaded = loaded
+        self._torch_device = torch.device(device)
+        self._cuda = self._torch_device.type == "cuda"
+        self._pin = self._cuda  # pinned staging buffer (tests run that path on the CPU without pinning)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        self._autocast_dtype = dtype
+        if self._cuda:
+            torch.backends.cudnn.benchmark = True
+        else:
+            torch.set_num_threads(physical_cpu_count())
+        self._model = self._place(loaded.module)
+        self._staging: torch.Tensor | None = None
+        self._feature_model: torch.nn.Module | None = None
+
+    def _place(self, module: torch.nn.Module) -> torch.nn.Module:
+        import torch
+
+        # channels-last suits cuDNN and oneDNN alike (EfficientNet-B3 runs ~1.6x faster on the CPU with it)
+        module = module.to(self._torch_device).to(memory_format=torch.channels_last)
+        return module.eval()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        import torch
+
+        if self._autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self._torch_device.type, dtype=self._autocast_dtype)
+
+    def _to_device(self, batch: np.ndarray) -> torch.Tensor:
+        import torch
+
+        x = torch.from_numpy(check_batch(batch, self.image_size))
+        if not self._cuda:
+            return x.contiguous(memory_format=torch.channels_last)
+        n = x.shape[0]
+        if self._staging is None or self._staging.shape[0] < n:
+            self._staging = torch.empty(x.shape, dtype=torch.float32, pin_memory=self._pin)
+        staged = self._staging[:n]
+        staged.copy_(x)
+        # The copy is asynchronous; the result is read back (synchronising) before the buffer is reused.
+        return staged.to(self._torch_device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+    def logits(self, batch: np.ndarray) -> torch.Tensor:
+        """The model's raw output on the device, float32 (N, C)."""
+        import torch
+
+        x = self._to_device(batch)
+        with torch.inference_mode(), self._autocast():
+            out = self._model(x)
+        if not isinstance(out, torch.Tensor) or out.shape != (x.shape[0], self.num_classes):
+            raise ModelError(f"{self.model_path}: unexpected model output for a batch of {x.shape[0]}")
+        return out.float()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax probabilities, float32 (N, C)."""
+        import torch
+
+        if len(batch) == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        with torch.inference_mode():
+            return torch.softmax(self.logits(batch), dim=1).cpu().numpy()
+
+    @property
+    def feature_size(self) -> int | None:
+        head = _find_head(self._loaded.module, self.num_classes)
+        return int(head.weight.shape[1]) if head is not None else None
+
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        """Pooled final features, float32 (N, F): the input of the last linear layer."""
+        import torch
+
+        x = self._to_device(batch)
+        with torch.inference_mode(), self._autocast():
+            if self._loaded.kind == CHECKPOINT:
+                model = self._model
+                out = model._avg_pooling(model.extract_features(x)).flatten(start_dim=1)
+            else:
+                out = self._features_model()(x)
+        return out.float().cpu().numpy()
+
+    def _features_model(self) -> torch.nn.Module:
+        """A copy of the TorchScript model whose last linear layer is the identity (checked)."""
+        import torch
+
+        if self._feature_model is not None:
+            return self._feature_model
+        path = self.model_path
+        copy = load_model(path).module
+        head = _find_head(copy, self.num_classes)
+        if head is None:
+            raise ModelError(
+                f"{path}: no final linear layer found in this TorchScript model; "
+                "features need the checkpoint (as megaclassifier_v0.1_efficientnet-b3.pt)"
+            )
+        weight = head.weight.detach().clone()
+        bias = head.bias.detach().clone() if getattr(head, "bias", None) is not None else None
+        width = int(weight.shape[1])
+        logits = torch.from_numpy(run_probe(copy, path, self.image_size))
+        head.weight = torch.eye(width)
+        if bias is not None:
+            head.bias = torch.zeros(width)
+        with torch.inference_mode():
+            feats = copy(probe_input(self.image_size))
+        ok = isinstance(feats, torch.Tensor) and feats.shape == (2, width)
+        if ok:
+            rebuilt = feats.float() @ weight.T + (bias if bias is not None else 0)
+            ok = bool(torch.allclose(rebuilt, logits, rtol=1e-3, atol=1e-3))
+        if not ok:
+            raise ModelError(
+                f"{path}: cannot take the features of this TorchScript model (its last linear layer is not "
+                "its output); features need the checkpoint (as megaclassifier_v0.1_efficientnet-b3.pt)"
+            )
+        self._feature_model = self._place(copy)
+        return self._feature_model
+
+    def close(self) -> None:
+        self._model = None  # type: ignore[assignment]
+        self._feature_model = None
+        self._staging = None
