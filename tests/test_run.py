@@ -327,7 +327,10 @@ def test_wrong_width_categories(inputs: Inputs, tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), lines
-    assert "5 outputs, expected 4" in lines[0]
+    assert lines[0] == (
+        f"Error: {inputs.model}: the model has 5 outputs but {categories} names 4 classes; "
+        "is this the right categories file?"
+    )
     assert not out.exists() and not list(tmp_path.glob("run_log_*.json"))
 
 

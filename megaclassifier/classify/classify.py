@@ -27,6 +27,7 @@ import numpy as np
 from megaclassifier.classify.discovery import CropList, discover_crops
 from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers, iter_batches
 from megaclassifier.engines import open_engine
+from megaclassifier.engines.base import Engine
 from megaclassifier.engines.models import default_model_dir, known_model
 from megaclassifier.errors import ModelError
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter, load_label_index
@@ -83,7 +84,7 @@ class ClassifySummary:
         return (self.classified + self.failed) / self.seconds if self.seconds > 0 else 0.0
 
 
-def _categories_for(model: str | Path, classifier_categories: str | Path | None) -> list[str] | None:
+def categories_for(model: str | Path, classifier_categories: str | Path | None) -> list[str] | None:
     if classifier_categories is not None:
         return load_label_index(classifier_categories)
     known = known_model(model)
@@ -94,6 +95,20 @@ def _categories_for(model: str | Path, classifier_categories: str | Path | None)
             logger.info("class names from %s", path)
             return load_label_index(path)
     return None
+
+
+def check_class_count(engine: Engine, names: list[str] | None, classifier_categories: str | Path | None) -> None:
+    """The model's output width must equal the number of class names.
+
+    Raises:
+        ModelError: naming the model, its width and the categories file.
+    """
+    if names is not None and len(names) != engine.num_classes:
+        source = classifier_categories or "its categories file"
+        raise ModelError(
+            f"{engine.model_path}: the model has {engine.num_classes} outputs but {source} names "
+            f"{len(names)} classes; is this the right categories file?"
+        )
 
 
 def run_batches(
@@ -172,16 +187,11 @@ def classify_crops(
     """
     start = time.perf_counter()
     output = Path(output)
-    names = _categories_for(model, classifier_categories)
+    names = categories_for(model, classifier_categories)
     crops = discover_crops(crops_dir, detections_json=detections_json)
     engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
     with engine:
-        if names is not None and len(names) != engine.num_classes:
-            source = classifier_categories or "its categories file"
-            raise ModelError(
-                f"{engine.model_path}: the model has {engine.num_classes} outputs but {source} names "
-                f"{len(names)} classes; is this the right categories file?"
-            )
+        check_class_count(engine, names, classifier_categories)
         logger.info("classifying %d crops with %s", len(crops), engine.describe())
         labels = names if names is not None else [str(i) for i in range(engine.num_classes)]
         workers = default_num_workers(engine.device) if num_workers is None else num_workers

@@ -10,7 +10,7 @@ import click
 from megaclassifier.cli._common import show_progress, summary
 from megaclassifier.cli.classify import _device_option, _model_argument
 from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD, EFFICIENTNET_NATIVE_SIZE
-from megaclassifier.engines.devices import BACKENDS, DEVICE_HELP, PRECISIONS, available_cpus
+from megaclassifier.engines.devices import BACKENDS, DEVICE_HELP, PRECISIONS
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -42,8 +42,9 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--image-size", type=click.IntRange(min=1),
               help="Input side in pixels (default: the architecture's native size, else 224).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Crops per batch.")
-@click.option("--num-workers", type=click.IntRange(min=0), default=min(8, available_cpus()),
-              show_default="min(8, CPUs available)", help="Image-decoding processes (0: in the main process).")
+@click.option("--num-workers", type=click.IntRange(min=0),
+              help="Image-decoding processes (0: in the main process). Default: 1 when the model runs on the CPU "
+                   "(the cores go to inference), else min(8, CPUs).")
 @click.option("--device", default="auto", show_default=True, callback=_device_option, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp16 needs CUDA; bf16 runs on CUDA or the CPU (torch backend).")

@@ -38,6 +38,7 @@ from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_MERGE_THRESHOLD
 from megaclassifier.crop.crop import CropSummary, PlannedCrop, plan_crops, resolve_detector, write_crop_log
 from megaclassifier.crop.geometry import crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, load_image
+from megaclassifier.engines.devices import available_cpus
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.detections import load_detections, write_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter, format_float32
@@ -208,7 +209,7 @@ def run_pipeline(
         classifier_name: ``info.classifier`` (default: the model file's name without suffix).
         classification_threshold, typical_classification_threshold, max_classifications: as ``merge``.
         image_size, batch_size, device, precision, backend, arch: as ``classify``.
-        num_workers: image-decoding processes (0: in this process; default: CPUs, at most 8).
+        num_workers: image-decoding processes (0: in this process; default: 1 on the CPU, else CPUs up to 8).
         jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
         progress: show a progress bar on stderr.
@@ -216,21 +217,21 @@ def run_pipeline(
     Raises:
         InputFileError, ModelError, LabelSpecError, MegaClassifierError: before any image is read.
     """
-    from megaclassifier.classify.classify import _categories_for
-    from megaclassifier.classify.loader import default_num_workers
+    from megaclassifier.classify.classify import categories_for, check_class_count
     from megaclassifier.engines import open_engine
 
     started = time.perf_counter()
     results = load_detections(detections_json)
     detector = resolve_detector(results, detector_version)
-    class_names = _categories_for(model, classifier_categories)
+    class_names = categories_for(model, classifier_categories)
     groups, merge_names = None, None
     if target_mapping is not None:
         mapping, merge_names, groups = _target_groups(target_mapping, class_names, classifier_categories)
-    engine = open_engine(
-        model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size,
-        num_classes=len(class_names) if class_names is not None else None,
-    )
+    engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
+    with contextlib.ExitStack() as guard:
+        guard.callback(engine.close)
+        check_class_count(engine, class_names, classifier_categories)
+        guard.pop_all()
     if class_names is None:
         class_names = [str(i) for i in range(engine.num_classes)]
         if target_mapping is not None:
@@ -255,7 +256,8 @@ def run_pipeline(
         jpeg_roundtrip=jpeg_roundtrip,
         save_crops=save_crops is not None,
     )
-    workers = default_num_workers() if num_workers is None else num_workers
+    if num_workers is None:  # decoding overlaps inference; on the CPU one process leaves the cores to the model
+        num_workers = 1 if engine.device == "cpu" else min(8, available_cpus())
 
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -290,7 +292,7 @@ def run_pipeline(
         stack.enter_context(redirect)
         if csv_writer is not None:
             stack.enter_context(csv_writer)
-        for prepared in _prepared_stream(plans, options, workers):
+        for prepared in _prepared_stream(plans, options, num_workers):
             _record(crop_summary, prepared)
             for index, key, array in prepared.crops:
                 keys.append((prepared.file, index, key))
