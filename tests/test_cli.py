@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -47,3 +48,16 @@ def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["frobnicate"])
     assert result.exit_code == 2
     assert "No such command 'frobnicate'" in result.output
+
+
+def test_every_command_is_documented_in_readme_and_has_an_example():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    ctx = cli.make_context("megaclassifier", ["--help"], resilient_parsing=True)
+    names = cli.list_commands(ctx)
+    assert names == [
+        "crop", "classify", "features", "download", "csv-to-json", "map-categories", "aggregate", "merge", "run",
+    ]
+    for name in names:
+        assert f"### `{name} " in readme, name
+        help_text = cli.get_command(ctx, name).help
+        assert "Example" in help_text and f"megaclassifier {name}" in help_text, name

@@ -73,6 +73,18 @@ class CropSummary:
     def failed_images(self) -> int:
         return len(self.failures)
 
+    def record(self, image: Any) -> None:
+        """Count one image's size-0 boxes, download, failure and warnings (logged as they come)."""
+        self.size_zero += image.size_zero
+        self.new_downloads += int(image.downloaded)
+        if image.failure is not None:
+            self.failures[image.file] = image.failure
+            logger.warning("%s: %s", image.file, image.failure)
+        if image.warnings:
+            self.warnings[image.file] = image.warnings
+            for warning in image.warnings:
+                logger.warning("%s: %s", image.file, warning)
+
 
 def resolve_detector(results: DetectionResults, detector_version: str | None) -> str:
     """The detector name used in crop names: ``info.detector``, else ``--detector-version``, else ``unknown``.
@@ -256,15 +268,7 @@ def crop_detections(
         for result in _run_bounded(plans, options, threads):
             summary.new_crops += result.new
             summary.existing_crops += result.existing
-            summary.size_zero += result.size_zero
-            summary.new_downloads += int(result.downloaded)
-            if result.failure is not None:
-                summary.failures[result.file] = result.failure
-                logger.warning("%s: %s", result.file, result.failure)
-            if result.warnings:
-                summary.warnings[result.file] = result.warnings
-                for warning in result.warnings:
-                    logger.warning("%s: %s", result.file, warning)
+            summary.record(result)
             bar.update(1)
             bar.set_postfix(crops=summary.new_crops, failed=len(summary.failures), refresh=False)
     finally:

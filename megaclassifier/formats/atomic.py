@@ -91,6 +91,25 @@ def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, ens
         json.dump(obj, f, indent=indent, ensure_ascii=ensure_ascii)
 
 
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file.
+
+    Raises:
+        InputFileError: missing, unreadable or not JSON; the message names the file.
+    """
+    from megaclassifier.errors import InputFileError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputFileError(path, f"not valid JSON ({e})") from None
+    except OSError as e:
+        raise InputFileError(path, e.strerror or str(e)) from None
+
+
 def open_text(path: str | Path) -> IO[str]:
     """Open a text file for reading, transparently gunzipping a ``.gz`` file."""
     if str(path).endswith(".gz"):

@@ -20,7 +20,6 @@ Keys are the contiguous decimal strings ``"0"`` ... ``"N-1"``.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +27,7 @@ from typing import IO, Any
 import numpy as np
 
 from megaclassifier.errors import InputFileError
-from megaclassifier.formats.atomic import atomic_output, open_text, write_json_atomic
+from megaclassifier.formats.atomic import atomic_output, open_text, read_json, write_json_atomic
 
 PATH_COLUMN = "path"
 LABEL_COLUMN = "label"
@@ -40,15 +39,7 @@ def load_label_index(path: str | Path) -> list[str]:
     Raises:
         InputFileError: not JSON, not an object of strings, or keys not ``"0"``..``"N-1"``.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputFileError(path, f"not valid JSON ({e})") from None
-    except OSError as e:
-        raise InputFileError(path, e.strerror or str(e)) from None
+    data = read_json(path)
     if not isinstance(data, dict) or not data:
         raise InputFileError(path, 'expected a non-empty JSON object {"0": "name", "1": "name", ...}')
     expected = [str(i) for i in range(len(data))]

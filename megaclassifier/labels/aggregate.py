@@ -28,7 +28,6 @@ only once the CSV is complete.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from megaclassifier.errors import InputFileError, LabelSpecError
+from megaclassifier.formats.atomic import read_json
 from megaclassifier.formats.probabilities import (
     LABEL_COLUMN,
     PATH_COLUMN,
@@ -110,15 +110,7 @@ def load_target_mapping(path: str | Path) -> dict[str, list[str]]:
     Raises:
         InputFileError: not ``{target: [label, ...]}``, or a label in more than one target.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputFileError(path, f"not valid JSON ({e})") from None
-    except OSError as e:
-        raise InputFileError(path, e.strerror or str(e)) from None
+    data = read_json(path)
     if not isinstance(data, dict) or not data:
         raise InputFileError(path, 'expected a non-empty JSON object {"target": ["classifier label", ...], ...}')
     for target, labels in data.items():

@@ -31,7 +31,6 @@ and ``prioritize`` do not matter here.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from megaclassifier.errors import InputFileError, LabelSpecError
-from megaclassifier.formats.atomic import write_json_atomic
+from megaclassifier.formats.atomic import read_json, write_json_atomic
 from megaclassifier.formats.probabilities import load_label_index
 from megaclassifier.labels.taxonomy import TaxonKey, Taxonomy, format_taxa, format_taxon, load_taxonomy_csv
 
@@ -114,15 +113,7 @@ def load_label_spec(path: str | Path) -> dict[str, LabelSpec]:
     Raises:
         InputFileError: not JSON, or not ``{label: {"taxa": [...], "dataset_labels": {...}, ...}}``.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputFileError(path, f"not valid JSON ({e})") from None
-    except OSError as e:
-        raise InputFileError(path, e.strerror or str(e)) from None
+    data = read_json(path)
     if not isinstance(data, dict) or not data:
         raise InputFileError(path, 'expected a non-empty JSON object {"label": {"taxa": [...], ...}, ...}')
     for label, spec in data.items():

@@ -293,7 +293,7 @@ def run_pipeline(
         if csv_writer is not None:
             stack.enter_context(csv_writer)
         for prepared in _prepared_stream(plans, options, num_workers):
-            _record(crop_summary, prepared)
+            crop_summary.record(prepared)
             for index, key, array in prepared.crops:
                 keys.append((prepared.file, index, key))
                 arrays.append(array)
@@ -320,16 +320,6 @@ def run_pipeline(
     return summary
 
 
-def _record(summary: CropSummary, prepared: _Prepared) -> None:
-    summary.size_zero += prepared.size_zero
-    summary.new_downloads += int(prepared.downloaded)
-    if prepared.failure is not None:
-        summary.failures[prepared.file] = prepared.failure
-        logger.warning("%s: %s", prepared.file, prepared.failure)
-    if prepared.warnings:
-        summary.warnings[prepared.file] = prepared.warnings
-        for warning in prepared.warnings:
-            logger.warning("%s: %s", prepared.file, warning)
 
 
 def _target_groups(
