@@ -28,7 +28,9 @@ demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py --output-dir $(DEMO_OUT) $(if $(MODEL),--model $(MODEL)) $(if $(CATEGORIES),--categories $(CATEGORIES)) $(if $(MAPPING),--mapping $(MAPPING))
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_crop.py --reference
+	$(BIN)/python benchmarks/bench_classify.py
+	$(BIN)/python benchmarks/bench_run.py
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info
