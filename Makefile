@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check megaclassifier tests benchmarks
+	$(BIN)/ruff check megaclassifier tests benchmarks demo
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
