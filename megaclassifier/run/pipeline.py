@@ -262,7 +262,9 @@ def run_pipeline(
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    lists: list[tuple[tuple[str, int], np.ndarray]] = []
+    from megaclassifier.merge.merge import attach_classifications, classification_list, set_classifier_info
+
+    lists: list[tuple[tuple[str, int], list]] = []
     csv_writer = ProbabilityCsvWriter(output_csv, class_names) if output_csv is not None else None
     bar = tqdm(total=total, unit="crops", desc="run", disable=not progress, dynamic_ncols=True, smoothing=0.1)
     redirect = logging_redirect_tqdm([logging.getLogger("megaclassifier")]) if progress else contextlib.nullcontext()
@@ -280,7 +282,12 @@ def run_pipeline(
             from megaclassifier.labels.aggregate import sum_groups
 
             values = sum_groups(values, groups)
-        lists.extend(((file, index), row) for (file, index, _), row in zip(keys, values, strict=True))
+        # only the (short) classification lists are kept, so memory does not grow with the class count
+        lists.extend(
+            ((file, index), classification_list(row, threshold=classification_threshold,
+                                                max_classifications=max_classifications))
+            for (file, index, _), row in zip(keys, values, strict=True)
+        )
         summary.classified += len(arrays)
         bar.update(len(arrays))
         keys.clear()
@@ -304,11 +311,10 @@ def run_pipeline(
                 bar.refresh()
         flush()
 
-    from megaclassifier.merge.merge import merge_probabilities
-
-    counts = merge_probabilities(
-        results, lists, class_names=merge_names, classifier_name=name, threshold=classification_threshold,
-        typical_classification_threshold=typical_classification_threshold, max_classifications=max_classifications,
+    counts = attach_classifications(results, lists)
+    set_classifier_info(
+        results, classifier_name=name, classification_categories={str(i): n for i, n in enumerate(merge_names)},
+        typical_classification_threshold=typical_classification_threshold,
     )
     summary.merged = counts.detections_classified
     write_detections(output_json, results.data)
@@ -318,8 +324,6 @@ def run_pipeline(
     crop_summary.log_path = write_crop_log(logdir, crop_summary, prefix="run_log")
     summary.seconds = time.perf_counter() - started
     return summary
-
-
 
 
 def _target_groups(
