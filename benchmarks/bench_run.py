@@ -19,21 +19,9 @@ import tempfile
 from pathlib import Path
 
 from _workload import build_workload, measure
+from bench_classify import make_model
 
 THRESHOLD = 0.15
-
-
-def seeded_checkpoint(folder: Path, arch: str, classes: int = 169) -> tuple[Path, Path]:
-    import torch
-    from efficientnet_pytorch import EfficientNet
-
-    torch.manual_seed(0)
-    model = EfficientNet.from_name(arch, num_classes=classes).eval()
-    path = folder / f"seeded_{arch}.pt"
-    torch.save({"model": model.state_dict()}, path)
-    categories = folder / "index_to_name.json"
-    categories.write_text(json.dumps({str(i): f"class {i:03d}" for i in range(classes)}))
-    return path, categories
 
 
 def boxes_per_image(detections: Path) -> float:
@@ -59,7 +47,7 @@ def main() -> None:
     megaclassifier = [sys.executable, "-m", "megaclassifier", "-q"]
     with tempfile.TemporaryDirectory(prefix="bench_run_") as tmp:
         root = Path(tmp)
-        model, categories = seeded_checkpoint(root, args.arch)
+        model, categories = make_model(root, args.arch)
         probe, _ = build_workload(root / "probe", 100)
         per_image = boxes_per_image(probe)
         n_images = max(1, round(args.boxes / per_image))
