@@ -226,7 +226,7 @@ def run_pipeline(
     class_names = categories_for(model, classifier_categories)
     groups, merge_names = None, None
     if target_mapping is not None:
-        mapping, merge_names, groups = _target_groups(target_mapping, class_names, classifier_categories)
+        merge_names, groups = _target_groups(target_mapping, class_names, classifier_categories)
     engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
     with contextlib.ExitStack() as guard:
         guard.callback(engine.close)
@@ -235,7 +235,7 @@ def run_pipeline(
     if class_names is None:
         class_names = [str(i) for i in range(engine.num_classes)]
         if target_mapping is not None:
-            mapping, merge_names, groups = _target_groups(target_mapping, class_names, classifier_categories)
+            merge_names, groups = _target_groups(target_mapping, class_names, classifier_categories)
     merge_names = merge_names or class_names
     name = classifier_name or Path(str(model)).name.rsplit(".", 1)[0]
     logger.info("%s", engine.describe())
@@ -328,10 +328,13 @@ def run_pipeline(
 
 def _target_groups(
     target_mapping: str | Path, class_names: list[str] | None, categories_path: str | Path | None
-) -> tuple[dict[str, list[str]], list[str], list[list[int]]] | tuple[None, None, None]:
-    """Load a target mapping; return it, the sorted targets and each target's class positions."""
+) -> tuple[list[str] | None, list[list[int]] | None]:
+    """Load and check a target mapping; return the sorted targets and each target's class positions.
+
+    Without class names yet (they come from the model), returns (None, None); call again once known.
+    """
     if class_names is None:
-        return None, None, None
+        return None, None
     from megaclassifier.labels.aggregate import check_mapping_covers, load_target_mapping
 
     mapping = load_target_mapping(target_mapping)
@@ -340,5 +343,5 @@ def _target_groups(
     )
     position = {name: i for i, name in enumerate(class_names)}
     targets = sorted(mapping)
-    return mapping, targets, [[position[label] for label in mapping[t]] for t in targets]
+    return targets, [[position[label] for label in mapping[t]] for t in targets]
 
