@@ -10,7 +10,7 @@ CATEGORIES ?=
 MAPPING ?=
 DEMO_OUT ?= demo-output
 
-.PHONY: test demo lint bench clean
+.PHONY: test test-gpu demo lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# on a machine with a CUDA GPU: the GPU tests must run, not skip
+test-gpu: $(STAMP)
+	MEGACLASSIFIER_REQUIRE_GPU=1 $(BIN)/python -m pytest tests/test_gpu.py tests/test_engines.py tests/test_run.py $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py --output-dir $(DEMO_OUT) $(if $(MODEL),--model $(MODEL)) $(if $(CATEGORIES),--categories $(CATEGORIES)) $(if $(MAPPING),--mapping $(MAPPING))

@@ -262,17 +262,18 @@ def test_no_crops_of_the_detections(tiny_model, tmp_path, cameratrap):
 
 
 def test_failure_mid_run_leaves_no_output(tiny_model, real_crops, tmp_path, monkeypatch):
+    from megaclassifier.engines.base import Pending
     from megaclassifier.engines.torch_engine import TorchEngine
 
     calls = []
 
-    def failing_predict(self, batch):
+    def failing_submit(self, batch):
         calls.append(len(batch))
         if len(calls) == 2:
             raise RuntimeError("boom")
-        return np.full((len(batch), 4), 0.25, np.float32)
+        return Pending.ready(np.full((len(batch), 4), 0.25, np.float32))
 
-    monkeypatch.setattr(TorchEngine, "predict", failing_predict)
+    monkeypatch.setattr(TorchEngine, "submit", failing_submit)
     out_dir = tmp_path / "out"
     with pytest.raises(RuntimeError, match="boom"):
         classify_crops(tiny_model, real_crops, out_dir / "probs.csv", backend="torch", device="cpu", image_size=32,

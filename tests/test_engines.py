@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from models import B0_CLASSES, B0_SIZE, TINY_NAMES, build_b0, tiny_expected
+from PIL import Image
 
 from megaclassifier.classify.preprocess import load_crop
 from megaclassifier.engines import (
@@ -253,6 +254,55 @@ def test_onnxruntime_matches_torch_and_caches_the_export(private_b0, real_crops,
     np.testing.assert_allclose(engine.predict(batch), reference, rtol=0, atol=1e-4)
 
 
+def pixel_batch(crops: Path, size: int, count: int = 5) -> np.ndarray:
+    from megaclassifier.classify.preprocess import resize_and_crop
+
+    return np.stack([resize_and_crop(Image.open(p), size) for p in sorted(crops.iterdir())[:count]])
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_uint8_pixel_batches_give_the_same_probabilities(private_b0, real_crops, backend):
+    """uint8 (N, S, S, 3) in, normalised by the engine: bit for bit what the float32 batch gives."""
+    from megaclassifier.classify.preprocess import normalize
+
+    pixels = pixel_batch(real_crops, B0_SIZE)
+    engine = open_engine(private_b0[0], device="cpu", backend=backend, image_size=B0_SIZE)
+    expected = engine.predict(normalize(pixels))
+    np.testing.assert_array_equal(engine.predict(pixels), expected)
+    if backend == "torch":
+        engine._stage = True  # the GPU path: the uint8 batch is uploaded, then normalised on the device
+        np.testing.assert_array_equal(engine.predict(pixels), expected)
+        normalised = engine._to_device(pixels)
+        assert normalised.is_contiguous(memory_format=torch.channels_last)
+        np.testing.assert_array_equal(normalised.numpy(), normalize(pixels))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_submitted_batches_come_back_in_order(private_b0, real_crops, backend):
+    batch = crop_batch(real_crops, B0_SIZE, 9)
+    engine = open_engine(private_b0[0], device="cpu", backend=backend, image_size=B0_SIZE)
+    expected = [engine.predict(batch[i : i + 3]) for i in (0, 3, 6)]
+    pending = [engine.submit(batch[i : i + 3]) for i in (0, 3, 6)]
+    for got, want in zip(pending[::-1], expected[::-1], strict=True):  # results read in any order
+        np.testing.assert_array_equal(got.result(), want)
+        assert got.result() is got.result()
+    assert engine.submit(batch[:0]).result().shape == (0, B0_CLASSES)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [np.zeros((2, B0_SIZE, B0_SIZE, 3), np.float32), np.zeros((2, 3, B0_SIZE, B0_SIZE), np.uint8),
+     np.zeros((2, 3, 32, 32), np.float32), np.zeros((3, B0_SIZE, B0_SIZE), np.float32)],
+)
+def test_a_batch_of_the_wrong_shape_is_refused(b0_checkpoint, batch):
+    engine = open_engine(b0_checkpoint, device="cpu", backend="torch", image_size=B0_SIZE)
+    with pytest.raises(ValueError) as info:
+        engine.predict(batch)
+    assert str(info.value) == (
+        f"expected a float32 (N, 3, 64, 64) or uint8 (N, 64, 64, 3) batch, got {batch.dtype} {batch.shape}"
+    )
+
+
 def test_onnx_cache_falls_back_to_user_cache(private_b0, tmp_path, monkeypatch):
     checkpoint = private_b0[0]
     cache = tmp_path / "usercache"
@@ -293,7 +343,8 @@ def test_fp16_on_the_cpu_is_refused(b0_checkpoint):
 
 def test_bad_batch_shape(tiny_model):
     engine = open_engine(tiny_model, device="cpu", backend="torch", image_size=32)
-    with pytest.raises(ValueError, match=r"expected a \(N, 3, 32, 32\) batch, got shape \(1, 3, 31, 31\)"):
+    with pytest.raises(ValueError, match=r"^expected a float32 \(N, 3, 32, 32\) or uint8 \(N, 32, 32, 3\) batch, "
+                                         r"got float32 \(1, 3, 31, 31\)$"):
         engine.predict(np.zeros((1, 3, 31, 31), np.float32))
     assert engine.predict(np.zeros((0, 3, 32, 32), np.float32)).shape == (0, 4)
 
@@ -347,19 +398,26 @@ def test_torchscript_without_a_linear_head_gives_no_features(tmp_path):
 
 
 def test_gpu_staging_path_runs_on_the_cpu(b0_checkpoint, real_crops):
-    """The CUDA input path (staging buffer, non-blocking copy, channels-last), without pinning."""
+    """The CUDA input path (two staging buffers in turn, non-blocking copy, channels-last), without pinning."""
     engine = open_engine(b0_checkpoint, device="cpu", backend="torch", image_size=B0_SIZE)
     batch = crop_batch(real_crops, B0_SIZE, 6)
     expected = engine.predict(batch)
-    engine._cuda, engine._pin = True, False
+    engine._stage = True
     # another batch size may take another oneDNN kernel: 1e-5
     np.testing.assert_allclose(engine.predict(batch[:4]), expected[:4], rtol=0, atol=1e-5)
-    staging = engine._staging
-    assert staging is not None and staging.shape[0] == 4
+    first, second = engine._slots
+    assert first.buffer is not None and first.buffer.shape[0] == 4 and second.buffer is None
     engine.predict(batch[:2])
-    assert engine._staging is staging  # reused
+    assert second.buffer is not None and second.buffer.shape[0] == 2
+    buffer = first.buffer
+    np.testing.assert_allclose(engine.predict(batch[:3]), expected[:3], rtol=0, atol=1e-5)
+    assert first.buffer is buffer  # reused: large enough
     np.testing.assert_allclose(engine.predict(batch), expected, rtol=0, atol=1e-5)
-    assert engine._staging.shape[0] == 6  # grown
+    assert second.buffer.shape[0] == 6  # grown
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((B0_SIZE, B0_SIZE))) for p in
+                       sorted(real_crops.iterdir())[:3]])
+    engine.predict(pixels)
+    assert first.buffer.dtype == torch.uint8 and first.buffer.shape == (3, B0_SIZE, B0_SIZE, 3)
 
 
 def test_default_workers_depend_on_the_device(monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from megaclassifier.classify.preprocess import load_crop, preprocess_image, resized_size
+from megaclassifier.classify.preprocess import load_crop, normalize, preprocess_image, resize_and_crop, resized_size
 
 torchvision = pytest.importorskip("torchvision")
 from torchvision import transforms as T  # noqa: E402
@@ -80,3 +80,12 @@ def test_load_crop_raises_on_a_broken_file(tmp_path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(OSError):
         load_crop(bad, 64)
+
+
+def test_resize_and_crop_then_normalize_is_preprocess_image():
+    images = [random_image(w, h, seed=w + h) for w, h in [(90, 70), (64, 64), (40, 130)]]
+    pixels = [resize_and_crop(image, 64) for image in images]
+    assert all(p.dtype == np.uint8 and p.shape == (64, 64, 3) and p.flags.c_contiguous for p in pixels)
+    expected = np.stack([preprocess_image(image, 64) for image in images])
+    np.testing.assert_array_equal(np.stack([normalize(p) for p in pixels]), expected)
+    np.testing.assert_array_equal(normalize(np.stack(pixels)), expected)  # a whole batch at once

@@ -27,7 +27,7 @@ import numpy as np
 from megaclassifier.classify.discovery import CropList, discover_crops
 from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers, iter_batches
 from megaclassifier.engines import open_engine
-from megaclassifier.engines.base import Engine
+from megaclassifier.engines.base import Engine, Pending
 from megaclassifier.engines.models import default_model_dir, known_model
 from megaclassifier.errors import ModelError
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter, load_label_index
@@ -113,7 +113,7 @@ def check_class_count(engine: Engine, names: list[str] | None, classifier_catego
 
 def run_batches(
     crops: CropList,
-    compute: Callable[[np.ndarray], np.ndarray],
+    submit: Callable[[np.ndarray], Pending],
     write: Callable[[Sequence[str], np.ndarray], None],
     *,
     image_size: int,
@@ -122,26 +122,42 @@ def run_batches(
     progress: bool,
     desc: str,
 ) -> tuple[int, list[CropFailure]]:
-    """Feed every crop through ``compute`` and ``write`` the rows; return (rows, failures)."""
+    """Feed every crop through ``submit`` and ``write`` the rows; return (rows, failures).
+
+    One batch stays in flight: the next is loaded while the engine works on it.
+    """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     rows = 0
     failures: list[CropFailure] = []
+    in_flight: list[tuple[list[str], Pending]] = []
     bar = tqdm(total=len(crops), unit="crops", desc=desc, disable=not progress, dynamic_ncols=True, smoothing=0.1)
     redirect = logging_redirect_tqdm([logging.getLogger("megaclassifier")]) if progress else contextlib.nullcontext()
+
+    def finish() -> None:
+        nonlocal rows
+        keys, pending = in_flight.pop()
+        write(keys, pending.result())
+        rows += len(keys)
+        bar.update(len(keys))
+
     with bar, redirect:
         for batch in iter_batches(crops, image_size=image_size, batch_size=batch_size, num_workers=num_workers):
             for index, reason in batch.failures:
                 failure = CropFailure(crops.keys[index], reason)
                 logger.warning("%s: cannot read this crop (%s); no row written", failure.key, failure.reason)
                 failures.append(failure)
-            if batch.images is not None:
-                write([crops.keys[i] for i in batch.indices], compute(batch.images.numpy()))
-                rows += len(batch.indices)
-            bar.update(len(batch.indices) + len(batch.failures))
-            if failures:
+            if batch.failures:
+                bar.update(len(batch.failures))
                 bar.set_postfix(unreadable=len(failures), refresh=False)
+            if batch.images is not None:
+                pending = submit(batch.images.numpy())
+                if in_flight:
+                    finish()
+                in_flight.append(([crops.keys[i] for i in batch.indices], pending))
+        if in_flight:
+            finish()
     return rows, failures
 
 
@@ -198,7 +214,7 @@ def classify_crops(
         with ProbabilityCsvWriter(output, labels) as writer:
             rows, failures = run_batches(
                 crops,
-                engine.predict,
+                engine.submit,
                 writer.write_rows,
                 image_size=engine.image_size,
                 batch_size=batch_size,

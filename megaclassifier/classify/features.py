@@ -37,6 +37,7 @@ from megaclassifier.classify.classify import CropFailure, run_batches
 from megaclassifier.classify.discovery import discover_crops
 from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers
 from megaclassifier.engines import open_engine
+from megaclassifier.engines.base import Pending
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.formats.atomic import atomic_path
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
@@ -170,7 +171,7 @@ def extract_features(
         with writer as w:
             rows, failures = run_batches(
                 crops,
-                engine.features,
+                lambda batch: Pending.ready(engine.features(batch)),
                 w.write_rows,
                 image_size=engine.image_size,
                 batch_size=batch_size,

@@ -32,6 +32,35 @@ def resized_size(width: int, height: int, image_size: int) -> tuple[int, int]:
     return int(image_size * width / height), image_size
 
 
+def resize_and_crop(image: Image.Image, image_size: int) -> np.ndarray:
+    """The first half of :func:`preprocess_image`: RGB, resized and centre-cropped, uint8 (S, S, 3).
+
+    Four times smaller than the normalised array, so it is what ``run``'s
+    decoding workers hand to the engine; :func:`normalize` finishes the job
+    (or the torch engine does, on the GPU, with the same arithmetic).
+    """
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    width, height = image.size
+    new_width, new_height = resized_size(width, height, image_size)
+    if (new_width, new_height) != (width, height):
+        image = image.resize((new_width, new_height), Image.Resampling.BICUBIC)
+    top = int(round((new_height - image_size) / 2.0))
+    left = int(round((new_width - image_size) / 2.0))
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[top : top + image_size, left : left + image_size])
+
+
+def normalize(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (..., S, S, 3) pixels to ImageNet-normalised float32 (..., 3, S, S), as ToTensor + Normalize.
+
+    The arithmetic is torchvision's, in float32: ``x / 255``, then ``- mean``, then ``/ std``.
+    """
+    chw = np.moveaxis(pixels, -1, -3).astype(np.float32) / np.float32(255.0)
+    chw -= _MEAN
+    chw /= _STD
+    return chw
+
+
 def preprocess_image(image: Image.Image, image_size: int) -> np.ndarray:
     """Resize, centre-crop and normalise one image as the reference does.
 
@@ -42,19 +71,7 @@ def preprocess_image(image: Image.Image, image_size: int) -> np.ndarray:
     Returns:
         float32 array of shape (3, S, S), ImageNet-normalised.
     """
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    width, height = image.size
-    new_width, new_height = resized_size(width, height, image_size)
-    if (new_width, new_height) != (width, height):
-        image = image.resize((new_width, new_height), Image.Resampling.BICUBIC)
-    top = int(round((new_height - image_size) / 2.0))
-    left = int(round((new_width - image_size) / 2.0))
-    pixels = np.asarray(image, dtype=np.uint8)[top : top + image_size, left : left + image_size]
-    chw = pixels.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
-    chw -= _MEAN
-    chw /= _STD
-    return chw
+    return normalize(resize_and_crop(image, image_size))
 
 
 def load_crop(path: str | Path, image_size: int) -> np.ndarray:

@@ -2,9 +2,15 @@
 
 The model runs in channels-last memory format (faster with cuDNN and with
 oneDNN on the CPU), under ``torch.inference_mode``. On a CUDA device,
-``cudnn.benchmark`` is on, and batches are staged in a pinned host buffer and
-copied with ``non_blocking=True``. On the CPU, torch uses one thread per
-physical core, and bf16 runs through CPU autocast.
+``cudnn.benchmark`` is on, TF32 convolutions are off in fp32 (so fp32 on the
+GPU agrees with the CPU; fp16 and bf16 are the fast settings), and batches are staged in two pinned host buffers
+used in turn and copied with ``non_blocking=True``, so :meth:`TorchEngine.submit`
+returns while the GPU works and the next batch is staged meanwhile (a buffer
+is reused only once its upload is done). uint8 pixel batches are uploaded as
+they are (a quarter of the bytes) and normalised on the device with the same
+float32 arithmetic as :func:`~megaclassifier.classify.preprocess.normalize`.
+On the CPU, torch uses one thread per physical core, and bf16 runs through
+CPU autocast.
 
 Features (:meth:`TorchEngine.features`) are the EfficientNet's pooled final
 features, the input of its last linear layer (1536 values for B3), as the
@@ -23,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from megaclassifier.engines.base import Engine, check_batch
+from megaclassifier.constants import IMAGENET_MEAN, IMAGENET_STD
+from megaclassifier.engines.base import Engine, Pending, is_pixel_batch
 from megaclassifier.engines.devices import physical_cpu_count
 from megaclassifier.engines.loading import CHECKPOINT, LoadedModel, _first_line, load_model
 from megaclassifier.errors import ModelError
@@ -75,6 +82,16 @@ def _find_head(module: torch.nn.Module, num_classes: int) -> Any:
     return None
 
 
+class _Slot:
+    """A host staging buffer and the event that marks its last upload done."""
+
+    __slots__ = ("buffer", "uploaded")
+
+    def __init__(self) -> None:
+        self.buffer: torch.Tensor | None = None
+        self.uploaded: Any = None
+
+
 class TorchEngine(Engine):
     """Runs a loaded model with PyTorch."""
 
@@ -94,15 +111,24 @@ class TorchEngine(Engine):
         self._loaded = loaded
         self._torch_device = torch.device(device)
         self._cuda = self._torch_device.type == "cuda"
-        self._pin = self._cuda  # pinned staging buffer (tests run that path on the CPU without pinning)
+        self._stage = self._cuda  # staged uploads (tests run that path on the CPU, unpinned)
+        self._pin = self._cuda
+        self._slots = (_Slot(), _Slot())
+        self._next_slot = 0
+        # normalisation constants as device tensors: a CPU scalar divisor would become a multiplication
+        # by its reciprocal on CUDA, one bit away from numpy's division
+        self._scale = torch.full((1, 1, 1, 1), 255.0, device=self._torch_device)
+        self._mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=self._torch_device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=self._torch_device).view(1, 3, 1, 1)
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self._autocast_dtype = dtype
         if self._cuda:
             torch.backends.cudnn.benchmark = True
+            # fp32 means fp32: cuDNN's default TF32 convolutions keep 10 bits of mantissa, as fp16 does
+            torch.backends.cudnn.allow_tf32 = dtype is not None
         else:
             torch.set_num_threads(physical_cpu_count())
         self._model = self._place(loaded.module)
-        self._staging: torch.Tensor | None = None
         self._feature_model: torch.nn.Module | None = None
 
     def _place(self, module: torch.nn.Module) -> torch.nn.Module:
@@ -120,18 +146,40 @@ class TorchEngine(Engine):
         return torch.autocast(device_type=self._torch_device.type, dtype=self._autocast_dtype)
 
     def _to_device(self, batch: np.ndarray) -> torch.Tensor:
+        """The batch on the device: normalised float32 (N, 3, S, S), channels-last."""
         import torch
 
-        x = torch.from_numpy(check_batch(batch, self.image_size))
-        if not self._cuda:
+        pixels = is_pixel_batch(batch, self.image_size)
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.uint8 if pixels else np.float32))
+        if self._stage:
+            x = self._upload(x)
+        if not pixels:
             return x.contiguous(memory_format=torch.channels_last)
+        # (N, S, S, 3) viewed as (N, 3, S, S) is channels-last already; then ToTensor + Normalize
+        x = x.permute(0, 3, 1, 2).float()
+        return x.div_(self._scale).sub_(self._mean).div_(self._std)
+
+    def _upload(self, x: torch.Tensor) -> torch.Tensor:
+        """Copy ``x`` into the next staging buffer and start its asynchronous upload."""
+        import torch
+
+        slot = self._slots[self._next_slot]
+        self._next_slot ^= 1
+        if slot.uploaded is not None:
+            slot.uploaded.synchronize()  # its previous upload is done: the buffer may be overwritten
         n = x.shape[0]
-        if self._staging is None or self._staging.shape[0] < n:
-            self._staging = torch.empty(x.shape, dtype=torch.float32, pin_memory=self._pin)
-        staged = self._staging[:n]
+        buffer = slot.buffer
+        if buffer is None or buffer.dtype != x.dtype or buffer.shape[1:] != x.shape[1:] or buffer.shape[0] < n:
+            buffer = slot.buffer = torch.empty(x.shape, dtype=x.dtype, pin_memory=self._pin)
+        staged = buffer[:n]
         staged.copy_(x)
-        # The copy is asynchronous; the result is read back (synchronising) before the buffer is reused.
-        return staged.to(self._torch_device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        on_device = staged.to(self._torch_device, non_blocking=True)
+        if self._cuda:
+            slot.uploaded = torch.cuda.Event()
+            slot.uploaded.record()
+        elif on_device.data_ptr() == staged.data_ptr():
+            on_device = on_device.clone()  # the CPU "upload" is the buffer itself, which the next batch overwrites
+        return on_device
 
     def logits(self, batch: np.ndarray) -> torch.Tensor:
         """The model's raw output on the device, float32 (N, C)."""
@@ -144,14 +192,19 @@ class TorchEngine(Engine):
             raise ModelError(f"{self.model_path}: unexpected model output for a batch of {x.shape[0]}")
         return out.float()
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax probabilities, float32 (N, C)."""
+    def submit(self, batch: np.ndarray) -> Pending:
+        """Queue the batch on the device; on a GPU this returns before the model has run."""
         import torch
 
         if len(batch) == 0:
-            return np.zeros((0, self.num_classes), np.float32)
+            return Pending.ready(np.zeros((0, self.num_classes), np.float32))
         with torch.inference_mode():
-            return torch.softmax(self.logits(batch), dim=1).cpu().numpy()
+            probs = torch.softmax(self.logits(batch), dim=1)
+        return Pending(lambda: probs.cpu().numpy())
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax probabilities, float32 (N, C)."""
+        return self.submit(batch).result()
 
     @property
     def feature_size(self) -> int | None:
@@ -209,4 +262,4 @@ class TorchEngine(Engine):
     def close(self) -> None:
         self._model = None  # type: ignore[assignment]
         self._feature_model = None
-        self._staging = None
+        self._slots = (_Slot(), _Slot())

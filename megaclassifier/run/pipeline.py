@@ -6,10 +6,13 @@ The same answers as the four-step chain (``crop`` -> ``classify`` ->
 1. worker processes decode each image once, cut all its boxes with the exact
    ``crop`` geometry (EXIF, square crops, threshold), pass each crop through
    the chain's JPEG quality-75 round trip in memory (``--no-jpeg-roundtrip``
-   skips it), and preprocess it as ``classify`` does;
+   skips it), and resize and centre-crop it as ``classify`` does, handing
+   back uint8 pixels (a quarter of the bytes of the normalised array);
 2. the main process batches the crops into the engine (ONNX Runtime on the
-   CPU, torch on a GPU) while the workers go on decoding; at most a few images
-   per worker are in flight, so memory stays flat;
+   CPU, torch on a GPU), which normalises them (on the GPU, after the
+   upload); one batch stays in flight while the next is gathered, and the
+   workers go on decoding; at most a few images per worker are in flight,
+   so memory stays flat;
 3. the probabilities pass through the CSV's float32 text form, so
    ``--target-mapping`` sums and ``merge`` rounding see exactly the numbers the
    chain sees, and are merged into the results file.
@@ -38,6 +41,7 @@ from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_MERGE_THRESHOLD
 from megaclassifier.crop.crop import CropSummary, PlannedCrop, plan_crops, resolve_detector, write_crop_log
 from megaclassifier.crop.geometry import crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, load_image
+from megaclassifier.engines.base import Pending
 from megaclassifier.engines.devices import available_cpus
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.detections import load_detections, write_detections
@@ -99,7 +103,7 @@ def _prepare_in_worker(file: str, crops: list[PlannedCrop]) -> _Prepared:
 
 def prepare_image(file: str, crops: Sequence[PlannedCrop], options: _Options) -> _Prepared:
     """Decode one image and return its crops, preprocessed for the classifier."""
-    from megaclassifier.classify.preprocess import preprocess_image
+    from megaclassifier.classify.preprocess import resize_and_crop
 
     result = _Prepared(file, planned=len(crops))
     try:
@@ -126,7 +130,7 @@ def prepare_image(file: str, crops: Sequence[PlannedCrop], options: _Options) ->
                 if options.jpeg_roundtrip:
                     buffer.seek(0)
                     pixels = Image.open(buffer).convert("RGB")
-            result.crops.append((crop.index, crop.key, preprocess_image(pixels, options.image_size)))
+            result.crops.append((crop.index, crop.key, resize_and_crop(pixels, options.image_size)))
     except OSError as e:
         result.failure = f"cannot crop: {e}"
         result.crops.clear()
@@ -271,12 +275,12 @@ def run_pipeline(
     keys: list[tuple[str, int, str]] = []
     arrays: list[np.ndarray] = []
 
-    def flush() -> None:
-        if not arrays:
-            return
-        probs = engine.predict(np.stack(arrays))
+    in_flight: deque[tuple[list[tuple[str, int, str]], Pending]] = deque()
+
+    def finish(batch_keys: list[tuple[str, int, str]], pending: Pending) -> None:
+        probs = pending.result()
         if csv_writer is not None:
-            csv_writer.write_rows([k for _, _, k in keys], probs)
+            csv_writer.write_rows([k for _, _, k in batch_keys], probs)
         values = chain_float64(probs)
         if groups is not None:
             from megaclassifier.labels.aggregate import sum_groups
@@ -286,12 +290,19 @@ def run_pipeline(
         lists.extend(
             ((file, index), classification_list(row, threshold=classification_threshold,
                                                 max_classifications=max_classifications))
-            for (file, index, _), row in zip(keys, values, strict=True)
+            for (file, index, _), row in zip(batch_keys, values, strict=True)
         )
-        summary.classified += len(arrays)
-        bar.update(len(arrays))
-        keys.clear()
-        arrays.clear()
+        summary.classified += len(batch_keys)
+        bar.update(len(batch_keys))
+
+    def flush(*, last: bool = False) -> None:
+        """Start the gathered batch, then finish all but it (all, when ``last``)."""
+        if arrays:
+            in_flight.append((keys.copy(), engine.submit(np.stack(arrays))))
+            keys.clear()
+            arrays.clear()
+        while len(in_flight) > (0 if last else 1):
+            finish(*in_flight.popleft())
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(engine)
@@ -309,7 +320,7 @@ def run_pipeline(
             if prepared.planned != len(prepared.crops):
                 bar.total -= prepared.planned - len(prepared.crops)
                 bar.refresh()
-        flush()
+        flush(last=True)
 
     counts = attach_classifications(results, lists)
     set_classifier_info(
