@@ -59,13 +59,17 @@ class Measurement:
     peak_rss_mib: float
 
 
-def measure(command: list[str], **kwargs) -> Measurement:
-    """Run a command; return its wall time and peak resident memory (its own, via wait4)."""
-    start = time.perf_counter()
+def measure(command: list[str], *, stdout_path: Path | None = None, **kwargs) -> Measurement:
+    """Run a command; return its wall time and peak resident memory (its own, via wait4).
+
+    Its standard output goes to ``stdout_path`` when given, else nowhere.
+    """
     kwargs.setdefault("stderr", subprocess.DEVNULL)
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, **kwargs)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
+    with open(stdout_path or os.devnull, "w") as stdout:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=stdout, **kwargs)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"command failed ({proc.returncode}): {' '.join(command)}")

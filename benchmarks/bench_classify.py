@@ -33,14 +33,23 @@ REPO = Path(__file__).resolve().parents[1]
 TESTDATA = REPO.parent / "shared" / "testdata" / "cameratrap"
 
 
-def make_model(folder: Path, arch: str, classes: int = 169) -> tuple[Path, Path]:
-    import torch
-    from efficientnet_pytorch import EfficientNet
+_MAKE_MODEL = """
+import sys, torch
+from efficientnet_pytorch import EfficientNet
+torch.manual_seed(0)
+model = EfficientNet.from_name(sys.argv[2], num_classes=int(sys.argv[3])).eval()
+torch.save({"model": model.state_dict()}, sys.argv[1])
+"""
 
-    torch.manual_seed(0)
-    model = EfficientNet.from_name(arch, num_classes=classes).eval()
+
+def make_model(folder: Path, arch: str, classes: int = 169) -> tuple[Path, Path]:
+    """A seeded EfficientNet checkpoint and its categories file.
+
+    Built in a child process: this one stays small, so the peak memory that the
+    measured children report (Linux keeps the high-water mark across exec) is theirs.
+    """
     path = folder / f"seeded_{arch}.pt"
-    torch.save({"model": model.state_dict()}, path)
+    subprocess.run([sys.executable, "-c", _MAKE_MODEL, str(path), arch, str(classes)], check=True)
     categories = folder / "index_to_name.json"
     categories.write_text(json.dumps({str(i): f"class {i:03d}" for i in range(classes)}))
     return path, categories
@@ -132,13 +141,13 @@ def main() -> None:
         child(json.loads(args.child))
         return
 
-    import torch
+    from importlib.metadata import version
 
     from megaclassifier.engines import physical_cpu_count
 
     print(f"# classify benchmark: {args.arch} at {args.image_size} px, seeded weights, {args.crops} crops, CPU")
     print(f"# {os.cpu_count()} CPUs, {physical_cpu_count()} physical cores used for inference, torch "
-          f"{torch.__version__}, python {sys.version.split()[0]}")
+          f"{version('torch')}, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="bench_classify_") as tmp:
         folder = Path(tmp)
         model, categories = make_model(folder, args.arch)

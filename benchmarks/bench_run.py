@@ -1,13 +1,20 @@
 """Benchmark the chain (crop + classify + merge) against ``run``, end to end.
 
-    .venv/bin/python benchmarks/bench_run.py [--boxes 400] [--arch efficientnet-b3] [--image-size 300]
-        [--growth 10] [--backends torch,onnxruntime] [--skip-chain]
+    .venv/bin/python benchmarks/bench_run.py [--boxes 2000] [--arch efficientnet-b3] [--image-size 300]
+        [--growth 10] [--backends torch,onnxruntime] [--device cpu] [--skip-chain]
 
 Builds a workload from the real test images replicated to about BOXES animal
 boxes (threshold 0.15, square crops), with an EfficientNet of seeded weights
-saved as a MegaClassifier-style checkpoint. Prints crops/s end to end and peak
-memory for the chain (torch backend, as the reference) and ``run`` with each
-backend; then ``run`` on a workload GROWTH times larger, to show memory stays flat.
+saved as a MegaClassifier-style checkpoint. Prints, side by side, crops/s end
+to end and peak memory (RSS, the largest of the process and its workers) of:
+
+* the one-time ONNX export, with a ``run`` on four images (``run`` caches the
+  export beside the model; every later ``run`` and ``classify`` reuses it);
+* the decoding side alone (workers decode, crop, JPEG round trip, resize; no
+  model): how many crops/s the workers can feed a fast GPU;
+* the chain (``classify --backend torch``, as the reference) and ``run`` with
+  each backend, on the whole workload, and the ratio of each to the chain;
+* ``run`` on 1/GROWTH of the workload, to show memory does not grow with it.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _workload import build_workload, measure
@@ -33,34 +41,60 @@ def boxes_per_image(detections: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--boxes", type=int, default=400)
+    parser.add_argument("--boxes", type=int, default=2000)
     parser.add_argument("--arch", default="efficientnet-b3")
     parser.add_argument("--image-size", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--growth", type=int, default=10, help="0 to skip the memory-growth run")
+    parser.add_argument("--growth", type=int, default=10, help="0 to skip the 1/GROWTH run")
     parser.add_argument("--backends", default="torch,onnxruntime")
     parser.add_argument("--skip-chain", action="store_true")
+    parser.add_argument("--feed-only", nargs=2, metavar=("DETECTIONS", "IMAGES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.feed_only:
+        feed_only(Path(args.feed_only[0]), Path(args.feed_only[1]), args.image_size, args.num_workers)
+        return
 
     megaclassifier = [sys.executable, "-m", "megaclassifier", "-q"]
+    backends = args.backends.split(",")
     with tempfile.TemporaryDirectory(prefix="bench_run_") as tmp:
         root = Path(tmp)
         model, categories = make_model(root, args.arch)
         probe, _ = build_workload(root / "probe", 100)
         per_image = boxes_per_image(probe)
         n_images = max(1, round(args.boxes / per_image))
-        detections, images = build_workload(root / "small", n_images)
+        detections, images = build_workload(root / "full", n_images)
         common = ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size),
                   "--num-workers", str(args.num_workers), "--device", args.device]
         print(f"{args.arch} at {args.image_size} px, {n_images} images, device {args.device}, "
               f"batch {args.batch_size}, {args.num_workers} workers")
-        print(f"{'pipeline':<28}{'crops':>7}{'seconds':>9}{'crops/s':>9}{'peak MiB':>10}")
+        print(f"{'pipeline':<50}{'crops':>7}{'seconds':>9}{'crops/s':>9}{'peak MiB':>10}{'vs chain':>10}")
+        chain_rate = None
 
-        def report(name: str, crops: int, seconds: float, peak: float) -> None:
-            print(f"{name:<28}{crops:>7}{seconds:>9.1f}{crops / seconds:>9.2f}{peak:>10.0f}", flush=True)
+        def report(name: str, crops: int, seconds: float, peak: float) -> float:
+            rate = crops / seconds
+            ratio = f"{rate / chain_rate:.1f}x" if chain_rate else ""
+            print(f"{name:<50}{crops:>7}{seconds:>9.1f}{rate:>9.2f}{peak:>10.0f}{ratio:>10}", flush=True)
+            return rate
 
+        def run(backend: str, workload: tuple[Path, Path], name: str) -> tuple[int, float, float]:
+            out = root / f"{name}.json"
+            m = measure(megaclassifier + [
+                "run", str(workload[0]), str(model), "--images-dir", str(workload[1]), "--square-crops",
+                "--threshold", str(THRESHOLD), "--classifier-categories", str(categories), "--output-json",
+                str(out), "--backend", backend, "--logdir", tmp, *common])
+            return classified(out), m.seconds, m.peak_rss_mib
+
+        if "onnxruntime" in backends:
+            # the first images of the test set with animals: the export's cost shows in its seconds
+            report("run --backend onnxruntime, first use (ONNX export)",
+                   *run("onnxruntime", build_workload(root / "first", 4), "first"))
+        m = measure([sys.executable, __file__, "--feed-only", str(detections), str(images),
+                     "--image-size", str(args.image_size), "--num-workers", str(args.num_workers)],
+                    stdout_path=root / "feed.txt")
+        report(f"decoding only ({args.num_workers} workers, no model)",
+               int((root / "feed.txt").read_text()), m.seconds, m.peak_rss_mib)
         if not args.skip_chain:
             crops_dir, csv = root / "crops", root / "probs.csv"
             steps = [
@@ -73,25 +107,29 @@ def main() -> None:
             ]
             results = [measure(megaclassifier + s) for s in steps]
             crops = sum(1 for _ in crops_dir.rglob("*.jpg"))
-            report("chain (crop+classify+merge)", crops, sum(r.seconds for r in results),
-                   max(r.peak_rss_mib for r in results))
-        for backend in args.backends.split(","):
-            out = root / f"run_{backend}.json"
-            m = measure(megaclassifier + [
-                "run", str(detections), str(model), "--images-dir", str(images), "--square-crops",
-                "--threshold", str(THRESHOLD), "--classifier-categories", str(categories), "--output-json",
-                str(out), "--backend", backend, "--logdir", tmp, *common])
-            crops = classified(out)
-            report(f"run --backend {backend}", crops, m.seconds, m.peak_rss_mib)
-        if args.growth:
-            big, big_images = build_workload(root / "big", n_images * args.growth)
-            backend = args.backends.split(",")[-1]
-            out = root / "run_big.json"
-            m = measure(megaclassifier + [
-                "run", str(big), str(model), "--images-dir", str(big_images), "--square-crops",
-                "--threshold", str(THRESHOLD), "--classifier-categories", str(categories), "--output-json",
-                str(out), "--backend", backend, "--logdir", tmp, *common])
-            report(f"run {backend} x{args.growth} workload", classified(out), m.seconds, m.peak_rss_mib)
+            chain_rate = report("chain (crop + classify --backend torch + merge)", crops,
+                                sum(r.seconds for r in results), max(r.peak_rss_mib for r in results))
+        for backend in backends:
+            report(f"run --backend {backend}", *run(backend, (detections, images), f"run_{backend}"))
+        if args.growth > 1:
+            small = max(4, n_images // args.growth)
+            report(f"run --backend {backends[-1]}, 1/{args.growth} of the workload",
+                   *run(backends[-1], build_workload(root / "small", small), "run_small"))
+
+
+def feed_only(detections: Path, images: Path, image_size: int, num_workers: int) -> None:
+    """Decode, crop, round-trip and resize every box as ``run`` does, without a model; print the crop count."""
+    from megaclassifier.crop.crop import plan_crops, resolve_detector
+    from megaclassifier.formats.detections import load_detections
+    from megaclassifier.run.pipeline import _Options, _prepared_stream
+
+    results = load_detections(detections)
+    plans = list(plan_crops(results, ".", threshold=THRESHOLD, detector=resolve_detector(results, None)))
+    options = _Options(str(images), None, True, image_size, jpeg_roundtrip=True, save_crops=False)
+    start = time.perf_counter()
+    crops = sum(len(prepared.crops) for prepared in _prepared_stream(plans, options, num_workers))
+    print(crops, file=sys.stdout)
+    print(f"{crops / (time.perf_counter() - start):.1f} crops/s", file=sys.stderr)
 
 
 def classified(path: Path) -> int:
