@@ -1,7 +1,7 @@
 """Benchmark the chain (crop + classify + merge) against ``run``, end to end.
 
     .venv/bin/python benchmarks/bench_run.py [--boxes 2000] [--arch efficientnet-b3] [--image-size 300]
-        [--growth 10] [--backends torch,onnxruntime] [--device cpu] [--skip-chain]
+        [--growth 10] [--backends torch,onnxruntime] [--device cpu] [--precision fp32] [--skip-chain]
 
 Builds a workload from the real test images replicated to about BOXES animal
 boxes (threshold 0.15, square crops), with an EfficientNet of seeded weights
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", help="fp16 and bf16 use the torch backend")
     parser.add_argument("--growth", type=int, default=10, help="0 to skip the 1/GROWTH run")
     parser.add_argument("--backends", default="torch,onnxruntime")
     parser.add_argument("--skip-chain", action="store_true")
@@ -66,8 +67,8 @@ def main() -> None:
         n_images = max(1, round(args.boxes / per_image))
         detections, images = build_workload(root / "full", n_images)
         common = ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size),
-                  "--num-workers", str(args.num_workers), "--device", args.device]
-        print(f"{args.arch} at {args.image_size} px, {n_images} images, device {args.device}, "
+                  "--num-workers", str(args.num_workers), "--device", args.device, "--precision", args.precision]
+        print(f"{args.arch} at {args.image_size} px, {n_images} images, device {args.device} {args.precision}, "
               f"batch {args.batch_size}, {args.num_workers} workers")
         print(f"{'pipeline':<50}{'crops':>7}{'seconds':>9}{'crops/s':>9}{'peak MiB':>10}{'vs chain':>10}")
         chain_rate = None

@@ -44,7 +44,7 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Crops per batch.")
 @click.option("--num-workers", type=click.IntRange(min=0),
               help="Image-decoding processes (0: in the main process). Default: 1 when the model runs on the CPU "
-                   "(the cores go to inference), else min(8, CPUs).")
+                   "(the cores go to inference), else one per CPU but one, up to 32 (decoding sets the pace).")
 @click.option("--device", default="auto", show_default=True, callback=_device_option, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp16 needs CUDA; bf16 runs on CUDA or the CPU (torch backend).")

@@ -163,6 +163,18 @@ def _prepared_stream(
                 future.cancel()
 
 
+def default_run_workers(device: str) -> int:
+    """Decoding processes for ``run`` by default.
+
+    On the CPU, one: it overlaps decoding with inference and leaves the cores to
+    the model, which sets the pace there. On a GPU decoding sets the pace: one
+    process per CPU but one (the main process feeds the GPU), at most 32.
+    """
+    if device == "cpu":
+        return 1
+    return max(1, min(32, available_cpus() - 1))
+
+
 def chain_float64(probabilities: np.ndarray) -> np.ndarray:
     """float32 probabilities as the chain's later steps read them: via their CSV text."""
     flat = np.asarray(probabilities, dtype=np.float32).reshape(-1)
@@ -213,7 +225,7 @@ def run_pipeline(
         classifier_name: ``info.classifier`` (default: the model file's name without suffix).
         classification_threshold, typical_classification_threshold, max_classifications: as ``merge``.
         image_size, batch_size, device, precision, backend, arch: as ``classify``.
-        num_workers: image-decoding processes (0: in this process; default: 1 on the CPU, else CPUs up to 8).
+        num_workers: image-decoding processes (0: in this process; default: :func:`default_run_workers`).
         jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
         progress: show a progress bar on stderr.
@@ -260,8 +272,8 @@ def run_pipeline(
         jpeg_roundtrip=jpeg_roundtrip,
         save_crops=save_crops is not None,
     )
-    if num_workers is None:  # decoding overlaps inference; on the CPU one process leaves the cores to the model
-        num_workers = 1 if engine.device == "cpu" else min(8, available_cpus())
+    if num_workers is None:
+        num_workers = default_run_workers(engine.device)
 
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
