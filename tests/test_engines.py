@@ -289,6 +289,27 @@ def test_submitted_batches_come_back_in_order(private_b0, real_crops, backend):
     assert engine.submit(batch[:0]).result().shape == (0, B0_CLASSES)
 
 
+def test_pipelined_submits_the_next_batch_before_reading_a_result():
+    from megaclassifier.engines.base import Pending, pipelined
+
+    events: list[str] = []
+
+    def submit(batch: np.ndarray) -> Pending:
+        name = f"b{int(batch[0, 0])}"
+        events.append(f"submit {name}")
+
+        def fetch() -> np.ndarray:
+            events.append(f"result {name}")
+            return batch * 10
+        return Pending(fetch)
+
+    batches = [(tag, np.full((2, 1), i, np.float32)) for i, tag in enumerate("xyz")]
+    out = [(tag, values[:, 0].tolist()) for tag, values in pipelined(submit, batches)]
+    assert out == [("x", [0.0, 0.0]), ("y", [10.0, 10.0]), ("z", [20.0, 20.0])]
+    assert events == ["submit b0", "submit b1", "result b0", "submit b2", "result b1", "result b2"]
+    assert list(pipelined(submit, [])) == []
+
+
 @pytest.mark.parametrize(
     "batch",
     [np.zeros((2, B0_SIZE, B0_SIZE, 3), np.float32), np.zeros((2, 3, B0_SIZE, B0_SIZE), np.uint8),

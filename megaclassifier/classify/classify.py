@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import numpy as np
 from megaclassifier.classify.discovery import CropList, discover_crops
 from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers, iter_batches
 from megaclassifier.engines import open_engine
-from megaclassifier.engines.base import Engine, Pending
+from megaclassifier.engines.base import Engine, Pending, pipelined
 from megaclassifier.engines.models import default_model_dir, known_model
 from megaclassifier.errors import ModelError
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter, load_label_index
@@ -124,25 +124,18 @@ def run_batches(
 ) -> tuple[int, list[CropFailure]]:
     """Feed every crop through ``submit`` and ``write`` the rows; return (rows, failures).
 
-    One batch stays in flight: the next is loaded while the engine works on it.
+    One batch stays in flight (:func:`~megaclassifier.engines.base.pipelined`): the next is loaded while
+    the engine works on it.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     rows = 0
     failures: list[CropFailure] = []
-    in_flight: list[tuple[list[str], Pending]] = []
     bar = tqdm(total=len(crops), unit="crops", desc=desc, disable=not progress, dynamic_ncols=True, smoothing=0.1)
     redirect = logging_redirect_tqdm([logging.getLogger("megaclassifier")]) if progress else contextlib.nullcontext()
 
-    def finish() -> None:
-        nonlocal rows
-        keys, pending = in_flight.pop()
-        write(keys, pending.result())
-        rows += len(keys)
-        bar.update(len(keys))
-
-    with bar, redirect:
+    def readable_batches() -> Iterator[tuple[list[str], np.ndarray]]:
         for batch in iter_batches(crops, image_size=image_size, batch_size=batch_size, num_workers=num_workers):
             for index, reason in batch.failures:
                 failure = CropFailure(crops.keys[index], reason)
@@ -152,12 +145,13 @@ def run_batches(
                 bar.update(len(batch.failures))
                 bar.set_postfix(unreadable=len(failures), refresh=False)
             if batch.images is not None:
-                pending = submit(batch.images.numpy())
-                if in_flight:
-                    finish()
-                in_flight.append(([crops.keys[i] for i in batch.indices], pending))
-        if in_flight:
-            finish()
+                yield [crops.keys[i] for i in batch.indices], batch.images.numpy()
+
+    with bar, redirect:
+        for keys, values in pipelined(submit, readable_batches()):
+            write(keys, values)
+            rows += len(keys)
+            bar.update(len(keys))
     return rows, failures
 
 

@@ -19,12 +19,15 @@ on its device, after a four-times-smaller upload).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from megaclassifier.errors import ModelError
+
+T = TypeVar("T")
 
 
 class Pending:
@@ -40,7 +43,7 @@ class Pending:
     def ready(cls, value: np.ndarray) -> Pending:
         """A result that is already there."""
         pending = cls(lambda: value)
-        pending.result()
+        pending._fetch, pending._value = None, value
         return pending
 
     def result(self) -> np.ndarray:
@@ -113,6 +116,24 @@ class Engine(abc.ABC):
             f"{self.model_path.name} ({arch}{self.num_classes} classes) at {self.image_size} px "
             f"on {self.device} with {self.backend} {self.precision}"
         )
+
+
+def pipelined(
+    submit: Callable[[np.ndarray], Pending], batches: Iterable[tuple[T, np.ndarray]]
+) -> Iterator[tuple[T, np.ndarray]]:
+    """(tag, batch) in, (tag, probabilities) out, in order, with one batch in flight.
+
+    Each batch is submitted before the previous one's result is read, so an
+    asynchronous engine (torch on a GPU) works while the next batch is gathered.
+    """
+    previous: tuple[T, Pending] | None = None
+    for tag, batch in batches:
+        pending = submit(batch)
+        if previous is not None:
+            yield previous[0], previous[1].result()
+        previous = (tag, pending)
+    if previous is not None:
+        yield previous[0], previous[1].result()
 
 
 def is_pixel_batch(batch: np.ndarray, image_size: int) -> bool:

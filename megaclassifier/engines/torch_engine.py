@@ -3,12 +3,13 @@
 The model runs in channels-last memory format (faster with cuDNN and with
 oneDNN on the CPU), under ``torch.inference_mode``. On a CUDA device,
 ``cudnn.benchmark`` is on, TF32 convolutions are off in fp32 (so fp32 on the
-GPU agrees with the CPU; fp16 and bf16 are the fast settings), and batches are staged in two pinned host buffers
-used in turn and copied with ``non_blocking=True``, so :meth:`TorchEngine.submit`
-returns while the GPU works and the next batch is staged meanwhile (a buffer
-is reused only once its upload is done). uint8 pixel batches are uploaded as
-they are (a quarter of the bytes) and normalised on the device with the same
-float32 arithmetic as :func:`~megaclassifier.classify.preprocess.normalize`.
+GPU agrees with the CPU; fp16 and bf16 are the fast settings), and batches are
+staged in two pinned host buffers used in turn and copied with
+``non_blocking=True``, so :meth:`TorchEngine.submit` returns while the GPU
+works and the next batch is staged meanwhile (a buffer is reused only once its
+upload is done). uint8 pixel batches are uploaded as they are (a quarter of
+the bytes) and normalised on the device with the same float32 arithmetic as
+:func:`~megaclassifier.classify.preprocess.normalize`.
 On the CPU, torch uses one thread per physical core, and bf16 runs through
 CPU autocast.
 

@@ -41,7 +41,7 @@ from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_MERGE_THRESHOLD
 from megaclassifier.crop.crop import CropSummary, PlannedCrop, plan_crops, resolve_detector, write_crop_log
 from megaclassifier.crop.geometry import crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, load_image
-from megaclassifier.engines.base import Pending
+from megaclassifier.engines.base import pipelined
 from megaclassifier.engines.devices import available_cpus
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.detections import load_detections, write_detections
@@ -284,13 +284,26 @@ def run_pipeline(
     csv_writer = ProbabilityCsvWriter(output_csv, class_names) if output_csv is not None else None
     bar = tqdm(total=total, unit="crops", desc="run", disable=not progress, dynamic_ncols=True, smoothing=0.1)
     redirect = logging_redirect_tqdm([logging.getLogger("megaclassifier")]) if progress else contextlib.nullcontext()
-    keys: list[tuple[str, int, str]] = []
-    arrays: list[np.ndarray] = []
 
-    in_flight: deque[tuple[list[tuple[str, int, str]], Pending]] = deque()
+    def batches() -> Iterator[tuple[list[tuple[str, int, str]], np.ndarray]]:
+        """(file, index, crop key) and the stacked uint8 pixels of each batch of crops, as decoded."""
+        keys: list[tuple[str, int, str]] = []
+        arrays: list[np.ndarray] = []
+        for prepared in _prepared_stream(plans, options, num_workers):
+            crop_summary.record(prepared)
+            for index, key, array in prepared.crops:
+                keys.append((prepared.file, index, key))
+                arrays.append(array)
+                if len(arrays) >= batch_size:
+                    yield keys, np.stack(arrays)
+                    keys, arrays = [], []
+            if prepared.planned != len(prepared.crops):
+                bar.total -= prepared.planned - len(prepared.crops)
+                bar.refresh()
+        if arrays:
+            yield keys, np.stack(arrays)
 
-    def finish(batch_keys: list[tuple[str, int, str]], pending: Pending) -> None:
-        probs = pending.result()
+    def finish(batch_keys: list[tuple[str, int, str]], probs: np.ndarray) -> None:
         if csv_writer is not None:
             csv_writer.write_rows([k for _, _, k in batch_keys], probs)
         values = chain_float64(probs)
@@ -307,32 +320,14 @@ def run_pipeline(
         summary.classified += len(batch_keys)
         bar.update(len(batch_keys))
 
-    def flush(*, last: bool = False) -> None:
-        """Start the gathered batch, then finish all but it (all, when ``last``)."""
-        if arrays:
-            in_flight.append((keys.copy(), engine.submit(np.stack(arrays))))
-            keys.clear()
-            arrays.clear()
-        while len(in_flight) > (0 if last else 1):
-            finish(*in_flight.popleft())
-
     with contextlib.ExitStack() as stack:
         stack.enter_context(engine)
         stack.enter_context(bar)
         stack.enter_context(redirect)
         if csv_writer is not None:
             stack.enter_context(csv_writer)
-        for prepared in _prepared_stream(plans, options, num_workers):
-            crop_summary.record(prepared)
-            for index, key, array in prepared.crops:
-                keys.append((prepared.file, index, key))
-                arrays.append(array)
-                if len(arrays) >= batch_size:
-                    flush()
-            if prepared.planned != len(prepared.crops):
-                bar.total -= prepared.planned - len(prepared.crops)
-                bar.refresh()
-        flush(last=True)
+        for batch_keys, probs in pipelined(engine.submit, batches()):  # one batch in flight
+            finish(batch_keys, probs)
 
     counts = attach_classifications(results, lists)
     set_classifier_info(
