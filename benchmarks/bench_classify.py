@@ -143,7 +143,7 @@ def main() -> None:
 
     from importlib.metadata import version
 
-    from megaclassifier.engines import physical_cpu_count
+    from megaclassifier.hardware import physical_cpu_count
 
     print(f"# classify benchmark: {args.arch} at {args.image_size} px, seeded weights, {args.crops} crops, CPU")
     print(f"# {os.cpu_count()} CPUs, {physical_cpu_count()} physical cores used for inference, torch "

@@ -33,3 +33,9 @@ class LabelSpecError(MegaClassifierError):
 
 class DownloadError(MegaClassifierError):
     """A model file could not be fetched."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """An error's text on one line, shortened: for messages that quote a library's error."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -110,7 +110,7 @@ def tempered(checkpoint: Path, crops: list[Path], out: Path) -> Path:
     import torch
     from efficientnet_pytorch import EfficientNet
 
-    from megaclassifier.classify.preprocess import load_crop
+    from megaclassifier.preprocess import load_crop
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
     model = EfficientNet.from_name("efficientnet-b0", num_classes=len(CLASS_NAMES))

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from models import B0_CLASSES, TINY_NAMES
 
 from megaclassifier.cli import cli
-from megaclassifier.engines.download import download_model
 from megaclassifier.errors import DownloadError
+from megaclassifier.models.download import download_model
 
 MC = "megaclassifier/v0.1/"
 IDFG = "idfg_classifier/idfg_classifier_20200905_042558/"

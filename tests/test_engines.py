@@ -13,20 +13,12 @@ import pytest
 from models import B0_CLASSES, B0_SIZE, TINY_NAMES, build_b0, tiny_expected
 from PIL import Image
 
-from megaclassifier.classify.preprocess import load_crop
-from megaclassifier.engines import (
-    available_cpus,
-    choose_backend,
-    onnx_engine,
-    open_engine,
-    parse_device,
-    physical_cpu_count,
-    resolve_device,
-    resolve_model,
-)
-from megaclassifier.engines.devices import check_precision
-from megaclassifier.engines.loading import ARCHITECTURES, _arch_signatures, infer_arch, load_model, model_kind
+from megaclassifier.engines import choose_backend, onnx_engine, open_engine
 from megaclassifier.errors import MegaClassifierError, ModelError
+from megaclassifier.hardware import available_cpus, check_precision, parse_device, physical_cpu_count, resolve_device
+from megaclassifier.models import resolve_model
+from megaclassifier.models.loading import ARCHITECTURES, _arch_signatures, infer_arch, load_model, model_kind
+from megaclassifier.preprocess import load_crop
 
 torch = pytest.importorskip("torch")
 NO_CUDA = not torch.cuda.is_available()
@@ -255,7 +247,7 @@ def test_onnxruntime_matches_torch_and_caches_the_export(private_b0, real_crops,
 
 
 def pixel_batch(crops: Path, size: int, count: int = 5) -> np.ndarray:
-    from megaclassifier.classify.preprocess import resize_and_crop
+    from megaclassifier.preprocess import resize_and_crop
 
     return np.stack([resize_and_crop(Image.open(p), size) for p in sorted(crops.iterdir())[:count]])
 
@@ -263,7 +255,7 @@ def pixel_batch(crops: Path, size: int, count: int = 5) -> np.ndarray:
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_uint8_pixel_batches_give_the_same_probabilities(private_b0, real_crops, backend):
     """uint8 (N, S, S, 3) in, normalised by the engine: bit for bit what the float32 batch gives."""
-    from megaclassifier.classify.preprocess import normalize
+    from megaclassifier.preprocess import normalize
 
     pixels = pixel_batch(real_crops, B0_SIZE)
     engine = open_engine(private_b0[0], device="cpu", backend=backend, image_size=B0_SIZE)

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from models import B0_CLASSES, B0_SIZE
 
 from megaclassifier.classify import extract_features
-from megaclassifier.classify.preprocess import load_crop
 from megaclassifier.cli import cli
+from megaclassifier.preprocess import load_crop
 
 torch = pytest.importorskip("torch")
 

@@ -25,9 +25,9 @@ from click.testing import CliRunner
 from models import B0_CLASSES, B0_SIZE, tiny_expected
 from PIL import Image
 
-from megaclassifier.classify.preprocess import load_crop, normalize, resize_and_crop
 from megaclassifier.cli import cli
 from megaclassifier.engines import open_engine
+from megaclassifier.preprocess import load_crop, normalize, resize_and_crop
 
 torch = pytest.importorskip("torch")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from megaclassifier.classify.preprocess import load_crop, normalize, preprocess_image, resize_and_crop, resized_size
+from megaclassifier.preprocess import load_crop, normalize, preprocess_image, resize_and_crop, resized_size
 
 torchvision = pytest.importorskip("torchvision")
 from torchvision import transforms as T  # noqa: E402

@@ -12,7 +12,7 @@ from megaclassifier.classify.classify import ClassifySummary, CropFailure, class
 from megaclassifier.classify.discovery import CropList, discover_crops
 from megaclassifier.classify.features import FeatureSummary, extract_features
 from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers
-from megaclassifier.classify.preprocess import preprocess_image
+from megaclassifier.preprocess import preprocess_image
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -26,11 +26,10 @@ import numpy as np
 
 from megaclassifier.classify.discovery import CropList, discover_crops
 from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers, iter_batches
-from megaclassifier.engines import open_engine
-from megaclassifier.engines.base import Engine, Pending, pipelined
-from megaclassifier.engines.models import default_model_dir, known_model
+from megaclassifier.engines import Engine, Pending, open_engine, pipelined
 from megaclassifier.errors import ModelError
-from megaclassifier.formats.probabilities import ProbabilityCsvWriter, load_label_index
+from megaclassifier.formats.probabilities import ProbabilityCsvWriter
+from megaclassifier.models import categories_for
 
 logger = logging.getLogger(__name__)
 
@@ -82,19 +81,6 @@ class ClassifySummary:
     def crops_per_second(self) -> float:
         """Crops handled per second of wall time."""
         return (self.classified + self.failed) / self.seconds if self.seconds > 0 else 0.0
-
-
-def categories_for(model: str | Path, classifier_categories: str | Path | None) -> list[str] | None:
-    if classifier_categories is not None:
-        return load_label_index(classifier_categories)
-    known = known_model(model)
-    entry = known.file("categories") if known else None
-    if known is not None and entry is not None:
-        path = default_model_dir(known.name) / entry.filename
-        if path.is_file():
-            logger.info("class names from %s", path)
-            return load_label_index(path)
-    return None
 
 
 def check_class_count(engine: Engine, names: list[str] | None, classifier_categories: str | Path | None) -> None:

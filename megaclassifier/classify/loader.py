@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from megaclassifier.classify.discovery import CropList
-from megaclassifier.classify.preprocess import load_crop
-from megaclassifier.engines.devices import available_cpus, physical_cpu_count
 from megaclassifier.errors import MegaClassifierError
+from megaclassifier.hardware import available_cpus, physical_cpu_count
+from megaclassifier.preprocess import load_crop
 
 if TYPE_CHECKING:
     import torch

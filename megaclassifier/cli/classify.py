@@ -10,8 +10,8 @@ import click
 
 from megaclassifier.cli._common import show_progress, summary
 from megaclassifier.constants import EFFICIENTNET_NATIVE_SIZE
-from megaclassifier.engines.devices import BACKENDS, DEVICE_HELP, PRECISIONS, parse_device
-from megaclassifier.engines.models import KNOWN_MODELS
+from megaclassifier.hardware import BACKENDS, DEVICE_HELP, PRECISIONS, parse_device
+from megaclassifier.models.registry import KNOWN_MODELS
 
 DEFAULT_BATCH_SIZE = 32  # megaclassifier.classify.loader.DEFAULT_BATCH_SIZE, without importing it
 

@@ -1,4 +1,4 @@
-"""``megaclassifier download``: click wiring for :func:`megaclassifier.engines.download.download_model`."""
+"""``megaclassifier download``: click wiring for :func:`megaclassifier.models.download.download_model`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.engines.models import KNOWN_MODELS
+from megaclassifier.models.registry import KNOWN_MODELS
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,7 +39,7 @@ def download(ctx: click.Context, **options: Any) -> None:
       megaclassifier download megaclassifier-v0.1
       megaclassifier classify megaclassifier-v0.1 crops/ probs.csv.gz --detections-json md.json
     """
-    from megaclassifier.engines.download import download_model
+    from megaclassifier.models.download import download_model
 
     result = download_model(**options, progress=show_progress(ctx))
     checked = f"; the model loads ({result.num_classes} classes)" if result.num_classes is not None else ""

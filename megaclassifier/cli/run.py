@@ -10,7 +10,7 @@ import click
 from megaclassifier.cli._common import show_progress, summary
 from megaclassifier.cli.classify import _device_option, _model_argument
 from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD, EFFICIENTNET_NATIVE_SIZE
-from megaclassifier.engines.devices import BACKENDS, DEVICE_HELP, PRECISIONS
+from megaclassifier.hardware import BACKENDS, DEVICE_HELP, PRECISIONS
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from megaclassifier.constants import DEFAULT_IMAGE_SIZE, EFFICIENTNET_NATIVE_SIZE
 from megaclassifier.engines.base import Engine
-from megaclassifier.engines.devices import BACKENDS, check_precision, resolve_device
-from megaclassifier.engines.loading import load_model
-from megaclassifier.engines.models import known_model, resolve_model
 from megaclassifier.errors import MegaClassifierError, ModelError
+from megaclassifier.hardware import BACKENDS, check_precision, resolve_device
+from megaclassifier.models.loading import load_model
+from megaclassifier.models.registry import known_model, resolve_model
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ An engine holds one loaded classifier on one device::
     ...                             # prepare the next batch meanwhile
     probs = pending.result()
 
-A batch is either what :func:`megaclassifier.classify.preprocess.preprocess_image`
+A batch is either what :func:`megaclassifier.preprocess.preprocess_image`
 makes, stacked (ImageNet-normalised float32 (N, 3, S, S)), or the uint8 pixels
-(N, S, S, 3) that :func:`~megaclassifier.classify.preprocess.resize_and_crop`
+(N, S, S, 3) that :func:`~megaclassifier.preprocess.resize_and_crop`
 makes, which the engine normalises with the same arithmetic (the torch engine
 on its device, after a four-times-smaller upload).
 """
@@ -26,6 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from megaclassifier.errors import ModelError
+from megaclassifier.preprocess import normalize
 
 T = TypeVar("T")
 
@@ -161,8 +162,6 @@ def check_batch(batch: np.ndarray, image_size: int) -> np.ndarray:
         ValueError: wrong shape.
     """
     if is_pixel_batch(batch, image_size):
-        from megaclassifier.classify.preprocess import normalize
-
         batch = normalize(batch)
     return np.ascontiguousarray(batch, dtype=np.float32)
 

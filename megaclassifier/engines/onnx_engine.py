@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from megaclassifier.engines.base import Engine, check_batch, softmax
-from megaclassifier.engines.devices import physical_cpu_count
-from megaclassifier.engines.loading import LoadedModel, _first_line
-from megaclassifier.engines.models import user_cache_dir
-from megaclassifier.errors import ModelError
+from megaclassifier.errors import ModelError, first_line
+from megaclassifier.hardware import physical_cpu_count
+from megaclassifier.models.loading import LoadedModel
+from megaclassifier.models.registry import user_cache_dir
 
 if TYPE_CHECKING:
     import torch
@@ -98,7 +98,7 @@ def export_onnx(module: torch.nn.Module, destination: Path, image_size: int) -> 
                     do_constant_folding=True,
                 )
             except Exception as e:  # the exporter raises many kinds
-                raise ModelError(f"cannot export to ONNX ({_first_line(e)}); use --backend torch") from None
+                raise ModelError(f"cannot export to ONNX ({first_line(e)}); use --backend torch") from None
         os.replace(tmp, destination)
     finally:
         with contextlib.suppress(OSError):
@@ -166,7 +166,7 @@ class OnnxEngine(Engine):
         try:
             self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         except Exception as e:  # a damaged cache file, say
-            raise ModelError(f"{onnx_path}: ONNX Runtime cannot load it ({_first_line(e)})") from None
+            raise ModelError(f"{onnx_path}: ONNX Runtime cannot load it ({first_line(e)})") from None
         self._input = self._session.get_inputs()[0].name
         self._chunk = None if device.startswith("cuda") else CPU_CHUNK
 

@@ -9,7 +9,7 @@ staged in two pinned host buffers used in turn and copied with
 works and the next batch is staged meanwhile (a buffer is reused only once its
 upload is done). uint8 pixel batches are uploaded as they are (a quarter of
 the bytes) and normalised on the device with the same float32 arithmetic as
-:func:`~megaclassifier.classify.preprocess.normalize`.
+:func:`~megaclassifier.preprocess.normalize`.
 On the CPU, torch uses one thread per physical core, and bf16 runs through
 CPU autocast.
 
@@ -32,9 +32,9 @@ import numpy as np
 
 from megaclassifier.constants import IMAGENET_MEAN, IMAGENET_STD
 from megaclassifier.engines.base import Engine, Pending, is_pixel_batch
-from megaclassifier.engines.devices import physical_cpu_count
-from megaclassifier.engines.loading import CHECKPOINT, LoadedModel, _first_line, load_model
-from megaclassifier.errors import ModelError
+from megaclassifier.errors import ModelError, first_line
+from megaclassifier.hardware import physical_cpu_count
+from megaclassifier.models.loading import CHECKPOINT, LoadedModel, load_model
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +66,7 @@ def run_probe(module: torch.nn.Module, path: Path, image_size: int) -> np.ndarra
         with torch.inference_mode():
             out = module(x)
     except Exception as e:  # any failure inside the model
-        problem = f"the model fails on a 2x3x{image_size}x{image_size} input ({_first_line(e)})"
+        problem = f"the model fails on a 2x3x{image_size}x{image_size} input ({first_line(e)})"
         raise ModelError(f"{path}: {problem}") from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

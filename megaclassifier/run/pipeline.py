@@ -42,10 +42,10 @@ from megaclassifier.crop.crop import CropSummary, PlannedCrop, plan_crops, resol
 from megaclassifier.crop.geometry import crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, load_image
 from megaclassifier.engines.base import pipelined
-from megaclassifier.engines.devices import available_cpus
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.detections import load_detections, write_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter, format_float32
+from megaclassifier.hardware import available_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _prepare_in_worker(file: str, crops: list[PlannedCrop]) -> _Prepared:
 
 def prepare_image(file: str, crops: Sequence[PlannedCrop], options: _Options) -> _Prepared:
     """Decode one image and return its crops, preprocessed for the classifier."""
-    from megaclassifier.classify.preprocess import resize_and_crop
+    from megaclassifier.preprocess import resize_and_crop
 
     result = _Prepared(file, planned=len(crops))
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from megaclassifier.constants import EFFICIENTNET_NATIVE_SIZE
-from megaclassifier.errors import ModelError
+from megaclassifier.errors import ModelError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -55,12 +55,6 @@ class LoadedModel:
     path: Path
     kind: str
     arch: str | None
-
-
-def _first_line(error: BaseException, limit: int = 200) -> str:
-    """An error's text on one line, shortened."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def model_kind(path: str | Path) -> str:
@@ -153,7 +147,7 @@ def _load_torchscript(path: Path) -> torch.nn.Module:
             warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated" (torch >= 2.10)
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:  # torch raises RuntimeError and others for damaged archives
-        raise ModelError(f"{path}: cannot load as TorchScript ({_first_line(e)})") from None
+        raise ModelError(f"{path}: cannot load as TorchScript ({first_line(e)})") from None
     return module.eval()
 
 
@@ -172,7 +166,7 @@ def _read_checkpoint(path: Path) -> Any:
         with torch.serialization.safe_globals(safe):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError, EOFError ...
-        raise ModelError(f"{path}: cannot load as a checkpoint ({_first_line(e)})") from None
+        raise ModelError(f"{path}: cannot load as a checkpoint ({first_line(e)})") from None
 
 
 def _state_dict_of(obj: Any, path: Path) -> dict[str, Any]:
@@ -215,7 +209,7 @@ def _load_checkpoint(path: Path, arch: str | None) -> tuple[torch.nn.Module, str
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as e:
-        raise ModelError(f"{path}: the weights do not fit {arch} ({_first_line(e)})") from None
+        raise ModelError(f"{path}: the weights do not fit {arch} ({first_line(e)})") from None
     # The plain swish traces and exports; the memory-efficient one is a custom autograd function.
     model.set_swish(memory_efficient=False)
     return model.eval(), arch

@@ -21,12 +21,16 @@ on Linux). Commands that take a model accept such a name in place of a path.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from megaclassifier.errors import ModelError
+from megaclassifier.formats.probabilities import load_label_index
+
+logger = logging.getLogger(__name__)
 
 #: Where the files are published; ``MEGACLASSIFIER_DOWNLOAD_BASE_URL`` overrides it.
 DEFAULT_BASE_URL = "https://lila.science/public/models/"
@@ -146,3 +150,24 @@ def resolve_model(model: str | Path, *, role: str = "model") -> Path:
             f"{known.name}: not downloaded ({path} is missing); run `megaclassifier download {known.name}` first"
         )
     return path
+
+
+def categories_for(model: str | Path, classifier_categories: str | Path | None) -> list[str] | None:
+    """The class names of ``model``: from ``classifier_categories`` when given, else a published model's own.
+
+    Returns:
+        The names in index order, or None when neither is there (the caller names them ``0``..``N-1``).
+
+    Raises:
+        InputFileError: the categories file is unusable.
+    """
+    if classifier_categories is not None:
+        return load_label_index(classifier_categories)
+    known = known_model(model)
+    entry = known.file("categories") if known else None
+    if known is not None and entry is not None:
+        path = default_model_dir(known.name) / entry.filename
+        if path.is_file():
+            logger.info("class names from %s", path)
+            return load_label_index(path)
+    return None

@@ -1,4 +1,4 @@
-"""``download``: fetch a published model's files (see :mod:`megaclassifier.engines.models`).
+"""``download``: fetch a published model's files (see :mod:`megaclassifier.models.registry`).
 
 Each file is fetched into ``<file>.part`` beside its destination; an
 interrupted download resumes from there (HTTP ``Range``) the next time, and
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from megaclassifier import __version__
-from megaclassifier.engines.models import DEFAULT_BASE_URL, KNOWN_MODELS, KnownModel, default_model_dir
 from megaclassifier.errors import DownloadError, MegaClassifierError
+from megaclassifier.models.registry import DEFAULT_BASE_URL, KNOWN_MODELS, KnownModel, default_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def download_model(
     """Download the files of a published model and check that it loads.
 
     Args:
-        name: a key of :data:`~megaclassifier.engines.models.KNOWN_MODELS`.
+        name: a key of :data:`~megaclassifier.models.registry.KNOWN_MODELS`.
         output_dir: where to put the files; default ``<user cache>/models/NAME``,
             where commands look for a model given by name.
         base_url: URL base replacing ``https://lila.science/public/models/``.
@@ -172,9 +172,9 @@ def check_model_files(known: KnownModel, folder: Path) -> int | None:
     Raises:
         DownloadError: a file does not load or does not fit; the bad file is deleted.
     """
-    from megaclassifier.engines.loading import load_model
     from megaclassifier.engines.torch_engine import run_probe
     from megaclassifier.formats.probabilities import load_label_index
+    from megaclassifier.models.loading import load_model
 
     names: list[str] | None = None
     for entry in known.files:
