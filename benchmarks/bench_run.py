@@ -122,13 +122,14 @@ def feed_only(detections: Path, images: Path, image_size: int, num_workers: int)
     """Decode, crop, round-trip and resize every box as ``run`` does, without a model; print the crop count."""
     from megaclassifier.crop.crop import plan_crops, resolve_detector
     from megaclassifier.formats.detections import load_detections
-    from megaclassifier.run.pipeline import _Options, _prepared_stream
+    from megaclassifier.crop.core import CutOptions
+    from megaclassifier.run.prepare import PrepareOptions, prepared_stream
 
     results = load_detections(detections)
     plans = list(plan_crops(results, ".", threshold=THRESHOLD, detector=resolve_detector(results, None)))
-    options = _Options(str(images), None, True, image_size, jpeg_roundtrip=True, save_crops=False)
+    options = PrepareOptions(CutOptions(str(images), square_crops=True, jpeg_roundtrip=True), image_size)
     start = time.perf_counter()
-    crops = sum(len(prepared.crops) for prepared in _prepared_stream(plans, options, num_workers))
+    crops = sum(len(prepared.crops) for prepared in prepared_stream(plans, options, num_workers))
     print(crops, file=sys.stdout)
     print(f"{crops / (time.perf_counter() - start):.1f} crops/s", file=sys.stderr)
 

@@ -34,3 +34,11 @@ UNKNOWN_DETECTOR = "unknown"
 
 #: merge's default classification threshold (reference).
 DEFAULT_MERGE_THRESHOLD = 0.1
+
+#: Crops per inference batch in ``classify``, ``features`` and ``run``.
+DEFAULT_BATCH_SIZE = 32
+
+#: ``--device`` forms, ``--precision`` and ``--backend`` choices.
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or N"
+PRECISIONS = ("fp32", "fp16", "bf16")
+BACKENDS = ("auto", "torch", "onnxruntime")

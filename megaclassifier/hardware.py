@@ -20,13 +20,11 @@ import os
 import re
 from pathlib import Path
 
+from megaclassifier.constants import DEVICE_HELP, PRECISIONS
 from megaclassifier.errors import MegaClassifierError
 
 logger = logging.getLogger(__name__)
 
-DEVICE_HELP = "auto, cpu, cuda, cuda:N or N"
-PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("auto", "torch", "onnxruntime")
 
 _CUDA_RE = re.compile(r"cuda:(\d+)")
 

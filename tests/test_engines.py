@@ -435,7 +435,7 @@ def test_gpu_staging_path_runs_on_the_cpu(b0_checkpoint, real_crops):
 
 @pytest.mark.parametrize(("cpus", "cpu", "gpu"), [(1, 1, 1), (2, 1, 1), (16, 1, 15), (64, 1, 32)])
 def test_run_decoding_workers_by_default(monkeypatch, cpus, cpu, gpu):
-    from megaclassifier.run import pipeline
+    from megaclassifier.run import prepare as pipeline
 
     monkeypatch.setattr(pipeline, "available_cpus", lambda: cpus)
     assert (pipeline.default_run_workers("cpu"), pipeline.default_run_workers("cuda:0")) == (cpu, gpu)

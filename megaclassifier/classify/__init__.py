@@ -11,7 +11,8 @@ The models themselves are run by :mod:`megaclassifier.engines`.
 from megaclassifier.classify.classify import ClassifySummary, CropFailure, classify_crops
 from megaclassifier.classify.discovery import CropList, discover_crops
 from megaclassifier.classify.features import FeatureSummary, extract_features
-from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers
+from megaclassifier.classify.loader import default_num_workers
+from megaclassifier.constants import DEFAULT_BATCH_SIZE
 from megaclassifier.preprocess import preprocess_image
 
 __all__ = [

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from megaclassifier.classify.discovery import CropList, discover_crops
-from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers, iter_batches
+from megaclassifier.classify.loader import default_num_workers, iter_batches
+from megaclassifier.constants import DEFAULT_BATCH_SIZE
 from megaclassifier.engines import Engine, Pending, open_engine, pipelined
 from megaclassifier.errors import ModelError
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter

@@ -35,7 +35,8 @@ import numpy as np
 
 from megaclassifier.classify.classify import CropFailure, run_batches
 from megaclassifier.classify.discovery import discover_crops
-from megaclassifier.classify.loader import DEFAULT_BATCH_SIZE, default_num_workers
+from megaclassifier.classify.loader import default_num_workers
+from megaclassifier.constants import DEFAULT_BATCH_SIZE
 from megaclassifier.engines import open_engine
 from megaclassifier.engines.base import Pending
 from megaclassifier.errors import MegaClassifierError

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Crops per batch (the reference's default is 1, which is slow everywhere).
-DEFAULT_BATCH_SIZE = 32
 
 
 def default_num_workers(device: str | None = None) -> int:

@@ -67,7 +67,7 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="megaclassifier")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug messages.")
+@click.option("--verbose", is_flag=True, help="Debug messages.")
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """Classify the animals MegaDetector found in camera-trap images.

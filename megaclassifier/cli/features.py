@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.cli.classify import _model_argument, common_options
+from megaclassifier.cli.options import COMMAND_SETTINGS, OUTPUT_FILE, crop_reader_options, model_argument
 
 
 def _output_argument(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
@@ -17,11 +17,11 @@ def _output_argument(ctx: click.Context, param: click.Parameter, value: Path) ->
     return value
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("checkpoint", callback=_model_argument)
+@click.command(context_settings=COMMAND_SETTINGS)
+@model_argument("checkpoint")
 @click.argument("crops_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path), callback=_output_argument)
-@common_options
+@click.argument("output", type=OUTPUT_FILE, callback=_output_argument)
+@crop_reader_options(backend=False)
 @click.pass_context
 def features(ctx: click.Context, **options: Any) -> None:
     """Write each crop's embedding: the EfficientNet's pooled final features.

@@ -8,14 +8,12 @@ import click
 
 from megaclassifier import labels as label_tools
 from megaclassifier.cli._common import summary
-
-_INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-_OUTPUT_FILE = click.Path(dir_okay=False, path_type=Path)
+from megaclassifier.cli.options import INPUT_FILE, OUTPUT_FILE, target_mapping_option
 
 
 @click.command("csv-to-json")
-@click.argument("input_csv", type=_INPUT_FILE)
-@click.argument("output_json", type=_OUTPUT_FILE)
+@click.argument("input_csv", type=INPUT_FILE)
+@click.argument("output_json", type=OUTPUT_FILE)
 @click.option("--json-indent", type=click.IntRange(min=0),
               help="Indent the JSON by this many spaces.  [default: one line]")
 def csv_to_json(input_csv: Path, output_json: Path, json_indent: int | None) -> None:
@@ -33,12 +31,12 @@ def csv_to_json(input_csv: Path, output_json: Path, json_indent: int | None) -> 
 
 
 @click.command("map-categories")
-@click.argument("target_spec", type=_INPUT_FILE)
-@click.argument("classifier_spec", type=_INPUT_FILE)
-@click.argument("taxonomy_csv", type=_INPUT_FILE)
-@click.option("-o", "--output", required=True, type=_OUTPUT_FILE,
+@click.argument("target_spec", type=INPUT_FILE)
+@click.argument("classifier_spec", type=INPUT_FILE)
+@click.argument("taxonomy_csv", type=INPUT_FILE)
+@click.option("-o", "--output", required=True, type=OUTPUT_FILE,
               help="Target mapping JSON to write (folders are created).")
-@click.option("-i", "--classifier-label-index", type=_INPUT_FILE,
+@click.option("-i", "--classifier-label-index", type=INPUT_FILE,
               help="Index-to-name JSON of the classifier; map only its labels.")
 def map_categories(
     target_spec: Path, classifier_spec: Path, taxonomy_csv: Path, output: Path, classifier_label_index: Path | None
@@ -65,12 +63,11 @@ def map_categories(
 
 
 @click.command("aggregate")
-@click.argument("classifier_results_csv", type=_INPUT_FILE)
-@click.option("-t", "--target-mapping", required=True, type=_INPUT_FILE,
-              help="JSON {target: [classifier label, ...]} covering every classifier column once.")
-@click.option("-o", "--output-csv", required=True, type=_OUTPUT_FILE,
+@click.argument("classifier_results_csv", type=INPUT_FILE)
+@target_mapping_option(required=True, short_flag=True)
+@click.option("-o", "--output-csv", required=True, type=OUTPUT_FILE,
               help="Target probability CSV to write (.gz for gzip).")
-@click.option("-i", "--output-label-index", required=True, type=_OUTPUT_FILE,
+@click.option("-i", "--output-label-index", required=True, type=OUTPUT_FILE,
               help="Index-to-name JSON of the targets to write.")
 def aggregate(classifier_results_csv: Path, target_mapping: Path, output_csv: Path, output_label_index: Path) -> None:
     """Sum the classifier's probabilities into target probabilities.

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD
+from megaclassifier.cli.options import INPUT_FILE, merge_info_options
 
 _DATASETS_FLAGS = ("-d", "--datasets")
 
@@ -42,23 +42,13 @@ class _MergeCommand(click.Command):
 
 
 @click.command(cls=_MergeCommand)
-@click.argument("classification_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("label_names_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output-json", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Merged MegaDetector JSON to write (folders are created).")
-@click.option("-n", "--classifier-name", required=True, help="Stored as info.classifier.")
-@click.option("-j", "--detection-json", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.argument("classification_csv", type=INPUT_FILE)
+@click.argument("label_names_json", type=INPUT_FILE)
+@merge_info_options(name_required=True, threshold_flags=("-t", "--threshold"))
+@click.option("-j", "--detection-json", required=True, type=INPUT_FILE,
               help="MegaDetector results the crops were cut from (never modified).")
-@click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=DEFAULT_MERGE_THRESHOLD, show_default=True,
-              help="Keep classes with probability >= this.")
-@click.option("--typical-confidence-threshold", "--typical-classification-threshold",
-              "typical_classification_threshold", type=click.FloatRange(0, 1),
-              help="Stored as info.classifier_metadata.typical_classification_threshold.")
 @click.option("-d", "--datasets", multiple=True, metavar="DATASET",
               help="Keep only images whose file starts with DATASET/ (-d a b, or -d a -d b).")
-@click.option("--max-classifications", type=click.IntRange(min=1),
-              help="Keep at most this many classes per detection, most confident first.  [default: all]")
 @click.option("--label", type=click.Choice(["first", "last"]),
               help='Add the CSV "label" column\'s class as ["1000000+i", 1.0], first or last.')
 @click.option("--relative-conf", is_flag=True,
@@ -70,11 +60,11 @@ def merge(
     label_names_json: Path,
     output_json: Path,
     classifier_name: str,
-    detection_json: Path,
-    threshold: float,
+    classification_threshold: float,
     typical_classification_threshold: float | None,
-    datasets: tuple[str, ...],
     max_classifications: int | None,
+    detection_json: Path,
+    datasets: tuple[str, ...],
     label: str | None,
     relative_conf: bool,
 ) -> None:
@@ -100,7 +90,7 @@ def merge(
         output_json=output_json,
         classifier_name=classifier_name,
         detection_json=detection_json,
-        threshold=threshold,
+        threshold=classification_threshold,
         typical_classification_threshold=typical_classification_threshold,
         datasets=list(datasets) if datasets else None,
         max_classifications=max_classifications,

@@ -21,38 +21,27 @@ The first four keys are the reference's; the others say why and what else.
 
 from __future__ import annotations
 
-import io
+import functools
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from megaclassifier.constants import ANIMAL_CATEGORY, CROP_JPEG_QUALITY, UNKNOWN_DETECTOR
-from megaclassifier.crop.geometry import CropBox, crop_box, extract_crop
-from megaclassifier.crop.images import ImageLoadError, load_image
+from megaclassifier.constants import ANIMAL_CATEGORY, UNKNOWN_DETECTOR
+from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_image
 from megaclassifier.errors import InputFileError, MegaClassifierError
-from megaclassifier.formats.atomic import write_bytes_atomic, write_json_atomic
+from megaclassifier.formats.atomic import write_json_atomic
 from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.formats.naming import crop_filename, crop_path
+from megaclassifier.parallel import bounded_map
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PlannedCrop:
-    """One box to crop: its detection index, normalised bbox, crop key and file."""
-
-    index: int
-    bbox: tuple[float, float, float, float]
-    key: str
-    path: Path
 
 
 @dataclass
@@ -73,8 +62,10 @@ class CropSummary:
     def failed_images(self) -> int:
         return len(self.failures)
 
-    def record(self, image: Any) -> None:
-        """Count one image's size-0 boxes, download, failure and warnings (logged as they come)."""
+    def record(self, image: CutImage[Any]) -> None:
+        """Count one image's crops, size-0 boxes, download, failure and warnings (logged as they come)."""
+        self.new_crops += image.written
+        self.existing_crops += image.existing
         self.size_zero += image.size_zero
         self.new_downloads += int(image.downloaded)
         if image.failure is not None:
@@ -147,62 +138,15 @@ def _crop_is_valid(path: Path) -> bool:
         return False
 
 
-@dataclass
-class _ImageResult:
-    file: str
-    new: int = 0
-    existing: int = 0
-    size_zero: int = 0
-    downloaded: bool = False
-    failure: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
 def _crop_one_image(
-    file: str,
-    crops: list[PlannedCrop],
-    *,
-    images_dir: str | Path | None,
-    container_url: str | None,
-    save_full_images: bool,
-    square_crops: bool,
-    check_crops_valid: bool,
-) -> _ImageResult:
-    result = _ImageResult(file)
-    todo = []
-    for crop in crops:
-        if crop.path.exists() and (not check_crops_valid or _crop_is_valid(crop.path)):
-            result.existing += 1
-        else:
-            todo.append(crop)
+    file: str, crops: list[PlannedCrop], options: CutOptions, check_crops_valid: bool
+) -> CutImage[None]:
+    """Cut the crops of one image that are not on disk yet (resume)."""
+    todo = [c for c in crops if not (c.path.exists() and (not check_crops_valid or _crop_is_valid(c.path)))]
     if not todo:
-        return result  # resume: the source image is not opened at all
-    try:
-        loaded = load_image(
-            file, images_dir=images_dir, container_url=container_url, save_full_images=save_full_images
-        )
-    except ImageLoadError as e:
-        result.failure = str(e)
-        return result
-    result.downloaded = loaded.downloaded
-    result.warnings = loaded.warnings
-    image = loaded.image
-    try:
-        for crop in todo:
-            box: CropBox | None = crop_box(crop.bbox, image.width, image.height, square=square_crops)
-            if box is None:
-                logger.debug("skipping size-0 crop of detection %d at %s", crop.index, file)
-                result.size_zero += 1
-                continue
-            buffer = io.BytesIO()
-            extract_crop(image, box).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
-            crop.path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(crop.path, buffer.getvalue())
-            result.new += 1
-    except OSError as e:
-        result.failure = f"cannot write crop: {e}"
-    finally:
-        image.close()
+        return CutImage(file, planned=len(crops), existing=len(crops))  # the image is not opened at all
+    result: CutImage[None] = cut_image(file, todo, options)
+    result.planned, result.existing = len(crops), len(crops) - len(todo)
     return result
 
 
@@ -246,9 +190,7 @@ def crop_detections(
     results = load_detections(detections_json)
     detector = resolve_detector(results, detector_version)
     summary = CropSummary()
-    summary.images_missing_detections = [
-        image["file"] for image in results.images if not isinstance(image.get("detections"), list)
-    ]
+    summary.images_missing_detections = results.files_missing_detections()
     plans = list(plan_crops(results, crops_dir, threshold=threshold, detector=detector))
     summary.images = len(plans)
     if images_dir is not None and save_full_images:
@@ -257,17 +199,14 @@ def crop_detections(
     from tqdm import tqdm
 
     bar = tqdm(total=len(plans), unit="img", disable=not progress, desc="crop", dynamic_ncols=True)
-    options = {
-        "images_dir": images_dir,
-        "container_url": container_url,
-        "save_full_images": save_full_images,
-        "square_crops": square_crops,
-        "check_crops_valid": check_crops_valid,
-    }
+    options = CutOptions(
+        images_dir=str(images_dir) if images_dir is not None else None, container_url=container_url,
+        square_crops=square_crops, save_full_images=save_full_images, write_crops=True,
+    )
+    task = functools.partial(_crop_one_image, options=options, check_crops_valid=check_crops_valid)
+    pool = functools.partial(ThreadPoolExecutor, max_workers=threads, thread_name_prefix="crop")
     try:
-        for result in _run_bounded(plans, options, threads):
-            summary.new_crops += result.new
-            summary.existing_crops += result.existing
+        for result in bounded_map(task, plans, pool=pool if threads > 1 else None, window=threads * 2):
             summary.record(result)
             bar.update(1)
             bar.set_postfix(crops=summary.new_crops, failed=len(summary.failures), refresh=False)
@@ -275,25 +214,6 @@ def crop_detections(
         bar.close()
         summary.log_path = write_crop_log(logdir, summary)
     return summary
-
-
-def _run_bounded(
-    plans: list[tuple[str, list[PlannedCrop]]], options: dict[str, Any], threads: int
-) -> Iterator[_ImageResult]:
-    """Crop images on ``threads`` threads with a bounded queue, so memory stays flat."""
-    if threads <= 1:
-        for file, crops in plans:
-            yield _crop_one_image(file, crops, **options)
-        return
-    window = threads * 2
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crop") as pool:
-        pending: deque[Future[_ImageResult]] = deque()
-        for file, crops in plans:
-            pending.append(pool.submit(_crop_one_image, file, crops, **options))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def write_crop_log(logdir: str | Path, summary: CropSummary, *, prefix: str = "crop_detections_log") -> Path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from megaclassifier.constants import DEFAULT_IMAGE_SIZE, EFFICIENTNET_NATIVE_SIZE
+from megaclassifier.constants import BACKENDS, DEFAULT_IMAGE_SIZE, EFFICIENTNET_NATIVE_SIZE
 from megaclassifier.engines.base import Engine
 from megaclassifier.errors import MegaClassifierError, ModelError
-from megaclassifier.hardware import BACKENDS, check_precision, resolve_device
+from megaclassifier.hardware import check_precision, resolve_device
 from megaclassifier.models.loading import load_model
 from megaclassifier.models.registry import known_model, resolve_model
 

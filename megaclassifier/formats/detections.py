@@ -73,6 +73,10 @@ class DetectionResults:
         """Category ID string to name."""
         return self.data.get("detection_categories") or {}
 
+    def files_missing_detections(self) -> list[str]:
+        """The ``file`` of each image without a ``detections`` list (failed or incomplete), in order."""
+        return [image["file"] for image in self.images if not isinstance(image.get("detections"), list)]
+
     def successful_images(self) -> Iterator[dict[str, Any]]:
         """Images whose ``detections`` is a list (failures and missing lists are left out)."""
         for image in self.images:

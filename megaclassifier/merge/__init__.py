@@ -1,21 +1,25 @@
 """Merge classifier probabilities into MegaDetector results (``megaclassifier merge``).
 
 :func:`merge_classifications` is the whole command: CSV and label index in,
-merged MegaDetector JSON out. ``run`` reuses the pieces:
-:func:`classification_list` (one crop's probabilities to a ``classifications``
-list), :func:`merge_probabilities` (in-memory rows onto loaded results), and
-below it :func:`attach_classifications` and :func:`set_classifier_info`.
+merged MegaDetector JSON out. :func:`merge_rows` is the merge itself, which
+``merge`` and ``run`` both go through: rows of ``classifications`` lists (made
+by :func:`classification_list` from one crop's probabilities) onto loaded
+results, then ``info``. :func:`merge_probabilities` takes probability rows
+instead, for library callers.
 """
 
 from megaclassifier.merge.merge import (
     LABEL_ID_OFFSET,
     MIN_FORMAT_VERSION,
     AttachCounts,
+    Classifications,
+    CropRef,
     MergeSummary,
     attach_classifications,
     classification_list,
     merge_classifications,
     merge_probabilities,
+    merge_rows,
     round_confidence,
     set_classifier_info,
 )
@@ -24,11 +28,14 @@ __all__ = [
     "LABEL_ID_OFFSET",
     "MIN_FORMAT_VERSION",
     "AttachCounts",
+    "Classifications",
+    "CropRef",
     "MergeSummary",
     "attach_classifications",
     "classification_list",
     "merge_classifications",
     "merge_probabilities",
+    "merge_rows",
     "round_confidence",
     "set_classifier_info",
 ]

@@ -320,6 +320,41 @@ def _float_confidences(results: DetectionResults) -> int:
     return converted
 
 
+def merge_rows(
+    results: DetectionResults,
+    rows: Iterable[tuple[CropRef, Classifications]],
+    *,
+    classifier_name: str,
+    classification_categories: dict[str, str],
+    typical_classification_threshold: float | None = None,
+    datasets: Sequence[str] | None = None,
+) -> MergeSummary:
+    """The merge itself, for ``merge`` and ``run``: classifications onto detections, then ``info``.
+
+    ``rows`` is consumed lazily, so a caller can stream them as they are computed.
+
+    Args:
+        results: the loaded MegaDetector results; edited in place (write them with
+            :func:`~megaclassifier.formats.detections.write_detections`).
+        rows: ``(crop, classifications)`` pairs, see :func:`attach_classifications`.
+        classifier_name: goes to ``info.classifier``.
+        classification_categories: the class IDs used in ``rows`` and their names.
+        typical_classification_threshold: goes to ``info.classifier_metadata``.
+        datasets: see :func:`attach_classifications`.
+
+    Returns:
+        The counts and the ``format_version`` written; ``output_json`` is left for the caller.
+    """
+    counts = attach_classifications(results, rows, datasets=datasets)
+    version = set_classifier_info(
+        results,
+        classifier_name=classifier_name,
+        classification_categories=classification_categories,
+        typical_classification_threshold=typical_classification_threshold,
+    )
+    return MergeSummary(**vars(counts), format_version=version)
+
+
 def merge_probabilities(
     results: DetectionResults,
     rows: Iterable[tuple[CropRef, np.ndarray]],
@@ -331,7 +366,7 @@ def merge_probabilities(
     datasets: Sequence[str] | None = None,
     max_classifications: int | None = None,
 ) -> AttachCounts:
-    """Merge in-memory probabilities into loaded results (``run`` uses this).
+    """Merge in-memory probability rows into loaded results: :func:`merge_rows` for library callers.
 
     Args:
         results: edited in place; write it with :func:`write_detections`.
@@ -348,14 +383,11 @@ def merge_probabilities(
         (ref, classification_list(p, threshold=threshold, max_classifications=max_classifications))
         for ref, p in rows
     )
-    counts = attach_classifications(results, lists, datasets=datasets)
-    set_classifier_info(
-        results,
-        classifier_name=classifier_name,
+    return merge_rows(
+        results, lists, classifier_name=classifier_name,
         classification_categories={str(i): name for i, name in enumerate(class_names)},
-        typical_classification_threshold=typical_classification_threshold,
+        typical_classification_threshold=typical_classification_threshold, datasets=datasets,
     )
-    return counts
 
 
 def _check_columns(reader: ProbabilityCsvReader, names: list[str], label_names_json: Path) -> bool:
@@ -506,16 +538,11 @@ def merge_classifications(
             reader, names, contains_preds=contains_preds, threshold=threshold,
             max_classifications=max_classifications, label=label, relative_conf=relative_conf, progress=progress,
         )
-        counts = attach_classifications(results, rows, datasets=datasets)
-
-    version = set_classifier_info(
-        results,
-        classifier_name=classifier_name,
-        classification_categories=categories,
-        typical_classification_threshold=typical_classification_threshold,
-    )
+        summary = merge_rows(
+            results, rows, classifier_name=classifier_name, classification_categories=categories,
+            typical_classification_threshold=typical_classification_threshold, datasets=datasets,
+        )
     write_detections(output_json, results.data)
     logger.debug("wrote %s", output_json)
-    return MergeSummary(
-        **vars(counts), output_json=output_json, format_version=version, labels_only=not contains_preds
-    )
+    summary.output_json, summary.labels_only = output_json, not contains_preds
+    return summary

@@ -1,0 +1,196 @@
+"""Options shared by several commands, declared once (as sqlite-utils' option decorators).
+
+Each decorator adds a group of options; an option that appears in two commands
+comes from here, so it has one type, one default and one help text everywhere
+(``tests/test_cli_options.py`` checks it). Defaults live in
+:mod:`megaclassifier.constants`. Short flags are the reference scripts' own:
+``crop`` keeps ``-c/--container-url`` and ``-v/--detector-version`` of
+``crop_detections.py``, ``classify`` keeps ``-c/--classifier-categories`` and
+``-d/--detections-json`` of ``run_classifier.py``; ``run`` combines both, so it
+takes none of those short forms.
+
+Nothing here imports torch or numpy: ``--help`` stays quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from megaclassifier.constants import (
+    BACKENDS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MERGE_THRESHOLD,
+    DEVICE_HELP,
+    EFFICIENTNET_NATIVE_SIZE,
+    PRECISIONS,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: An existing input file, an output file, a folder.
+INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+OUTPUT_FILE = click.Path(dir_okay=False, path_type=Path)
+FOLDER = click.Path(file_okay=False, path_type=Path)
+
+COMMAND_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+def _apply(command: F, options: list[Callable[[F], F]]) -> F:
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _check_model(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from megaclassifier.models.registry import KNOWN_MODELS
+
+    if value in KNOWN_MODELS or Path(value).is_file():
+        return value
+    if Path(value).is_dir():
+        raise click.BadParameter(f"{value!r} is a folder; expected a model file", ctx, param)
+    names = ", ".join(KNOWN_MODELS)
+    raise click.BadParameter(f"{value!r} is neither a file nor a published model name ({names})", ctx, param)
+
+
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from megaclassifier.hardware import parse_device
+
+    try:
+        parse_device(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+    return value
+
+
+def model_argument(name: str = "model") -> Callable[[F], F]:
+    """The MODEL argument: a model file or a published model's name (checked before any work)."""
+    return click.argument(name, callback=_check_model)
+
+
+def crop_options(*, reference_short_flags: bool) -> Callable[[F], F]:
+    """Where the images are and which boxes to cut: ``crop`` and ``run``."""
+
+    def flags(short: str, long: str) -> tuple[str, ...]:
+        return (short, long) if reference_short_flags else (long,)
+
+    def decorator(command: F) -> F:
+        return _apply(command, [
+            click.option("-i", "--images-dir", type=FOLDER, help="Local root folder of the images."),
+            click.option(*flags("-c", "--container-url"),
+                         help="fsspec URL (https://, s3://, gs://, az://, file://) to fetch images not found "
+                              "locally."),
+            click.option(*flags("-v", "--detector-version"),
+                         help="Detector name for crop file names when the JSON has no info.detector."),
+            click.option("--square-crops", is_flag=True,
+                         help="Square crops (the geometry MegaClassifier was trained on)."),
+            click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                         help="Only animal boxes with conf >= THRESHOLD."),
+        ])
+
+    return decorator
+
+
+def logdir_option(command: F) -> F:
+    """``--logdir``: where a run's JSON log of failed images goes."""
+    return click.option("--logdir", type=FOLDER, default=Path("."), show_default=True,
+                        help="Folder for the run's JSON log (failed images and why).")(command)
+
+
+def categories_option(*, reference_short_flag: bool) -> Callable[[F], F]:
+    """``--classifier-categories``: the model's index-to-name JSON."""
+    flags = ("-c", "--classifier-categories") if reference_short_flag else ("--classifier-categories",)
+    return click.option(*flags, type=INPUT_FILE,
+                        help='Index-to-name JSON ({"0": "name", ...}) of the model\'s classes; default "0".."N-1" '
+                             "(a published model's own names when MODEL is its name).")
+
+
+def engine_options(*, workers_help: str, backend: bool = True) -> Callable[[F], F]:
+    """Input size, batching, device, precision, backend and architecture: ``classify``, ``features``, ``run``.
+
+    ``--num-workers`` reads crop files in ``classify`` and decodes whole photos in ``run``;
+    its help says which (``workers_help``), the rest is shared.
+    """
+
+    def decorator(command: F) -> F:
+        options = [
+            click.option("--image-size", type=click.IntRange(min=1),
+                         help="Input side in pixels. Default: the architecture's native size when it is recognised "
+                              "(EfficientNet-B3: 300), else 224."),
+            click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+                         help="Crops per batch."),
+            click.option("--num-workers", type=click.IntRange(min=0), help=workers_help),
+            click.option("--device", default="auto", show_default=True, callback=_check_device,
+                         help=f"{DEVICE_HELP}; auto is CUDA when available."),
+            click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+                         help="fp16 needs CUDA; bf16 runs on CUDA or the CPU (torch backend)."),
+            click.option("--arch", type=click.Choice(list(EFFICIENTNET_NATIVE_SIZE)),
+                         help="EfficientNet variant of a checkpoint (default: inferred from its weights)."),
+        ]
+        if backend:
+            options.append(click.option(
+                "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                help="auto: ONNX Runtime for fp32 on the CPU (exported once, cached beside the model), else torch."))
+        return _apply(command, options)
+
+    return decorator
+
+
+#: ``--num-workers`` of the commands that read crop files.
+CROP_READER_WORKERS_HELP = (
+    "Crop-reading worker processes (0: read in the main process). Default: on a GPU min(8, CPUs); "
+    "on the CPU only the CPUs inference leaves free (hyper-threads), at most 2."
+)
+
+
+def crop_reader_options(*, backend: bool) -> Callable[[F], F]:
+    """The crop files to read and the engine: ``classify`` (with ``--backend``) and ``features``."""
+
+    def decorator(command: F) -> F:
+        command = engine_options(workers_help=CROP_READER_WORKERS_HELP, backend=backend)(command)
+        return click.option("-d", "--detections-json", type=INPUT_FILE,
+                            help="Use the crops of this MegaDetector file, in its order; default: every image "
+                                 "file below CROPS_DIR, sorted.")(command)
+
+    return decorator
+
+
+def target_mapping_option(*, required: bool, short_flag: bool = False) -> Callable[[F], F]:
+    """``--target-mapping``: sum classes into a project's targets (``aggregate``, ``run``)."""
+    flags = ("-t", "--target-mapping") if short_flag else ("--target-mapping",)
+    return click.option(*flags, required=required, type=INPUT_FILE,
+                        help="JSON {target: [classifier label, ...]} covering every classifier class once "
+                             "(map-categories writes it).")
+
+
+def merge_info_options(*, name_required: bool, threshold_flags: tuple[str, ...]) -> Callable[[F], F]:
+    """What the merged file records: output, ``info``, and which classes are kept (``merge``, ``run``).
+
+    Args:
+        name_required: ``merge`` needs ``--classifier-name``; ``run`` defaults it to the model file's name.
+        threshold_flags: the classification threshold's flags (``merge``: the reference's ``-t/--threshold``;
+            ``run``: ``--classification-threshold``, as ``-t/--threshold`` is crop's there).
+    """
+
+    def decorator(command: F) -> F:
+        return _apply(command, [
+            click.option("-o", "--output-json", required=True, type=OUTPUT_FILE,
+                         help="Merged MegaDetector JSON to write (folders are created)."),
+            click.option("-n", "--classifier-name", required=name_required,
+                         show_default=None if name_required else "the model file name without suffix",
+                         help="Stored as info.classifier."),
+            click.option(*threshold_flags, "classification_threshold", type=click.FloatRange(0, 1),
+                         default=DEFAULT_MERGE_THRESHOLD, show_default=True,
+                         help="Keep classes with probability >= this."),
+            click.option("--typical-confidence-threshold", "--typical-classification-threshold",
+                         "typical_classification_threshold", type=click.FloatRange(0, 1),
+                         help="Stored as info.classifier_metadata.typical_classification_threshold."),
+            click.option("--max-classifications", type=click.IntRange(min=1),
+                         help="Keep at most this many classes per detection, most confident first.  "
+                              "[default: all]"),
+        ])
+
+    return decorator

@@ -1,0 +1,165 @@
+"""The crop core: the one way ``crop`` and ``run`` cut the boxes of an image.
+
+For one image and its planned crops, :func:`cut_image` loads the image once
+(:func:`~megaclassifier.crop.images.load_image`: EXIF rotation, RGB, truncated
+files, container URLs), cuts each box with the reference geometry
+(:mod:`megaclassifier.crop.geometry`), and, as asked by :class:`CutOptions`:
+
+* encodes the crop as RGB JPEG quality 75, the bytes of a ``crop`` file;
+* writes them atomically to the crop's planned path (``crop``, ``run --save-crops``);
+* hands the crop on to ``convert`` as the chain's later steps see it: decoded
+  from those JPEG bytes (``jpeg_roundtrip``) or as cut.
+
+So ``run --save-crops`` writes the same bytes as ``crop`` by construction. An
+image that cannot be loaded, or a crop that cannot be cut or written, is the
+image's recorded failure, never an exception.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from PIL import Image
+
+from megaclassifier.constants import CROP_JPEG_QUALITY
+from megaclassifier.crop.geometry import CropBox, crop_box, extract_crop
+from megaclassifier.crop.images import ImageLoadError, SourceImage, load_image
+from megaclassifier.formats.atomic import write_bytes_atomic
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PlannedCrop:
+    """One box to crop: its detection index, normalised bbox, crop key and file."""
+
+    index: int
+    bbox: tuple[float, float, float, float]
+    key: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class CutOptions:
+    """How to find the images and what to do with each crop.
+
+    Attributes:
+        images_dir: local root of the images (and where ``save_full_images`` writes).
+        container_url: fsspec URL to fetch images not found locally from.
+        square_crops: square crops, the reference geometry.
+        save_full_images: keep each fetched image under ``images_dir``.
+        write_crops: write each crop's JPEG to its planned path.
+        jpeg_roundtrip: hand on the crop decoded from its JPEG bytes, as the chain reads crop files.
+    """
+
+    images_dir: str | None = None
+    container_url: str | None = None
+    square_crops: bool = False
+    save_full_images: bool = False
+    write_crops: bool = False
+    jpeg_roundtrip: bool = False
+
+
+@dataclass
+class CutImage(Generic[T]):
+    """What :func:`cut_image` did with one image.
+
+    Attributes:
+        file: the image's ``file`` entry.
+        planned: crops asked for.
+        crops: each cut crop with what ``convert`` made of it (None without ``convert``).
+        written: crop files written.
+        existing: crops already on disk, not cut again (set by ``crop``'s resume).
+        size_zero: boxes of size zero, skipped.
+        downloaded: the image was fetched from the container URL.
+        failure: why the image (or one of its crops) failed, else None.
+        warnings: decoding warnings (truncated file, ...).
+    """
+
+    file: str
+    planned: int = 0
+    crops: list[tuple[PlannedCrop, T | None]] = field(default_factory=list)
+    written: int = 0
+    existing: int = 0
+    size_zero: int = 0
+    downloaded: bool = False
+    failure: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def encode_crop(pixels: Image.Image) -> bytes:
+    """The bytes of a crop file: RGB JPEG at the reference's quality."""
+    buffer = io.BytesIO()
+    pixels.save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def save_crop(path: Path, data: bytes) -> None:
+    """Write a crop file atomically, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, data)
+
+
+def cut_image(
+    file: str,
+    crops: Sequence[PlannedCrop],
+    options: CutOptions,
+    convert: Callable[[Image.Image], T] | None = None,
+) -> CutImage[T]:
+    """Load one image and cut, encode, write and convert its crops as ``options`` say.
+
+    Args:
+        file: the image's ``file`` entry in the results.
+        crops: its planned crops.
+        options: where the image is and what to do with each crop.
+        convert: applied to each crop (decoded from its JPEG bytes with ``jpeg_roundtrip``).
+
+    Returns:
+        The crops cut, and the image's counts, warnings and failure. After a failure
+        ``crops`` is empty; files already written stay (they are complete).
+    """
+    result: CutImage[T] = CutImage(file, planned=len(crops))
+    try:
+        loaded = load_image(
+            file, images_dir=options.images_dir, container_url=options.container_url,
+            save_full_images=options.save_full_images,
+        )
+    except ImageLoadError as e:
+        result.failure = str(e)
+        return result
+    result.downloaded, result.warnings = loaded.downloaded, loaded.warnings
+    try:
+        for crop in crops:
+            box = crop_box(crop.bbox, loaded.image.width, loaded.image.height, square=options.square_crops)
+            if box is None:
+                logger.debug("skipping size-0 crop of detection %d at %s", crop.index, file)
+                result.size_zero += 1
+                continue
+            pixels = _cut_one(loaded.image, box, crop, options, result)
+            result.crops.append((crop, convert(pixels) if convert is not None else None))
+    except OSError as e:
+        result.failure = f"cannot crop: {e}"
+        result.crops.clear()
+    finally:
+        loaded.image.close()
+    return result
+
+
+def _cut_one(
+    image: SourceImage, box: CropBox, crop: PlannedCrop, options: CutOptions, result: CutImage[T]
+) -> Image.Image:
+    pixels = extract_crop(image, box)
+    if not (options.write_crops or options.jpeg_roundtrip):
+        return pixels
+    data = encode_crop(pixels)
+    if options.write_crops:
+        save_crop(crop.path, data)
+        result.written += 1
+    return Image.open(io.BytesIO(data)).convert("RGB") if options.jpeg_roundtrip else pixels
