@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# the same checks as .pre-commit-config.yaml
 lint: $(STAMP)
 	$(BIN)/ruff check megaclassifier tests benchmarks demo
+	$(BIN)/ruff format --check megaclassifier tests benchmarks demo
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -120,9 +120,9 @@ def main() -> None:
 
 def feed_only(detections: Path, images: Path, image_size: int, num_workers: int) -> None:
     """Decode, crop, round-trip and resize every box as ``run`` does, without a model; print the crop count."""
+    from megaclassifier.crop.core import CutOptions
     from megaclassifier.crop.crop import plan_crops, resolve_detector
     from megaclassifier.formats.detections import load_detections
-    from megaclassifier.crop.core import CutOptions
     from megaclassifier.run.prepare import PrepareOptions, prepared_stream
 
     results = load_detections(detections)

@@ -6,4 +6,4 @@ targets, and ``merge`` the probabilities back into the MegaDetector JSON.
 ``run`` does all of it in one pass.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -124,7 +124,7 @@ def physical_cpu_count() -> int:
     else:
         count = 0
         try:
-            import psutil  # type: ignore[import-untyped]
+            import psutil
 
             count = psutil.cpu_count(logical=False) or 0
         except ImportError:

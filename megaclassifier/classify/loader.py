@@ -96,7 +96,7 @@ def iter_batches(crops: CropList, *, image_size: int, batch_size: int, num_worke
         raise MegaClassifierError(f"--batch-size {batch_size}: must be at least 1")
     if num_workers < 0:
         raise MegaClassifierError(f"--num-workers {num_workers}: must be 0 or more")
-    loader = DataLoader(
+    loader: DataLoader[Batch] = DataLoader(
         CropDataset(crops, image_size),  # type: ignore[arg-type]
         batch_size=batch_size,
         shuffle=False,

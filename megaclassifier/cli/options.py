@@ -14,7 +14,7 @@ Nothing here imports torch or numpy: ``--help`` stays quick.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,7 +39,7 @@ FOLDER = click.Path(file_okay=False, path_type=Path)
 COMMAND_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 
 
-def _apply(command: F, options: list[Callable[[F], F]]) -> F:
+def _apply(command: F, options: Sequence[Callable[[Any], Any]]) -> F:
     for option in reversed(options):
         command = option(command)
     return command
@@ -170,7 +170,8 @@ def merge_info_options(*, name_required: bool, threshold_flags: tuple[str, ...])
     """What the merged file records: output, ``info``, and which classes are kept (``merge``, ``run``).
 
     Args:
-        name_required: ``merge`` needs ``--classifier-name``; ``run`` defaults it to the model file's name.
+        name_required: ``merge`` needs ``-n/--classifier-name``; ``run`` defaults it to the model file's name
+            and takes no ``-n``, which is ``crop``'s ``--threads``.
         threshold_flags: the classification threshold's flags (``merge``: the reference's ``-t/--threshold``;
             ``run``: ``--classification-threshold``, as ``-t/--threshold`` is crop's there).
     """
@@ -179,7 +180,8 @@ def merge_info_options(*, name_required: bool, threshold_flags: tuple[str, ...])
         return _apply(command, [
             click.option("-o", "--output-json", required=True, type=OUTPUT_FILE,
                          help="Merged MegaDetector JSON to write (folders are created)."),
-            click.option("-n", "--classifier-name", required=name_required,
+            click.option(*(("-n", "--classifier-name") if name_required else ("--classifier-name",)),
+                         required=name_required,
                          show_default=None if name_required else "the model file name without suffix",
                          help="Stored as info.classifier."),
             click.option(*threshold_flags, "classification_threshold", type=click.FloatRange(0, 1),

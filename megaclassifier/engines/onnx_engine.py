@@ -187,7 +187,7 @@ class OnnxEngine(Engine):
         return softmax(self.logits(batch))
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        self._session = None
 
 
 def open_onnx_engine(

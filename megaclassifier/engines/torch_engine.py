@@ -219,10 +219,11 @@ class TorchEngine(Engine):
         x = self._to_device(batch)
         with torch.inference_mode(), self._autocast():
             if self._loaded.kind == CHECKPOINT:
-                model = self._model
+                model: Any = self._model
                 out = model._avg_pooling(model.extract_features(x)).flatten(start_dim=1)
             else:
-                out = self._features_model()(x)
+                features_model: Any = self._features_model()
+                out = features_model(x)
         return out.float().cpu().numpy()
 
     def _features_model(self) -> torch.nn.Module:

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 
 @contextlib.contextmanager
@@ -51,7 +51,7 @@ def atomic_output(path: str | Path, mode: str = "w", *, gzip_level: int = 6) -> 
     with atomic_path(path) as tmp:
         binary = "b" in mode
         gz = str(path).endswith(".gz")
-        raw = gzip.open(tmp, "wb", compresslevel=gzip_level) if gz else open(tmp, "wb")  # noqa: SIM115
+        raw = cast(IO[bytes], gzip.open(tmp, "wb", compresslevel=gzip_level) if gz else open(tmp, "wb"))  # noqa: SIM115
         try:
             if binary:
                 yield raw

@@ -114,7 +114,12 @@ def _image_label(i: int, image: dict[str, Any]) -> str:
 
 
 def validate_detections(data: Any, path: str | Path) -> None:
-    """Check the structure that the pipeline relies on; raise on the first problem."""
+    """Check the structure that the pipeline relies on; raise on the first problem.
+
+    Each ``file`` may appear once: crop names, probability rows and merged
+    classifications are keyed by it, so a repeated entry would receive another
+    entry's classifications.
+    """
     hint = "; is this a MegaDetector output file?"
     if not isinstance(data, dict):
         raise InputFileError(path, f"top level is {type(data).__name__}, not a JSON object{hint}")
@@ -125,33 +130,42 @@ def validate_detections(data: Any, path: str | Path) -> None:
     categories = data.get("detection_categories", {})
     if not isinstance(categories, dict) or not all(isinstance(v, str) for v in categories.values()):
         raise InputFileError(path, '"detection_categories" is not an object of ID to name strings')
+    first_entry: dict[str, int] = {}
     for i, image in enumerate(data["images"]):
-        if not isinstance(image, dict):
-            raise InputFileError(path, f"images[{i}] is not an object")
-        if not isinstance(image.get("file"), str) or not image["file"]:
-            raise InputFileError(path, f'images[{i}] has no "file"')
-        detections = image.get("detections")
-        if detections is None:
-            continue
-        if not isinstance(detections, list):
-            raise InputFileError(path, f'{_image_label(i, image)}: "detections" is not a list')
-        for j, det in enumerate(detections):
-            where = f"{_image_label(i, image)} detection {j}"
-            if not isinstance(det, dict):
-                raise InputFileError(path, f"{where} is not an object")
-            if "category" not in det:
-                raise InputFileError(path, f'{where} has no "category"')
-            if "bbox" not in det:
-                raise InputFileError(path, f'{where} has no "bbox"')
-            bbox = det["bbox"]
-            if not (
-                isinstance(bbox, list)
-                and len(bbox) == 4
-                and all(_is_finite_number(v) for v in bbox)
-            ):
-                raise InputFileError(path, f'{where}: "bbox" must be four finite numbers, got {json.dumps(bbox)}')
-            if "conf" in det and not _is_finite_number(det["conf"]):
-                raise InputFileError(path, f'{where}: "conf" is not a number: {json.dumps(det["conf"])}')
+        _check_image(i, image, path)
+        earlier = first_entry.setdefault(image["file"], i)
+        if earlier != i:
+            raise InputFileError(
+                path, f'images[{i}] repeats the file "{image["file"]}" of images[{earlier}]; each file may appear '
+                "once (combine their detections into one entry)"
+            )
+
+
+def _check_image(i: int, image: Any, path: str | Path) -> None:
+    if not isinstance(image, dict):
+        raise InputFileError(path, f"images[{i}] is not an object")
+    if not isinstance(image.get("file"), str) or not image["file"]:
+        raise InputFileError(path, f'images[{i}] has no "file"')
+    detections = image.get("detections")
+    if detections is None:
+        return
+    if not isinstance(detections, list):
+        raise InputFileError(path, f'{_image_label(i, image)}: "detections" is not a list')
+    for j, det in enumerate(detections):
+        _check_detection(det, f"{_image_label(i, image)} detection {j}", path)
+
+
+def _check_detection(det: Any, where: str, path: str | Path) -> None:
+    if not isinstance(det, dict):
+        raise InputFileError(path, f"{where} is not an object")
+    for key in ("category", "bbox"):
+        if key not in det:
+            raise InputFileError(path, f'{where} has no "{key}"')
+    bbox = det["bbox"]
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_finite_number(v) for v in bbox)):
+        raise InputFileError(path, f'{where}: "bbox" must be four finite numbers, got {json.dumps(bbox)}')
+    if "conf" in det and not _is_finite_number(det["conf"]):
+        raise InputFileError(path, f'{where}: "conf" is not a number: {json.dumps(det["conf"])}')
 
 
 def _is_finite_number(value: Any) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 
 import numpy as np
@@ -108,8 +109,10 @@ class ProbabilityCsvWriter:
         )
         self.rows_written += len(paths)
 
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._ctx.__exit__(exc_type, exc, tb)
 
 
 class ProbabilityCsvReader:

@@ -203,13 +203,13 @@ def _select(label: str, spec: LabelSpec, taxonomy: Taxonomy, *, source: str, exc
             logger.warning("%s: %s: taxon %s not in %s; ignoring it", source, what, format_taxon(key), taxonomy.source)
     for dataset, dataset_labels in spec.get("dataset_labels", {}).items():
         for dataset_label in dataset_labels:
-            key = taxonomy.dataset_labels.get((dataset.strip().lower(), dataset_label.strip().lower()))
-            if key is None:
+            label_key = taxonomy.dataset_labels.get((dataset.strip().lower(), dataset_label.strip().lower()))
+            if label_key is None:
                 raise LabelSpecError(
                     f"{source}: {what}: dataset label ({dataset}, {dataset_label}) is not in {taxonomy.source} "
                     "(or its taxonomy_string is empty)"
                 )
-            found |= taxonomy.descendants(key)
+            found |= taxonomy.descendants(label_key)
     if "exclude" in spec:
         excluded = _select(label, spec["exclude"], taxonomy, source=source, exclude=True)
         if not excluded:

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from megaclassifier.errors import InputFileError, LabelSpecError
 from megaclassifier.formats.atomic import open_text
@@ -171,32 +172,7 @@ def read_taxonomy_rows(path: str | Path) -> list[TaxonomyRow]:
         with open_text(path) as f:
             reader = csv.reader(f, strict=True)
             try:
-                header = next(reader, None)
-                if not header:
-                    raise InputFileError(path, f"empty file; expected the header {','.join(REQUIRED_COLUMNS)}")
-                header = [h.lstrip("\ufeff").strip() for h in header]
-                missing = [c for c in REQUIRED_COLUMNS if c not in header]
-                if missing:
-                    raise InputFileError(
-                        path,
-                        f"missing column(s) {', '.join(missing)}; a taxonomy CSV has the columns "
-                        f"{','.join(REQUIRED_COLUMNS)}",
-                    )
-                positions = [header.index(c) for c in REQUIRED_COLUMNS]
-                rows = []
-                while True:
-                    line = reader.line_num + 1
-                    fields = next(reader, None)
-                    if fields is None:
-                        break
-                    if not any(f.strip() for f in fields):
-                        continue
-                    if len(fields) > len(header):
-                        raise InputFileError(path, f"line {line}: {len(fields)} fields, the header has {len(header)}")
-                    values = [fields[p] if p < len(fields) else "" for p in positions]
-                    row = _parse_row(values, path=path, line=line)
-                    if row is not None:
-                        rows.append(row)
+                rows = _read_rows(reader, path)
             except csv.Error as e:
                 raise InputFileError(path, f"line {reader.line_num}: not valid CSV ({e})") from None
     except FileNotFoundError:
@@ -205,6 +181,38 @@ def read_taxonomy_rows(path: str | Path) -> list[TaxonomyRow]:
         raise InputFileError(path, f"cannot read ({e})") from None
     logger.debug("%s: %d rows with a taxonomy", path, len(rows))
     return rows
+
+
+def _read_header(reader: Any, path: str | Path) -> list[str]:
+    header = next(reader, None)
+    if not header:
+        raise InputFileError(path, f"empty file; expected the header {','.join(REQUIRED_COLUMNS)}")
+    header = [h.lstrip("\ufeff").strip() for h in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputFileError(
+            path,
+            f"missing column(s) {', '.join(missing)}; a taxonomy CSV has the columns {','.join(REQUIRED_COLUMNS)}",
+        )
+    return header
+
+
+def _read_rows(reader: Any, path: str | Path) -> list[TaxonomyRow]:
+    header = _read_header(reader, path)
+    positions = [header.index(c) for c in REQUIRED_COLUMNS]
+    rows: list[TaxonomyRow] = []
+    while True:
+        line = reader.line_num + 1
+        fields = next(reader, None)
+        if fields is None:
+            return rows
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) > len(header):
+            raise InputFileError(path, f"line {line}: {len(fields)} fields, the header has {len(header)}")
+        row = _parse_row([fields[p] if p < len(fields) else "" for p in positions], path=path, line=line)
+        if row is not None:
+            rows.append(row)
 
 
 def _parse_row(values: list[str], *, path: str | Path, line: int) -> TaxonomyRow | None:
@@ -263,9 +271,9 @@ def build_taxonomy(rows: Iterable[TaxonomyRow], *, source: str = "<taxonomy>") -
     tree_parent = {key: _choose_parent(key, parents, dag, source) for key, parents in dag.items()}
     _check_acyclic(tree_parent, source)
     children: dict[TaxonKey, list[TaxonKey]] = {key: [] for key in tree_parent}
-    for key, parent in tree_parent.items():
-        if parent is not None:
-            children[parent].append(key)
+    for key, tree_parent_key in tree_parent.items():
+        if tree_parent_key is not None:
+            children[tree_parent_key].append(key)
     logger.debug("%s: %d taxa, %d dataset labels", source, len(tree_parent), len(dataset_labels))
     return Taxonomy(parent=tree_parent, children=children, dataset_labels=dataset_labels, source=source)
 

@@ -187,61 +187,79 @@ def attach_classifications(
         datasets: keep only images whose ``file`` starts with one of these
             followed by ``/``; a ``file`` without ``/`` is in no dataset.
     """
-    images = results.images
-    if datasets is not None:
-        wanted = set(datasets)
-        kept = [im for im in images if _dataset_of(im["file"]) in wanted]
-        excluded = {im["file"] for im in images} - {im["file"] for im in kept}
-        logger.info("--datasets keeps %d of %d images", len(kept), len(images))
-        results.data["images"] = images = kept
-    else:
-        excluded = set()
-    by_file: dict[str, dict[str, Any]] = {}
-    for image in images:
-        by_file.setdefault(image["file"], image)
-    if len(by_file) < len(images):
-        logger.warning(
-            "%s: %d images repeat an earlier file name; rows go to the first of each",
-            results.path, len(images) - len(by_file),
-        )
-
+    images, excluded = _select_datasets(results, datasets)
+    by_file = {image["file"]: image for image in images}  # load_detections refuses repeated files
     counts = AttachCounts()
-    touched: set[tuple[int, int]] = set()
+    touched: set[tuple[str, int]] = set()
     problems: list[str] = []
     for ref, classifications in rows:
         counts.rows += 1
-        try:
-            file, index = _resolve(ref)
-        except ValueError:
-            counts.rows_bad_name += 1
-            problems.append(f"{ref!r}: not a crop name (<file>___cropNN_<detector>.jpg)")
-            continue
-        image = by_file.get(file)
-        if image is None:
-            if file in excluded:
-                counts.rows_excluded += 1
-            else:
-                counts.rows_unknown_image += 1
-                problems.append(f"{ref!r}: image {file!r} is not in the detections file")
-            continue
-        detections = image.get("detections")
-        if not isinstance(detections, list) or index >= len(detections):
-            counts.rows_bad_index += 1
-            have = len(detections) if isinstance(detections, list) else "no"
-            problems.append(f"{ref!r}: detection {index} of {file!r}, which has {have} detections")
-            continue
-        detections[index]["classifications"] = classifications
-        counts.rows_merged += 1
-        touched.add((id(image), index))
-
+        target = _find_detection(ref, by_file, excluded, counts, problems)
+        if target is not None:
+            file, index = target
+            by_file[file]["detections"][index]["classifications"] = classifications
+            counts.rows_merged += 1
+            touched.add(target)
     counts.detections_classified = len(touched)
+    counts.stale_classifications_removed = _remove_stale(images, touched)
+    counts.images_written = len(images)
+    _log_problems(counts, problems)
+    return counts
+
+
+def _select_datasets(
+    results: DetectionResults, datasets: Sequence[str] | None
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Keep only the images of ``datasets`` (in place); return them and the files left out."""
+    images = results.images
+    if datasets is None:
+        return images, set()
+    wanted = set(datasets)
+    kept = [im for im in images if _dataset_of(im["file"]) in wanted]
+    logger.info("--datasets keeps %d of %d images", len(kept), len(images))
+    results.data["images"] = kept
+    return kept, {im["file"] for im in images} - {im["file"] for im in kept}
+
+
+def _find_detection(
+    ref: CropRef, by_file: dict[str, dict[str, Any]], excluded: set[str], counts: AttachCounts, problems: list[str]
+) -> tuple[str, int] | None:
+    """The ``(file, index)`` of the detection a row belongs to; None (counted, described) when there is none."""
+    try:
+        file, index = _resolve(ref)
+    except ValueError:
+        counts.rows_bad_name += 1
+        problems.append(f"{ref!r}: not a crop name (<file>___cropNN_<detector>.jpg)")
+        return None
+    image = by_file.get(file)
+    if image is None:
+        if file in excluded:
+            counts.rows_excluded += 1
+        else:
+            counts.rows_unknown_image += 1
+            problems.append(f"{ref!r}: image {file!r} is not in the detections file")
+        return None
+    detections = image.get("detections")
+    if not isinstance(detections, list) or index >= len(detections):
+        counts.rows_bad_index += 1
+        have = len(detections) if isinstance(detections, list) else "no"
+        problems.append(f"{ref!r}: detection {index} of {file!r}, which has {have} detections")
+        return None
+    return file, index
+
+
+def _remove_stale(images: list[dict[str, Any]], touched: set[tuple[str, int]]) -> int:
+    """Remove ``classifications`` of an earlier merge from detections that got no row; return how many."""
+    removed = 0
     for image in images:
         for index, det in enumerate(image.get("detections") or []):
-            if "classifications" in det and (id(image), index) not in touched:
+            if "classifications" in det and (image["file"], index) not in touched:
                 del det["classifications"]
-                counts.stale_classifications_removed += 1
-    counts.images_written = len(images)
+                removed += 1
+    return removed
 
+
+def _log_problems(counts: AttachCounts, problems: list[str]) -> None:
     if problems:
         logger.warning(
             "%d rows matched no detection and were skipped, e.g.:\n  %s",
@@ -253,7 +271,6 @@ def attach_classifications(
     if counts.stale_classifications_removed:
         logger.warning("removed %d classifications of an earlier merge from detections with no row in this CSV",
                        counts.stale_classifications_removed)
-    return counts
 
 
 def _version_number(value: Any) -> float | None:
@@ -419,51 +436,50 @@ def _check_columns(reader: ProbabilityCsvReader, names: list[str], label_names_j
     raise InputFileError(reader.path, f"{problem}; was it written with that label index?")
 
 
+@dataclass(frozen=True)
+class _RowRules:
+    """How ``merge`` turns one CSV row into a ``classifications`` list."""
+
+    contains_preds: bool
+    threshold: float
+    max_classifications: int | None
+    label: Literal["first", "last"] | None
+    relative_conf: bool
+
+    @property
+    def needs_label(self) -> bool:
+        return bool(self.label or self.relative_conf or not self.contains_preds)
+
+    def classifications(self, probs: np.ndarray | None, label_idx: int | None) -> Classifications:
+        label_pair = [str(LABEL_ID_OFFSET + label_idx), 1.0] if label_idx is not None else None
+        if not self.contains_preds or probs is None:
+            return [label_pair] if label_pair else []
+        if self.relative_conf and label_idx is not None:
+            probs = np.maximum(probs - probs[label_idx], 0.0)
+        result = classification_list(probs, threshold=self.threshold, max_classifications=self.max_classifications)
+        if self.label is not None and label_pair is not None:
+            result.insert(0 if self.label == "first" else len(result), label_pair)
+        return result
+
+
 def _csv_rows(
-    reader: ProbabilityCsvReader,
-    names: list[str],
-    *,
-    contains_preds: bool,
-    threshold: float,
-    max_classifications: int | None,
-    label: Literal["first", "last"] | None,
-    relative_conf: bool,
-    progress: bool,
+    reader: ProbabilityCsvReader, names: list[str], rules: _RowRules, *, progress: bool
 ) -> Iterator[tuple[str, Classifications]]:
     index_of = {n: i for i, n in enumerate(names)}
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(desc="merge", unit=" rows")
-    try:
-        for paths, values, labels in reader.iter_chunks(names if contains_preds else []):
+    with tqdm(desc="merge", unit=" rows", disable=not progress) as bar:
+        for paths, values, labels in reader.iter_chunks(names if rules.contains_preds else []):
             for row, path in enumerate(paths):
                 label_idx = None
-                if labels is not None and (label or relative_conf or not contains_preds):
+                if labels is not None and rules.needs_label:
                     label_idx = index_of.get(labels[row])
                     if label_idx is None:
                         raise InputFileError(
                             reader.path, f'{path}: label "{labels[row]}" is not a class of the label index'
                         )
-                if not contains_preds:
-                    yield path, [[str(LABEL_ID_OFFSET + label_idx), 1.0]]
-                    continue
-                probs = values[row]
-                if relative_conf:
-                    probs = np.maximum(probs - probs[label_idx], 0.0)
-                classifications = classification_list(
-                    probs, threshold=threshold, max_classifications=max_classifications
-                )
-                if label is not None:
-                    pair = [str(LABEL_ID_OFFSET + label_idx), 1.0]
-                    classifications.insert(0 if label == "first" else len(classifications), pair)
-                yield path, classifications
-            if bar is not None:
-                bar.update(len(paths))
-    finally:
-        if bar is not None:
-            bar.close()
+                yield path, rules.classifications(values[row] if rules.contains_preds else None, label_idx)
+            bar.update(len(paths))
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -534,10 +550,8 @@ def merge_classifications(
             categories.update({str(LABEL_ID_OFFSET + i): f"label: {name}" for i, name in enumerate(names)})
 
         results = load_detections(detection_json)
-        rows = _csv_rows(
-            reader, names, contains_preds=contains_preds, threshold=threshold,
-            max_classifications=max_classifications, label=label, relative_conf=relative_conf, progress=progress,
-        )
+        rules = _RowRules(contains_preds, threshold, max_classifications, label, relative_conf)
+        rows = _csv_rows(reader, names, rules, progress=progress)
         summary = merge_rows(
             results, rows, classifier_name=classifier_name, classification_categories=categories,
             typical_classification_threshold=typical_classification_threshold, datasets=datasets,

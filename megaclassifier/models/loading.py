@@ -156,7 +156,7 @@ def _read_checkpoint(path: Path) -> Any:
     import torch
 
     # numpy scalars (a saved metric, say) are allowed; no other pickled objects are.
-    safe = [np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)), type(np.dtype(np.int64))]
+    safe: list[Any] = [np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)), type(np.dtype(np.int64))]
     try:
         from numpy._core.multiarray import scalar  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x

@@ -98,7 +98,7 @@ def open_classifier(
         check_class_count(engine, names, classifier_categories)
         class_names = names or [str(i) for i in range(engine.num_classes)]
         merge_names, groups = class_names, None
-        if mapping is not None:
+        if mapping is not None and target_mapping is not None:
             check_mapping_covers(mapping, class_names, mapping_path=target_mapping,
                                  csv_path=classifier_categories or "the model's classes")
             merge_names, groups = _target_groups(mapping, class_names)

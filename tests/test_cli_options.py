@@ -1,0 +1,107 @@
+"""An option that two commands share is the same option: one type, one default, one help text.
+
+The shared options come from ``megaclassifier.cli.options``; this test keeps
+new commands from re-declaring them with a drifted default or help. Where the
+reference scripts gave one flag two meanings, the exception is listed with why.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import click
+import pytest
+
+from megaclassifier.cli import cli
+
+#: long flag -> commands in which it means something else, and why.
+DIFFERENT_MEANINGS = {
+    # crop_detections.py: the detection-confidence threshold; merge_classification_detection_output.py:
+    # the classification threshold (run calls the latter --classification-threshold).
+    "--threshold": {"merge"},
+    # aggregate writes the target probabilities there; run the classifier's own probabilities.
+    "--output-csv": {"aggregate"},
+    # classify and features read small crop files, run decodes whole photos: other work, other defaults.
+    "--num-workers": {"run"},
+}
+
+
+def _describe(option: click.Option) -> tuple[object, ...]:
+    kind = option.type
+    detail = (
+        getattr(kind, "choices", None),
+        getattr(kind, "min", None),
+        getattr(kind, "max", None),
+        getattr(kind, "exists", None),
+        getattr(kind, "file_okay", None),
+        getattr(kind, "dir_okay", None),
+    )
+    return type(kind).__name__, detail, option.default, option.help, option.is_flag, option.multiple
+
+
+def _options_by_flag() -> dict[str, dict[str, click.Option]]:
+    ctx = click.Context(cli)
+    found: dict[str, dict[str, click.Option]] = defaultdict(dict)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        for param in command.params:
+            if isinstance(param, click.Option):
+                for flag in param.opts:
+                    if flag.startswith("--") and flag != "--help":
+                        found[flag][name] = param
+    return found
+
+
+SHARED = {flag: commands for flag, commands in _options_by_flag().items() if len(commands) > 1}
+
+
+def test_the_shared_options_are_found() -> None:
+    # the options this test exists for: if one disappears from a command, the list below must be looked at
+    for flag in ("--images-dir", "--square-crops", "--batch-size", "--device", "--classifier-categories",
+                 "--output-json", "--classifier-name", "--typical-confidence-threshold", "--target-mapping",
+                 "--logdir", "--image-size", "--precision", "--backend", "--arch"):
+        assert flag in SHARED, flag
+
+
+@pytest.mark.parametrize("flag", sorted(SHARED))
+def test_an_option_in_two_commands_is_the_same_option(flag: str) -> None:
+    commands = {name: opt for name, opt in SHARED[flag].items() if name not in DIFFERENT_MEANINGS.get(flag, set())}
+    described = {name: _describe(opt) for name, opt in commands.items()}
+    first_name, first = next(iter(described.items()))
+    for name, description in described.items():
+        assert description == first, f"{flag}: {name} differs from {first_name}"
+
+
+def test_defaults_come_from_constants() -> None:
+    from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD
+
+    assert {opt.default for opt in SHARED["--batch-size"].values()} == {DEFAULT_BATCH_SIZE}
+    assert SHARED["--threshold"]["merge"].default == DEFAULT_MERGE_THRESHOLD
+
+
+def test_short_flags_do_not_clash_with_the_group() -> None:
+    group_short = {flag for param in cli.params for flag in getattr(param, "opts", []) if not flag.startswith("--")}
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        short = {flag for param in command.params for flag in getattr(param, "opts", []) if not flag.startswith("--")}
+        assert not (short & group_short - {"-h"}), name
+
+
+def test_run_takes_no_short_flag_that_means_something_else_in_crop_or_classify() -> None:
+    ctx = click.Context(cli)
+    flags = {}
+    for name in ("crop", "classify", "merge", "run"):
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        flags[name] = {
+            short: next(o for o in param.opts if o.startswith("--"))
+            for param in command.params if isinstance(param, click.Option)
+            for short in param.opts if not short.startswith("--")
+        }
+    for short, long in flags["run"].items():
+        for other in ("crop", "classify"):
+            if short in flags[other]:
+                assert flags[other][short] == long, f"run {short} is {long}, {other} {short} is {flags[other][short]}"
