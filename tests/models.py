@@ -17,9 +17,13 @@ import json
 import shutil
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import PhotoSet
 
 TINY_NAMES = ["deer", "elk", "cow", "bear"]
 TINY_WEIGHT = [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [-1.0, -1.0, -1.0]]
@@ -122,13 +126,13 @@ def b0_torchscript(model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_crops(cameratrap: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Folder of the 38 square crops (threshold 0.15) of the real test images."""
+def real_crops(photos: PhotoSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of the square crops (threshold 0.15) of the ``photos`` set: 38 of the real test images."""
     from megaclassifier.crop import crop_detections
 
     out = tmp_path_factory.mktemp("classify_crops")
     crop_detections(
-        cameratrap / "detections.json", out / "crops", images_dir=cameratrap / "images",
+        photos.detections, out / "crops", images_dir=photos.images,
         square_crops=True, threshold=0.15, threads=2, logdir=out,
     )
     return out / "crops"

@@ -1,7 +1,8 @@
 """End to end: the reference's four documented commands, in order, on the real camera-trap images.
 
 The canonical invocation of the reference spec (section 0), run through the CLI
-on ``../shared/testdata/cameratrap/`` with a seeded EfficientNet-B0 checkpoint::
+on ``../shared/testdata/cameratrap/`` (the bundled demo copies on a fresh clone:
+the ``photos`` fixture) with a seeded EfficientNet-B0 checkpoint::
 
     megaclassifier crop detections.json crops/ --images-dir images/ --square-crops --threshold 0.15 \\
         --threads 2 --logdir logs/
@@ -25,8 +26,6 @@ remapped CSV with the csv module and numpy, and with MegaDetector's validator.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import re
 from dataclasses import dataclass
@@ -36,11 +35,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import PhotoSet
+from helpers import read_csv
 from megadetector.postprocessing.validate_batch_results import ValidateBatchResultsOptions, validate_batch_results
 
 from megaclassifier.cli import cli
 
-pytestmark = [pytest.mark.testdata, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 CLASS_NAMES = ["deer", "elk", "cow", "bear", "coyote"]  # the seeded B0 has 5 outputs (models.B0_CLASSES)
 MAPPING = {"cervid": ["deer", "elk"], "cow": ["cow"], "other": ["bear", "coyote"]}
@@ -49,7 +50,6 @@ CLASSIFIER_NAME = "efficientnet-b0_seeded"
 DETECTION_THRESHOLD = 0.15
 MERGE_THRESHOLD = 0.05
 TYPICAL_THRESHOLD = 0.75
-EXPECTED_CROPS = 38  # animal (category "1") detections with conf >= 0.15 in cameratrap/detections.json
 CROP_NAME = re.compile(r"^(?P<file>.+)___crop(?P<index>\d{2})_(?P<detector>.+)\.jpg$")
 IMAGE_SIZE = 300
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -67,6 +67,7 @@ class Chain:
     final: Path
     logdir: Path
     outputs: dict[str, str]
+    expected_crops: int  # animal (category "1") detections with conf >= 0.15
 
     @property
     def source(self) -> dict:
@@ -83,10 +84,6 @@ def invoke(args: list[str]) -> str:
     return result.output
 
 
-def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
-    return rows[0], rows[1:]
 
 
 def crop_key(path: str) -> tuple[str, int]:
@@ -125,9 +122,9 @@ def tempered(checkpoint: Path, crops: list[Path], out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def chain(cameratrap: Path, b0_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Chain:
+def chain(photos: PhotoSet, b0_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Chain:
     out = tmp_path_factory.mktemp("chain_e2e")
-    detections = cameratrap / "detections.json"
+    detections = photos.detections
     categories = out / "index_to_name.json"
     categories.write_text(json.dumps({str(i): n for i, n in enumerate(CLASS_NAMES)}), encoding="utf-8")
     mapping = out / "mapping.json"
@@ -141,9 +138,10 @@ def chain(cameratrap: Path, b0_checkpoint: Path, tmp_path_factory: pytest.TempPa
         final=out / "final" / "detections_classified.json",
         logdir=out / "logs",
         outputs={},
+        expected_crops=len(photos.animal_boxes(DETECTION_THRESHOLD)),
     )
     c.outputs["crop"] = invoke([
-        "crop", detections, c.crops, "--images-dir", cameratrap / "images", "--square-crops",
+        "crop", detections, c.crops, "--images-dir", photos.images, "--square-crops",
         "--threshold", DETECTION_THRESHOLD, "--threads", 2, "--logdir", c.logdir,
     ])
     model = tempered(b0_checkpoint, sorted(c.crops.rglob("*.jpg"))[::4], out / "b0_tempered.pt")
@@ -175,12 +173,12 @@ def animal_keys(md: dict, threshold: float) -> list[tuple[str, int]]:
 
 def test_crop_step(chain: Chain) -> None:
     crops = sorted(p.relative_to(chain.crops).as_posix() for p in chain.crops.rglob("*") if p.is_file())
-    assert len(crops) == EXPECTED_CROPS
+    assert len(crops) == chain.expected_crops
     assert sorted(crop_key(p) for p in crops) == sorted(animal_keys(chain.source, DETECTION_THRESHOLD))
     logs = list(chain.logdir.glob("crop_detections_log_*.json"))
     assert len(logs) == 1
     log = json.loads(logs[0].read_text(encoding="utf-8"))
-    assert log["images_failed_download_or_crop"] == [] and log["num_new_crops"] == EXPECTED_CROPS
+    assert log["images_failed_download_or_crop"] == [] and log["num_new_crops"] == chain.expected_crops
 
 
 def test_classify_csv(chain: Chain) -> None:
@@ -195,7 +193,7 @@ def test_classify_csv(chain: Chain) -> None:
         # float32 values in their shortest form: the text is the float32's repr
         assert all(str(np.float32(v)) == v for v in row[1:]), row
     # a seeded model whose output depends on the input: not all crops get the same answer
-    assert len({tuple(row[1:]) for row in rows}) > EXPECTED_CROPS // 2
+    assert len({tuple(row[1:]) for row in rows}) > chain.expected_crops // 2
 
 
 def test_aggregate_outputs(chain: Chain) -> None:
@@ -241,7 +239,7 @@ def test_output_text_is_indent_1_ascii(chain: Chain) -> None:
 def test_exactly_the_cropped_detections_are_classified(chain: Chain) -> None:
     source, merged = chain.source, chain.merged
     expected = set(animal_keys(source, DETECTION_THRESHOLD))
-    assert len(expected) == EXPECTED_CROPS
+    assert len(expected) == chain.expected_crops
     assert [image["file"] for image in merged["images"]] == [image["file"] for image in source["images"]]
     classified = set()
     for image, original in zip(merged["images"], source["images"], strict=True):
@@ -265,7 +263,7 @@ def test_exactly_the_cropped_detections_are_classified(chain: Chain) -> None:
 
 def test_classification_lists_match_the_remapped_csv(chain: Chain) -> None:
     header, rows = read_csv(chain.remapped_csv)
-    assert len(rows) == EXPECTED_CROPS
+    assert len(rows) == chain.expected_crops
     expected = {crop_key(row[0]): expected_classifications([float(v) for v in row[1:]], MERGE_THRESHOLD)
                 for row in rows}
     merged = {image["file"]: image for image in chain.merged["images"]}
@@ -294,15 +292,15 @@ def test_validator_accepts_the_output(chain: Chain) -> None:
     assert results["errors"] == []
     assert results["warnings"] == []
     counts = results["classification_category_id_to_count"]
-    assert set(counts) <= {"0", "1", "2"} and sum(counts.values()) >= EXPECTED_CROPS
+    assert set(counts) <= {"0", "1", "2"} and sum(counts.values()) >= chain.expected_crops
 
 
 def test_summary_lines(chain: Chain) -> None:
     # -q keeps progress and info logging off; each command still ends with its one-line summary
     # (crop also warns that the truncated JPEG was decoded as far as its data goes)
     last = {command: output.splitlines()[-1] for command, output in chain.outputs.items()}
-    assert last["crop"].startswith(f"{EXPECTED_CROPS} crops written, 0 existed, 0 images failed")
-    assert last["classify"].startswith(f"{EXPECTED_CROPS} of {EXPECTED_CROPS} crops classified")
+    assert last["crop"].startswith(f"{chain.expected_crops} crops written, 0 existed, 0 images failed")
+    assert last["classify"].startswith(f"{chain.expected_crops} of {chain.expected_crops} crops classified")
     assert f"{IMAGE_SIZE} px" in last["classify"]
-    assert last["aggregate"].startswith(f"Wrote {EXPECTED_CROPS} rows x {len(TARGETS)} targets")
-    assert f"{EXPECTED_CROPS} detections classified from {EXPECTED_CROPS} rows" in last["merge"]
+    assert last["aggregate"].startswith(f"Wrote {chain.expected_crops} rows x {len(TARGETS)} targets")
+    assert f"{chain.expected_crops} detections classified from {chain.expected_crops} rows" in last["merge"]

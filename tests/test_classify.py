@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import PhotoSet
+from helpers import invoke
 from models import B0_SIZE, DETECTOR, TINY_NAMES, tiny_expected
 
 from megaclassifier.classify import classify_crops, discover_crops
@@ -28,9 +30,9 @@ torchvision = pytest.importorskip("torchvision")
 GOLDEN_FIRST_ROW = [0.50671, 0.18731, 0.29582, 0.01016]
 
 
-def expected_keys(cameratrap: Path, threshold: float = 0.15) -> list[str]:
+def expected_keys(photos: PhotoSet, threshold: float = 0.15) -> list[str]:
     """Crop keys that ``crop --threshold 0.15`` makes, in detections-JSON order (computed independently)."""
-    md = json.loads((cameratrap / "detections.json").read_text())
+    md = json.loads(photos.detections.read_text())
     keys = []
     for image in md["images"]:
         for i, det in enumerate(image.get("detections") or []):
@@ -58,27 +60,24 @@ def read_csv(path: Path) -> list[list[str]]:
     return [line.split(",") for line in text.splitlines()]
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(cli, ["-q", *[str(a) for a in args]])
-
 
 # the CSV -----------------------------------------------------------------------------------------------------
 
 
-def test_classify_with_detections_json(tiny_model, tiny_categories, real_crops, cameratrap, tmp_path):
+def test_classify_with_detections_json(tiny_model, tiny_categories, real_crops, photos, tmp_path):
     out = tmp_path / "probs.csv"
-    result = invoke("classify", tiny_model, real_crops, out, "--detections-json", cameratrap / "detections.json",
+    result = invoke("classify", tiny_model, real_crops, out, "--detections-json", photos.detections,
                     "--classifier-categories", tiny_categories, "--image-size", 300, "--num-workers", 0)
     assert result.exit_code == 0, result.output
+    keys = expected_keys(photos)
+    assert len(keys) == len(photos.animal_boxes()) and len(keys) in (38, 18)  # cameratrap, demo
     assert re.fullmatch(
-        rf"38 of 38 crops classified into {re.escape(str(out))} \[300 px, onnxruntime fp32 on cpu\] "
+        rf"{len(keys)} of {len(keys)} crops classified into {re.escape(str(out))} \[300 px, onnxruntime fp32 on cpu\] "
         r"in [\d.]+ s \([\d.]+ crops/s, model loading included\)\n",
         result.output,
     )
     rows = read_csv(out)
     assert rows[0] == ["path", *TINY_NAMES]
-    keys = expected_keys(cameratrap)
-    assert len(keys) == 38
     assert [row[0] for row in rows[1:]] == keys  # JSON order x detection index, existing crops only
     for row in rows[1:]:
         assert len(row) == 5
@@ -87,12 +86,26 @@ def test_classify_with_detections_json(tiny_model, tiny_categories, real_crops, 
     values = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
     expected = tiny_expected(torchvision_batch([real_crops / k for k in keys], 300))
     np.testing.assert_allclose(values, expected, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(values[0], GOLDEN_FIRST_ROW, rtol=0, atol=1e-4)
 
 
-def test_gzip_output_and_torch_backend_agree(tiny_model, tiny_categories, real_crops, cameratrap, tmp_path):
+@pytest.mark.testdata
+def test_golden_first_row_of_the_real_images(tiny_model, cameratrap, tmp_path):
+    from megaclassifier.crop import crop_detections
+
+    md = cameratrap / "detections.json"
+    crop_detections(md, tmp_path / "crops", images_dir=cameratrap / "images", square_crops=True, threshold=0.15,
+                    logdir=tmp_path)
+    out = tmp_path / "probs.csv"
+    result = invoke("classify", tiny_model, tmp_path / "crops", out, "-d", md, "--image-size", 300, "--num-workers", 0)
+    assert result.exit_code == 0, result.output
+    first = read_csv(out)[1]
+    assert first[0] == f"african_elephants.jpg___crop00_{DETECTOR}.jpg"
+    np.testing.assert_allclose([float(v) for v in first[1:]], GOLDEN_FIRST_ROW, rtol=0, atol=1e-4)
+
+
+def test_gzip_output_and_torch_backend_agree(tiny_model, tiny_categories, real_crops, photos, tmp_path):
     plain, zipped = tmp_path / "probs.csv", tmp_path / "probs.csv.gz"
-    common = ["--detections-json", cameratrap / "detections.json", "--classifier-categories", tiny_categories,
+    common = ["--detections-json", photos.detections, "--classifier-categories", tiny_categories,
               "--image-size", 300, "--num-workers", 0]
     assert invoke("classify", tiny_model, real_crops, plain, *common, "--backend", "torch").exit_code == 0
     assert invoke("classify", tiny_model, real_crops, zipped, *common).exit_code == 0
@@ -125,13 +138,14 @@ def test_walk_mode_sorted_forward_slashes(tiny_model, real_crops, tmp_path):
     assert discover_crops(crops).keys[2] == "sub/a.JPG"
 
 
-def test_workers_give_the_same_rows_as_in_process(tiny_model, real_crops, cameratrap, tmp_path):
+def test_workers_give_the_same_rows_as_in_process(tiny_model, real_crops, photos, tmp_path):
     outputs = []
+    crops = len(photos.animal_boxes())
     for workers in (0, 2):
         out = tmp_path / f"w{workers}.csv"
-        summary = classify_crops(tiny_model, real_crops, out, detections_json=cameratrap / "detections.json",
+        summary = classify_crops(tiny_model, real_crops, out, detections_json=photos.detections,
                                  image_size=64, batch_size=5, num_workers=workers, backend="torch", device="cpu")
-        assert (summary.crops, summary.classified, summary.failed) == (38, 38, 0)
+        assert (summary.crops, summary.classified, summary.failed) == (crops, crops, 0)
         outputs.append(out.read_text())
     assert outputs[0] == outputs[1]
 
@@ -169,19 +183,19 @@ def test_detections_without_detector_fall_back_to_unknown(tiny_model, tmp_path, 
 # failures and errors ----------------------------------------------------------------------------------------
 
 
-def test_unreadable_crop_is_reported_and_skipped(tiny_model, crops_copy, cameratrap, tmp_path):
-    keys = expected_keys(cameratrap)
+def test_unreadable_crop_is_reported_and_skipped(tiny_model, crops_copy, photos, tmp_path):
+    keys = expected_keys(photos)
     broken = keys[3]
     (crops_copy / broken).write_bytes(b"\xff\xd8 broken")
     out = tmp_path / "out.csv"
     result = CliRunner().invoke(cli, ["classify", str(tiny_model), str(crops_copy), str(out),
-                                      "-d", str(cameratrap / "detections.json"), "--image-size", "64",
+                                      "-d", str(photos.detections), "--image-size", "64",
                                       "--num-workers", "2", "--batch-size", "4"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any(re.fullmatch(rf"{re.escape(broken)}: cannot read this crop \(cannot identify image file .*\); "
                             r"no row written", line) for line in lines), result.output
-    assert lines[-1].startswith(f"37 of 38 crops classified (1 unreadable, no row) into {out} ")
+    assert lines[-1].startswith(f"{len(keys) - 1} of {len(keys)} crops classified (1 unreadable, no row) into {out} ")
     assert [r[0] for r in read_csv(out)[1:]] == [k for k in keys if k != broken]
 
 
@@ -250,10 +264,10 @@ def test_empty_crops_dir(tiny_model, tmp_path):
     assert result.output == f"Error: {empty}: no crops found (no .jpg, .jpeg or .png files below it)\n"
 
 
-def test_no_crops_of_the_detections(tiny_model, tmp_path, cameratrap):
+def test_no_crops_of_the_detections(tiny_model, tmp_path, photos):
     empty = tmp_path / "empty"
     empty.mkdir()
-    md = cameratrap / "detections.json"
+    md = photos.detections
     result = invoke("classify", tiny_model, empty, tmp_path / "out.csv", "-d", md)
     assert result.exit_code == 1
     assert result.output == (
@@ -311,14 +325,14 @@ def test_cuda_device_without_cuda(tiny_model, real_crops, tmp_path, device):
     )
 
 
-def test_bf16_on_cpu_runs(b0_checkpoint, real_crops, tmp_path):
+def test_bf16_on_cpu_runs(b0_checkpoint, real_crops, photos, tmp_path):
     out = tmp_path / "bf16.csv"
     result = invoke("classify", b0_checkpoint, real_crops, out, "--precision", "bf16", "--image-size", B0_SIZE,
                     "--num-workers", 0)
     assert result.exit_code == 0, result.output
     assert "torch bf16 on cpu" in result.output
     rows = read_csv(out)
-    assert len(rows) == 39
+    assert len(rows) == 1 + len(photos.animal_boxes())
     np.testing.assert_allclose(np.array([r[1:] for r in rows[1:]], float).sum(axis=1), 1.0, atol=1e-5)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import invoke
 from models import B0_CLASSES, TINY_NAMES
 
 from megaclassifier.cli import cli
@@ -91,9 +92,6 @@ def server(tmp_path, tiny_model, b0_checkpoint, b0_torchscript):
     srv.shutdown()
     srv.server_close()
 
-
-def invoke(*args):
-    return CliRunner().invoke(cli, ["-q", *[str(a) for a in args]])
 
 
 def test_download_megaclassifier(server, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -34,17 +35,10 @@ CSV_OUT = (
 INDEX_OUT = '{\n "0": "cervid",\n "1": "cow",\n "2": "other"\n}'
 
 
-def write(path: Path, text: str) -> Path:
-    if path.suffix == ".gz":
-        with gzip.open(path, "wt", encoding="utf-8", newline="") as f:
-            f.write(text)
-    else:
-        path.write_text(text, encoding="utf-8", newline="")
-    return path
 
 
 def run(tmp_path: Path, csv_text: str, mapping: object, *, out: str = "out.csv", **kwargs) -> Path:
-    src = write(tmp_path / kwargs.pop("name", "probs.csv"), csv_text)
+    src = write_text(tmp_path / kwargs.pop("name", "probs.csv"), csv_text)
     target_mapping = tmp_path / "map.json"
     target_mapping.write_text(json.dumps(mapping), encoding="utf-8")
     result = aggregate_probabilities(
@@ -105,7 +99,7 @@ def test_memory_stays_flat(tmp_path: Path) -> None:
         folder = tmp_path / str(rows)
         folder.mkdir()
         text = "path,c0,c1,c2,c3,c4,c5\n" + "".join(f"img{i:07d}.jpg,{row}\n" for i in range(rows))
-        src = write(folder / "probs.csv", text)
+        src = write_text(folder / "probs.csv", text)
         del text
         (folder / "map.json").write_text(json.dumps(mapping), encoding="utf-8")
         tracemalloc.start()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import write_json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,9 +45,6 @@ CLASSIFIER = {
 SPEC_OUTPUT = '{\n "cervid": [\n  "deer",\n  "elk"\n ],\n "cattle": [\n  "cow"\n ],\n "other": [\n  "bear"\n ]\n}'
 
 
-def write_json(path: Path, obj: Any) -> Path:
-    path.write_text(json.dumps(obj), encoding="utf-8")
-    return path
 
 
 def run_map(tmp_path: Path, targets: dict, classifier: dict, **kwargs: Any) -> dict[str, list[str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import gzip
 import hashlib
 import json
 import logging
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_csv, write_json
 
 from megaclassifier.errors import InputFileError, MegaClassifierError
 from megaclassifier.formats.detections import load_detections
@@ -43,19 +43,8 @@ def md_file(images: list[dict], *, version: str | float | None = "1.4", info: bo
     return data
 
 
-def write_json(path: Path, data: object) -> Path:
-    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    return path
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
-    text = "\n".join(lines) + "\n"
-    if path.suffix == ".gz":
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def key(file: str, index: int) -> str:

@@ -1,6 +1,7 @@
 """``megaclassifier run``: one pass, the same answers as crop -> classify -> aggregate -> merge.
 
-On the real camera-trap images of ``../shared/testdata/cameratrap`` at 64 px:
+On the real camera-trap images of ``../shared/testdata/cameratrap`` (the bundled
+demo copies on a fresh clone: the ``photos`` fixture) at 64 px:
 
 * (a) ``run`` and the four-command chain give the same merged JSON (except
   ``info.classification_completion_time``) and the same probability CSV rows,
@@ -20,8 +21,6 @@ these crops are spread out, so that the comparisons below mean something.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import shutil
 import subprocess
@@ -32,17 +31,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from conftest import PhotoSet
+from helpers import read_csv
 from models import TINY_NAMES
 
 from megaclassifier.cli import cli
-
-pytestmark = pytest.mark.testdata
 
 CLASS_NAMES = ["deer", "elk", "cow", "bear", "coyote"]  # the seeded B0 has 5 outputs (models.B0_CLASSES)
 MAPPING = {"cervid": ["deer", "elk"], "cow": ["cow"], "other": ["bear", "coyote"]}
 CLASSIFIER_NAME = "efficientnet-b0_seeded"
 IMAGE_SIZE = 64
-EXPECTED_CROPS = 38  # animal detections with conf >= 0.15 in cameratrap/detections.json
 CROP_OPTIONS = ["--square-crops", "--threshold", "0.15"]
 MERGE_OPTIONS = ["--typical-confidence-threshold", "0.75"]
 CLASSIFY_OPTIONS = ["--image-size", str(IMAGE_SIZE), "--batch-size", "16"]
@@ -55,6 +53,7 @@ class Inputs:
     model: Path
     categories: Path
     mapping: Path
+    crops: int  # animal detections with conf >= 0.15: what crop, classify and run see
 
 
 @dataclass
@@ -80,10 +79,6 @@ class Outputs:
         return table
 
 
-def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
-    return rows[0], rows[1:]
 
 
 def invoke(args: list, *, exit_code: int = 0) -> Result:
@@ -103,14 +98,14 @@ def probabilities(outputs: Outputs) -> tuple[list[str], np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def inputs(cameratrap: Path, b0_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+def inputs(photos: PhotoSet, b0_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     folder = tmp_path_factory.mktemp("run_inputs")
     model = Path(shutil.copyfile(b0_checkpoint, folder / "b0.pt"))  # the ONNX export is cached beside it
     categories = folder / "index_to_name.json"
     categories.write_text(json.dumps({str(i): n for i, n in enumerate(CLASS_NAMES)}), encoding="utf-8")
     mapping = folder / "mapping.json"
     mapping.write_text(json.dumps(MAPPING), encoding="utf-8")
-    return Inputs(cameratrap / "detections.json", cameratrap / "images", model, categories, mapping)
+    return Inputs(photos.detections, photos.images, model, categories, mapping, len(photos.animal_boxes(0.15)))
 
 
 @pytest.fixture(scope="module")
@@ -159,17 +154,17 @@ def run_onnx(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> Output
 # (a) the same answers as the chain
 
 
-def test_chain_probabilities_are_lively(chain: Outputs) -> None:
+def test_chain_probabilities_are_lively(inputs: Inputs, chain: Outputs) -> None:
     _, values = probabilities(chain)
-    assert values.shape == (EXPECTED_CROPS, len(CLASS_NAMES))
+    assert values.shape == (inputs.crops, len(CLASS_NAMES))
     assert np.median(values.max(axis=1)) < 0.99 and len(set(values.argmax(axis=1).tolist())) > 1
 
 
 @pytest.mark.parametrize("run_fixture", ["run_w0", "run_w2"])
-def test_run_equals_chain(request: pytest.FixtureRequest, chain: Outputs, run_fixture: str) -> None:
+def test_run_equals_chain(request: pytest.FixtureRequest, inputs: Inputs, chain: Outputs, run_fixture: str) -> None:
     run: Outputs = request.getfixturevalue(run_fixture)
-    assert run.summary.startswith(f"{EXPECTED_CROPS} crops classified (")
-    assert f"), {EXPECTED_CROPS} detections merged, 0 images failed: wrote {run.json}; see " in run.summary
+    assert run.summary.startswith(f"{inputs.crops} crops classified (")
+    assert f"), {inputs.crops} detections merged, 0 images failed: wrote {run.json}; see " in run.summary
 
     # merged JSON: identical, key order included, except the completion time
     merged, expected = run.merged, chain.merged
@@ -181,7 +176,7 @@ def test_run_equals_chain(request: pytest.FixtureRequest, chain: Outputs, run_fi
     # with the same float32 text, so exactly equal values: tolerance 0
     assert read_csv(run.csv)[0] == read_csv(chain.csv)[0]
     assert run.rows == chain.rows
-    assert len(run.rows) == EXPECTED_CROPS
+    assert len(run.rows) == inputs.crops
 
 
 def test_run_log(run_w0: Outputs) -> None:
@@ -228,7 +223,7 @@ def test_no_jpeg_roundtrip_is_close(
     inputs: Inputs, tiny_model: Path, tiny_categories: Path, tiny_chain_csv: Path, tmp_path: Path
 ) -> None:
     keys, expected = tiny_table(tiny_chain_csv)
-    assert len(keys) == EXPECTED_CROPS and len(set(expected.argmax(axis=1).tolist())) > 1
+    assert len(keys) == inputs.crops and len(set(expected.argmax(axis=1).tolist())) > 1
     # with the round trip the tiny model too gives exactly the chain's numbers
     (tmp_path / "jpeg").mkdir()
     keys_jpeg, values_jpeg = tiny_table(tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "jpeg"))
@@ -298,7 +293,7 @@ def test_missing_and_corrupt_images_are_recorded(inputs: Inputs, tmp_path: Path)
 # (e) --save-crops
 
 
-def test_save_crops_writes_what_crop_writes(chain: Outputs, run_w2: Outputs) -> None:
+def test_save_crops_writes_what_crop_writes(inputs: Inputs, chain: Outputs, run_w2: Outputs) -> None:
     assert run_w2.crops is not None and chain.crops is not None
 
     def files(root: Path) -> dict[str, bytes]:
@@ -306,10 +301,10 @@ def test_save_crops_writes_what_crop_writes(chain: Outputs, run_w2: Outputs) -> 
 
     saved, cropped = files(run_w2.crops), files(chain.crops)
     assert sorted(saved) == sorted(cropped)
-    assert len(saved) == EXPECTED_CROPS
+    assert len(saved) == inputs.crops
     assert saved == cropped
     (log_path,) = run_w2.logdir.glob("run_log_*.json")
-    assert json.loads(log_path.read_text(encoding="utf-8"))["num_new_crops"] == EXPECTED_CROPS
+    assert json.loads(log_path.read_text(encoding="utf-8"))["num_new_crops"] == inputs.crops
 
 
 # (f) bad input stops the run before any output
