@@ -33,3 +33,12 @@ class LabelSpecError(MegaClassifierError):
 
 class DownloadError(MegaClassifierError):
     """A model file could not be fetched."""
+
+
+class OutputFileError(MegaClassifierError):
+    """An output file or its folder cannot be written (read-only, full disk, a path under a file)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from megaclassifier.cli._common import show_progress, summary
+from megaclassifier.constants import DEFAULT_TIMEOUT
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +26,11 @@ from megaclassifier.cli._common import show_progress, summary
               help="Crop animal boxes with conf >= THRESHOLD.")
 @click.option("-n", "--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Decoding threads; each image is decoded once for all its boxes.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds an http(s) server may take to connect or send more data; transient errors "
+                   "are retried twice, then the image fails.")
+@click.option("--allow-outside-images-dir", is_flag=True,
+              help="Read relative file paths that lead out of --images-dir (../x.jpg); refused by default.")
 @click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="Folder for crop_detections_log_YYYYMMDD_HHMMSS.json.")
 @click.pass_context
@@ -43,6 +49,8 @@ def crop(ctx: click.Context, **options: object) -> None:
 
     result = crop_detections(**options, progress=show_progress(ctx))  # type: ignore[arg-type]
     line = f"{result.new_crops} crops written, {result.existing_crops} existed, {result.failed_images} images failed"
+    if result.invalid_boxes:
+        line += f", {len(result.invalid_boxes)} boxes invalid"
     if result.new_downloads:
         line += f", {result.new_downloads} images downloaded"
     summary(f"{line}: see {result.log_path}")

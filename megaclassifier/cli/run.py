@@ -9,7 +9,7 @@ import click
 
 from megaclassifier.cli._common import show_progress, summary
 from megaclassifier.cli.classify import _device_option, _model_argument
-from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD, EFFICIENTNET_NATIVE_SIZE
+from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD, DEFAULT_TIMEOUT, EFFICIENTNET_NATIVE_SIZE
 from megaclassifier.engines.devices import BACKENDS, DEVICE_HELP, PRECISIONS
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -55,6 +55,10 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--jpeg-roundtrip/--no-jpeg-roundtrip", default=True, show_default=True,
               help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do "
                    "(identical probabilities to the chain); off is a little faster.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds an http(s) server may take to connect or send more data (as crop).")
+@click.option("--allow-outside-images-dir", is_flag=True,
+              help="Read relative file paths that lead out of --images-dir (as crop).")
 @click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="Folder for run_log_YYYYMMDD_HHMMSS.json (failed images and why).")
 @click.pass_context
@@ -76,6 +80,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     crop = result.crop
     summary(
         f"{result.classified} crops classified ({result.crops_per_second:.1f} crops/s, {result.engine}), "
-        f"{result.merged} detections merged, {crop.failed_images} images failed: "
+        f"{result.merged} detections merged, {crop.failed_images} images failed"
+        f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
     )

@@ -12,18 +12,24 @@ kept, so an interrupted run resumes. A JSON log is written to ``logdir``::
      "num_new_downloads": 0,
      "num_new_crops": 412,
      "num_existing_crops": 30,
+     "num_size_zero_boxes": 0,
+     "num_invalid_boxes": 1,
      "failure_reasons": {"cam1/missing.jpg": "image not found under photos"},
+     "invalid_boxes": {"cam1/IMG_0001.JPG___crop02_md_v5a.0.0.pt.jpg": "width 100 is larger than the image ..."},
      "warnings": {"cam2/cut.jpg": ["truncated image file ..."]}
     }
 
 The first four keys are the reference's; the others say why and what else.
+A box that fails :func:`~megaclassifier.crop.geometry.box_problem` is a
+failure of that detection alone: it is listed under ``invalid_boxes`` by its
+crop name, and the image's other boxes are cropped. The log's name is created
+exclusively: a second run in the same second gets ``..._1.json``.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -34,11 +40,11 @@ from typing import Any
 
 from PIL import Image
 
-from megaclassifier.constants import ANIMAL_CATEGORY, CROP_JPEG_QUALITY, UNKNOWN_DETECTOR
-from megaclassifier.crop.geometry import CropBox, crop_box, extract_crop
+from megaclassifier.constants import ANIMAL_CATEGORY, CROP_JPEG_QUALITY, DEFAULT_TIMEOUT, UNKNOWN_DETECTOR
+from megaclassifier.crop.geometry import CropBox, box_problem, crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, load_image
 from megaclassifier.errors import InputFileError, MegaClassifierError
-from megaclassifier.formats.atomic import write_bytes_atomic, write_json_atomic
+from megaclassifier.formats.atomic import write_bytes_atomic, write_json_unique
 from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.formats.naming import crop_filename, crop_path
 
@@ -47,12 +53,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PlannedCrop:
-    """One box to crop: its detection index, normalised bbox, crop key and file."""
+    """One box to crop: its detection index, normalised bbox, crop key and file (under ``root``)."""
 
     index: int
     bbox: tuple[float, float, float, float]
     key: str
     path: Path
+    root: Path | None = None
 
 
 @dataclass
@@ -66,6 +73,7 @@ class CropSummary:
     new_downloads: int = 0
     images_missing_detections: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    invalid_boxes: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
     log_path: Path | None = None
 
@@ -110,12 +118,19 @@ def is_croppable(detection: dict[str, Any], category_name: str | None, threshold
 
 
 def plan_crops(
-    results: DetectionResults, crops_dir: str | Path, *, threshold: float, detector: str
+    results: DetectionResults,
+    crops_dir: str | Path,
+    *,
+    threshold: float,
+    detector: str,
+    invalid_boxes: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, list[PlannedCrop]]]:
     """Yield ``(file, crops)`` for each image with a detections list, in sorted file order.
 
     A later duplicate ``file`` replaces an earlier one. Detections whose
     category is not in ``detection_categories`` are skipped with a warning.
+    A croppable box that fails :func:`box_problem` is left out, logged, and
+    recorded in ``invalid_boxes`` (crop key to reason) when given.
     """
     categories = results.detection_categories
     by_file: dict[str, dict[str, Any]] = {}
@@ -133,9 +148,23 @@ def plan_crops(
                 continue
             if is_croppable(det, name, threshold):
                 key = crop_filename(file, index, name_detector)
+                problem = box_problem(det["bbox"])
+                if problem is not None:
+                    logger.warning("%s: detection %d not cropped: %s", file, index, problem)
+                    if invalid_boxes is not None:
+                        invalid_boxes[key] = problem
+                    continue
                 path = crop_path(crops_dir, file, index, name_detector)
-                crops.append(PlannedCrop(index, tuple(det["bbox"]), key, path))
+                crops.append(PlannedCrop(index, tuple(det["bbox"]), key, path, Path(crops_dir)))
         yield file, crops
+
+
+def crop_exists(path: Path, *, check_valid: bool) -> bool:
+    """Whether a crop file is there (and, with ``check_valid``, decodes); False when it cannot be looked at."""
+    try:
+        return path.exists() and (not check_valid or _crop_is_valid(path))
+    except OSError:  # a name too long, say: writing it will fail and be recorded
+        return False
 
 
 def _crop_is_valid(path: Path) -> bool:
@@ -167,11 +196,13 @@ def _crop_one_image(
     save_full_images: bool,
     square_crops: bool,
     check_crops_valid: bool,
+    timeout: float,
+    allow_outside_images_dir: bool,
 ) -> _ImageResult:
     result = _ImageResult(file)
     todo = []
     for crop in crops:
-        if crop.path.exists() and (not check_crops_valid or _crop_is_valid(crop.path)):
+        if crop_exists(crop.path, check_valid=check_crops_valid):
             result.existing += 1
         else:
             todo.append(crop)
@@ -179,7 +210,12 @@ def _crop_one_image(
         return result  # resume: the source image is not opened at all
     try:
         loaded = load_image(
-            file, images_dir=images_dir, container_url=container_url, save_full_images=save_full_images
+            file,
+            images_dir=images_dir,
+            container_url=container_url,
+            save_full_images=save_full_images,
+            timeout=timeout,
+            allow_outside_images_dir=allow_outside_images_dir,
         )
     except ImageLoadError as e:
         result.failure = str(e)
@@ -196,8 +232,7 @@ def _crop_one_image(
                 continue
             buffer = io.BytesIO()
             extract_crop(image, box).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
-            crop.path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(crop.path, buffer.getvalue())
+            write_bytes_atomic(crop.path, buffer.getvalue(), root=crop.root)
             result.new += 1
     except OSError as e:
         result.failure = f"cannot write crop: {e}"
@@ -218,6 +253,8 @@ def crop_detections(
     check_crops_valid: bool = False,
     threshold: float = 0.0,
     threads: int = 1,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_outside_images_dir: bool = False,
     logdir: str | Path = ".",
     progress: bool = False,
 ) -> CropSummary:
@@ -234,6 +271,10 @@ def crop_detections(
         check_crops_valid: re-open existing crops and regenerate broken ones.
         threshold: minimum detection confidence (inclusive).
         threads: decoding threads; each image is decoded once for all its boxes.
+        timeout: seconds a server may take to connect or to send more bytes;
+            transient errors are retried a few times, then the image fails.
+        allow_outside_images_dir: read relative ``file`` paths that lead out of
+            ``images_dir`` (``../x.jpg``); by default they are refused failures.
         logdir: where ``crop_detections_log_YYYYMMDD_HHMMSS.json`` is written.
         progress: show a progress bar on stderr.
 
@@ -249,7 +290,9 @@ def crop_detections(
     summary.images_missing_detections = [
         image["file"] for image in results.images if not isinstance(image.get("detections"), list)
     ]
-    plans = list(plan_crops(results, crops_dir, threshold=threshold, detector=detector))
+    plans = list(
+        plan_crops(results, crops_dir, threshold=threshold, detector=detector, invalid_boxes=summary.invalid_boxes)
+    )
     summary.images = len(plans)
     if images_dir is not None and save_full_images:
         Path(images_dir).mkdir(parents=True, exist_ok=True)
@@ -263,6 +306,8 @@ def crop_detections(
         "save_full_images": save_full_images,
         "square_crops": square_crops,
         "check_crops_valid": check_crops_valid,
+        "timeout": timeout,
+        "allow_outside_images_dir": allow_outside_images_dir,
     }
     try:
         for result in _run_bounded(plans, options, threads):
@@ -297,9 +342,11 @@ def _run_bounded(
 
 
 def write_crop_log(logdir: str | Path, summary: CropSummary, *, prefix: str = "crop_detections_log") -> Path:
-    """Write the JSON log of a run (the reference's keys first) as ``{prefix}_YYYYMMDD_HHMMSS.json``."""
+    """Write the JSON log of a run (the reference's keys first) as a new ``{prefix}_YYYYMMDD_HHMMSS.json``.
+
+    When that name exists (two runs in one second), ``..._1.json`` and so on.
+    """
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    path = Path(logdir, f"{prefix}_{stamp}.json")
     log = {
         "images_missing_detections": summary.images_missing_detections,
         "images_failed_download_or_crop": sorted(summary.failures),
@@ -307,9 +354,9 @@ def write_crop_log(logdir: str | Path, summary: CropSummary, *, prefix: str = "c
         "num_new_crops": summary.new_crops,
         "num_existing_crops": summary.existing_crops,
         "num_size_zero_boxes": summary.size_zero,
+        "num_invalid_boxes": len(summary.invalid_boxes),
         "failure_reasons": dict(sorted(summary.failures.items())),
+        "invalid_boxes": dict(sorted(summary.invalid_boxes.items())),
         "warnings": dict(sorted(summary.warnings.items())),
     }
-    os.makedirs(path.parent, exist_ok=True)
-    write_json_atomic(path, log, indent=1)
-    return path
+    return write_json_unique(logdir, f"{prefix}_{stamp}", log, indent=1)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_MERGE_THRESHOLD
+from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_MERGE_THRESHOLD, DEFAULT_TIMEOUT
 from megaclassifier.crop.crop import CropSummary, PlannedCrop, plan_crops, resolve_detector, write_crop_log
 from megaclassifier.crop.geometry import crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, load_image
@@ -86,6 +86,8 @@ class _Options:
     image_size: int
     jpeg_roundtrip: bool
     save_crops: bool
+    timeout: float = DEFAULT_TIMEOUT
+    allow_outside_images_dir: bool = False
 
 
 _worker_options: _Options | None = None
@@ -107,7 +109,10 @@ def prepare_image(file: str, crops: Sequence[PlannedCrop], options: _Options) ->
 
     result = _Prepared(file, planned=len(crops))
     try:
-        loaded = load_image(file, images_dir=options.images_dir, container_url=options.container_url)
+        loaded = load_image(
+            file, images_dir=options.images_dir, container_url=options.container_url, timeout=options.timeout,
+            allow_outside_images_dir=options.allow_outside_images_dir,
+        )
     except ImageLoadError as e:
         result.failure = str(e)
         return result
@@ -125,8 +130,7 @@ def prepare_image(file: str, crops: Sequence[PlannedCrop], options: _Options) ->
                 buffer = io.BytesIO()
                 pixels.save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
                 if options.save_crops:
-                    crop.path.parent.mkdir(parents=True, exist_ok=True)
-                    write_bytes_atomic(crop.path, buffer.getvalue())
+                    write_bytes_atomic(crop.path, buffer.getvalue(), root=crop.root)
                 if options.jpeg_roundtrip:
                     buffer.seek(0)
                     pixels = Image.open(buffer).convert("RGB")
@@ -207,6 +211,8 @@ def run_pipeline(
     backend: str = "auto",
     arch: str | None = None,
     jpeg_roundtrip: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_outside_images_dir: bool = False,
     logdir: str | Path = ".",
     progress: bool = False,
 ) -> RunSummary:
@@ -217,6 +223,7 @@ def run_pipeline(
         model: TorchScript file, EfficientNet checkpoint or downloaded model name.
         output_json: the merged results file (Timelapse-ready).
         images_dir, container_url, detector_version, threshold, square_crops: as ``crop``.
+        timeout, allow_outside_images_dir: as ``crop``.
         classifier_categories: the model's index-to-name JSON (default: the downloaded
             model's, else ``0``..``N-1``).
         target_mapping: sum classes into targets (``aggregate``) before merging.
@@ -261,7 +268,8 @@ def run_pipeline(
     crop_summary.images_missing_detections = [
         image["file"] for image in results.images if not isinstance(image.get("detections"), list)
     ]
-    plans = list(plan_crops(results, save_crops or ".", threshold=threshold, detector=detector))
+    plans = list(plan_crops(results, save_crops or ".", threshold=threshold, detector=detector,
+                            invalid_boxes=crop_summary.invalid_boxes))
     crop_summary.images = len(plans)
     total = sum(len(crops) for _, crops in plans)
     options = _Options(
@@ -271,6 +279,8 @@ def run_pipeline(
         image_size=engine.image_size,
         jpeg_roundtrip=jpeg_roundtrip,
         save_crops=save_crops is not None,
+        timeout=timeout,
+        allow_outside_images_dir=allow_outside_images_dir,
     )
     if num_workers is None:
         num_workers = default_run_workers(engine.device)
