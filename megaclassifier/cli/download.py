@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
+from megaclassifier.constants import DEFAULT_TIMEOUT
 from megaclassifier.engines.models import KNOWN_MODELS
 
 
@@ -21,6 +22,9 @@ from megaclassifier.engines.models import KNOWN_MODELS
 @click.option("--base-url", metavar="URL",
               help="URL base replacing https://lila.science/public/models/ (a mirror); "
                    "also MEGACLASSIFIER_DOWNLOAD_BASE_URL.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the server may take to connect or send more data; transient errors are retried "
+                   "twice (resuming), then the download fails.")
 @click.pass_context
 def download(ctx: click.Context, **options: Any) -> None:
     """Download a published classifier: model, checkpoint and class names.
