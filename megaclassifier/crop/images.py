@@ -151,6 +151,8 @@ def local_image_path(
         )
     if images_dir is not None:
         candidates.append(Path(images_dir, file))
+        if allow_outside_images_dir:
+            candidates.append(Path(images_dir, file.replace("\\", "/")))
         candidates.append(Path(images_dir, *safe_relative_path(file).parts))
     for path in candidates:
         if path.is_file():

@@ -35,6 +35,7 @@ from megaclassifier.engines.devices import physical_cpu_count
 from megaclassifier.engines.loading import LoadedModel, _first_line
 from megaclassifier.engines.models import user_cache_dir
 from megaclassifier.errors import ModelError
+from megaclassifier.formats.atomic import apply_umask
 
 if TYPE_CHECKING:
     import torch
@@ -79,6 +80,7 @@ def export_onnx(module: torch.nn.Module, destination: Path, image_size: int) -> 
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    apply_umask(fd)  # the cached model gets the mode a plain open would give, not mkstemp's 0600
     os.close(fd)
     tmp = Path(tmp_name)
     try:
