@@ -49,7 +49,7 @@ def with_retries(
     *,
     what: str,
     retries: int = FETCH_RETRIES,
-    backoff: float = RETRY_BACKOFF,
+    backoff: float | None = None,
     transient: Callable[[BaseException], bool] = is_transient,
 ) -> T:
     """Call ``attempt`` until it succeeds, retrying transient errors with exponential backoff.
@@ -58,12 +58,13 @@ def with_retries(
         attempt: the fetch; it raises on failure.
         what: named in the log line of each retry.
         retries: how many times to try again after the first failure.
-        backoff: seconds before the first retry; doubled each time.
+        backoff: seconds before the first retry (default ``RETRY_BACKOFF``); doubled each time.
         transient: which errors are worth another try.
 
     Raises:
         The last error, when it is not transient or the retries are used up.
     """
+    backoff = RETRY_BACKOFF if backoff is None else backoff
     for n in range(retries + 1):
         try:
             return attempt()
