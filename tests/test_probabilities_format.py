@@ -106,3 +106,30 @@ def test_aggregate_refuses_bad_numbers_and_writes_nothing(tmp_path, value):
         f"Error: {csv}: line 2 column 'deer': '{value}' is not a probability (a finite number from 0 to 1)\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.json", "probs.csv"]
+
+
+def test_merge_and_aggregate_outputs_under_a_file_are_one_line(merge_files):
+    csv = merge_files / "probs.csv"
+    csv.write_text(f"path,deer,elk\na.jpg___crop00_{DET}.jpg,0.5,0.5\n")
+    (merge_files / "map.json").write_text(json.dumps({"cervid": ["deer", "elk"]}))
+    (merge_files / "file").write_text("x")
+    out = merge_files / "file" / "out.json"
+    result = CliRunner().invoke(
+        cli,
+        ["-q", "merge", str(csv), str(merge_files / "labels.json"), "--output-json", str(out),
+         "--detection-json", str(merge_files / "md.json"), "--classifier-name", "c"],
+    )  # fmt: skip
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: {out}: cannot write in {out.parent} (a part of the path is a file, not a folder)\n",
+    )
+    out_csv = merge_files / "file" / "out.csv"
+    result = CliRunner().invoke(
+        cli, ["-q", "aggregate", str(csv), "-t", str(merge_files / "map.json"), "-o", str(out_csv),
+              "-i", str(merge_files / "index.json")],
+    )  # fmt: skip
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: {out_csv}: cannot write in {out_csv.parent} (a part of the path is a file, not a folder)\n",
+    )
+    assert not (merge_files / "index.json").exists()

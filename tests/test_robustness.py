@@ -93,7 +93,8 @@ def test_crop_out_of_range_boxes_fail_alone(bad_boxes, tmp_path, threads):
     assert Image.open(crops / key("a.jpg", 0)).size == (32, 24)
 
 
-def test_run_out_of_range_boxes_fail_alone(bad_boxes, tmp_path, tiny_model, tiny_categories):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_run_out_of_range_boxes_fail_alone(bad_boxes, tmp_path, tiny_model, tiny_categories, workers):
     md, images = bad_boxes
     out = tmp_path / "merged.json"
     result = invoke(
@@ -109,7 +110,7 @@ def test_run_out_of_range_boxes_fail_alone(bad_boxes, tmp_path, tiny_model, tiny
         "--backend",
         "torch",
         "--num-workers",
-        0,
+        workers,
         "--image-size",
         32,
         "--logdir",
@@ -284,6 +285,23 @@ def test_crop_never_writes_through_a_symlink_in_crops_dir(tmp_path):
     }
     assert list(outside.iterdir()) == []
     assert (crops / key("b.jpg", 0)).is_file()
+
+
+def test_a_link_at_a_crop_path_is_replaced_not_followed(tmp_path):
+    images = tmp_path / "images"
+    picture(images / "a.jpg")
+    victim = tmp_path / "victim.jpg"
+    picture(victim, value=10)
+    before = victim.read_bytes()
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    (crops / key("a.jpg", 0)).symlink_to(victim)
+    md = write_md(tmp_path / "md.json", [{"file": "a.jpg", "detections": [GOOD]}])
+    result = invoke("crop", md, crops, "--images-dir", images, "--logdir", tmp_path)
+    assert result.output.startswith("1 crops written, 0 existed, 0 images failed")
+    assert victim.read_bytes() == before
+    assert not (crops / key("a.jpg", 0)).is_symlink()
+    assert Image.open(crops / key("a.jpg", 0)).getpixel((0, 0)) == (100, 100, 100)
 
 
 def test_two_runs_in_the_same_second_keep_both_logs(tmp_path, monkeypatch):

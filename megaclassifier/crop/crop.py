@@ -160,9 +160,13 @@ def plan_crops(
 
 
 def crop_exists(path: Path, *, check_valid: bool) -> bool:
-    """Whether a crop file is there (and, with ``check_valid``, decodes); False when it cannot be looked at."""
+    """Whether a crop file is there (and, with ``check_valid``, decodes).
+
+    False when it cannot be looked at, and for a symbolic link (it is replaced
+    by a real crop, never followed).
+    """
     try:
-        return path.exists() and (not check_valid or _crop_is_valid(path))
+        return not path.is_symlink() and path.exists() and (not check_valid or _crop_is_valid(path))
     except OSError:  # a name too long, say: writing it will fail and be recorded
         return False
 
