@@ -42,3 +42,18 @@ DEFAULT_BATCH_SIZE = 32
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or N"
 PRECISIONS = ("fp32", "fp16", "bf16")
 BACKENDS = ("auto", "torch", "onnxruntime")
+
+#: How far (as a fraction of the image) a box's x, y, width and height may exceed [0, 1]:
+#: MegaDetector rounds its boxes, so 1.0001 happens; anything further is an invalid box.
+BOX_TOLERANCE = 0.01
+
+#: How far outside [0, 1] a probability read from a CSV may be (float rounding of sums).
+PROBABILITY_TOLERANCE = 1e-4
+
+#: Seconds to wait for a server to connect or to send the next bytes (--timeout).
+DEFAULT_TIMEOUT = 30.0
+
+#: Retries of a fetch after a transient error (timeout, refused or reset connection,
+#: HTTP 408, 429 or 5xx), waiting RETRY_BACKOFF, 2x, 4x ... seconds in between.
+FETCH_RETRIES = 2
+RETRY_BACKOFF = 0.5

@@ -35,6 +35,15 @@ class DownloadError(MegaClassifierError):
     """A model file could not be fetched."""
 
 
+class OutputFileError(MegaClassifierError):
+    """An output file or its folder cannot be written (read-only, full disk, a path under a file)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
 def first_line(error: BaseException, limit: int = 200) -> str:
     """An error's text on one line, shortened: for messages that quote a library's error."""
     text = " ".join(str(error).split()) or type(error).__name__

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from megaclassifier.crop.geometry import CropBox, crop_box, extract_crop
+from megaclassifier.crop.geometry import CropBox, box_problem, crop_box, extract_crop
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,49 @@ def test_extract_crop_pads_full_frame_to_square_with_black():
     assert crop.shape == (200, 200, 3)
     assert (crop[:50] == 0).all() and (crop[150:] == 0).all()
     assert (crop[50:150] == np.asarray(image)).all()
+
+
+@pytest.mark.parametrize(
+    ("bbox", "problem"),
+    [
+        ([0, 0, 100, 100], "width 100 is larger than the image (more than 1)"),
+        ([0, 0, 20, 20], "width 20 is larger than the image (more than 1)"),
+        ([0.1, 0.1, 1e9, 1e9], "width 1e+09 is larger than the image (more than 1)"),
+        ([0.1, 0.1, 0.5, 1.02], "height 1.02 is larger than the image (more than 1)"),
+        ([1.5, 0.1, 0.2, 0.2], "x 1.5 is outside the image (not in [0, 1])"),
+        ([0.1, -0.2, 0.2, 0.2], "y -0.2 is outside the image (not in [0, 1])"),
+        ([0.1, 0.1, 0, 0.2], "width 0 is not positive"),
+        ([0.1, 0.1, 0.2, -0.1], "height -0.1 is not positive"),
+        ([0.1, float("nan"), 0.2, 0.2], "bbox [0.1, nan, 0.2, 0.2] has a value that is not a finite number"),
+        ([0.1, 0.1, float("inf"), 0.2], "bbox [0.1, 0.1, inf, 0.2] has a value that is not a finite number"),
+    ],
+)
+def test_box_problem_names_what_is_wrong(bbox, problem):
+    assert box_problem(bbox) == problem
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [
+        [0, 0, 1, 1],
+        [0.9, 0.1, 0.2, 0.5],  # the spec's worked example overhangs the right edge: valid, padded black
+        [-0.005, 1.005, 1.009, 0.001],  # MegaDetector's rounding, within BOX_TOLERANCE
+        [0.5, 0.5, 0.001, 0.001],  # valid, a size-0 crop on a small image
+    ],
+)
+def test_valid_boxes_have_no_problem(bbox):
+    assert box_problem(bbox) is None
+
+
+@pytest.mark.parametrize("square", [False, True])
+@pytest.mark.parametrize("bbox", [[0, 0, 100, 100], [0, 0, 20, 20], [0.1, 0.1, 1e9, 1e9], [0, 0, 1.01, 1.01]])
+def test_a_crop_is_never_larger_than_the_image(bbox, square):
+    box = crop_box(bbox, 200, 100, square=square)
+    assert box is not None
+    assert box.width <= 200 and box.height <= 100
+    assert box.pad_to in ((0, 200) if square else (0,))
+
+
+def test_crop_box_refuses_non_finite_values():
+    with pytest.raises(ValueError, match=r"not a finite number"):
+        crop_box([0.1, 0.1, float("inf"), 0.2], 200, 100, square=False)

@@ -37,6 +37,8 @@ def crop(ctx: click.Context, **options: Any) -> None:
 
     result = crop_detections(**options, progress=show_progress(ctx))
     line = f"{result.new_crops} crops written, {result.existing_crops} existed, {result.failed_images} images failed"
+    if result.invalid_boxes:
+        line += f", {len(result.invalid_boxes)} boxes invalid"
     if result.new_downloads:
         line += f", {result.new_downloads} images downloaded"
     summary(f"{line}: see {result.log_path}")

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
+from megaclassifier.cli.options import timeout_option
 from megaclassifier.models.registry import KNOWN_MODELS
 
 
@@ -21,6 +22,7 @@ from megaclassifier.models.registry import KNOWN_MODELS
 @click.option("--base-url", metavar="URL",
               help="URL base replacing https://lila.science/public/models/ (a mirror); "
                    "also MEGACLASSIFIER_DOWNLOAD_BASE_URL.")
+@timeout_option
 @click.pass_context
 def download(ctx: click.Context, **options: Any) -> None:
     """Download a published classifier: model, checkpoint and class names.

@@ -24,6 +24,7 @@ from megaclassifier.constants import (
     BACKENDS,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MERGE_THRESHOLD,
+    DEFAULT_TIMEOUT,
     DEVICE_HELP,
     EFFICIENTNET_NATIVE_SIZE,
     PRECISIONS,
@@ -89,9 +90,22 @@ def crop_options(*, reference_short_flags: bool) -> Callable[[F], F]:
                          help="Square crops (the geometry MegaClassifier was trained on)."),
             click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
                          help="Only animal boxes with conf >= THRESHOLD."),
+            timeout_option,
+            click.option("--allow-outside-images-dir", is_flag=True,
+                         help="Read relative file paths that lead out of --images-dir (../x.jpg); refused by "
+                              "default."),
         ])
 
     return decorator
+
+
+def timeout_option(command: F) -> F:
+    """``--timeout``: how long a server may keep us waiting (``crop``, ``run``, ``download``)."""
+    return click.option(
+        "--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+        help="Seconds a server may take to connect or to send more data; transient errors are retried twice "
+             "(a download resumes), then that image or file fails.",
+    )(command)
 
 
 def logdir_option(command: F) -> F:

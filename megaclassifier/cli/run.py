@@ -61,6 +61,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     crop = result.crop
     summary(
         f"{result.classified} crops classified ({result.crops_per_second:.1f} crops/s, {result.engine}), "
-        f"{result.merged} detections merged, {crop.failed_images} images failed: "
+        f"{result.merged} detections merged, {crop.failed_images} images failed"
+        f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
     )

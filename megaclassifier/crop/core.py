@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 
 from PIL import Image
 
-from megaclassifier.constants import CROP_JPEG_QUALITY
+from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_TIMEOUT
 from megaclassifier.crop.geometry import CropBox, crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, SourceImage, load_image
 from megaclassifier.formats.atomic import write_bytes_atomic
@@ -38,12 +38,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PlannedCrop:
-    """One box to crop: its detection index, normalised bbox, crop key and file."""
+    """One box to crop: its detection index, normalised bbox, crop key and file (under ``root``)."""
 
     index: int
     bbox: tuple[float, float, float, float]
     key: str
     path: Path
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class CutOptions:
     Attributes:
         images_dir: local root of the images (and where ``save_full_images`` writes).
         container_url: fsspec URL to fetch images not found locally from.
+        timeout: seconds a server may take to connect or send more bytes.
+        allow_outside_images_dir: read relative ``file`` paths that lead out of ``images_dir``.
         square_crops: square crops, the reference geometry.
         save_full_images: keep each fetched image under ``images_dir``.
         write_crops: write each crop's JPEG to its planned path.
@@ -61,6 +64,8 @@ class CutOptions:
 
     images_dir: str | None = None
     container_url: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    allow_outside_images_dir: bool = False
     square_crops: bool = False
     save_full_images: bool = False
     write_crops: bool = False
@@ -94,6 +99,10 @@ class CutImage(Generic[T]):
     warnings: list[str] = field(default_factory=list)
 
 
+class _CropWriteError(Exception):
+    """Writing a crop file failed (the OSError is its ``__cause__``)."""
+
+
 def encode_crop(pixels: Image.Image) -> bytes:
     """The bytes of a crop file: RGB JPEG at the reference's quality."""
     buffer = io.BytesIO()
@@ -101,10 +110,11 @@ def encode_crop(pixels: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def save_crop(path: Path, data: bytes) -> None:
-    """Write a crop file atomically, creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, data)
+def save_crop(crop: PlannedCrop, data: bytes) -> None:
+    """Write a crop file atomically, creating its folders below the crop's root (never through a link)."""
+    if crop.root is None:
+        crop.path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(crop.path, data, root=crop.root)
 
 
 def cut_image(
@@ -129,7 +139,8 @@ def cut_image(
     try:
         loaded = load_image(
             file, images_dir=options.images_dir, container_url=options.container_url,
-            save_full_images=options.save_full_images,
+            save_full_images=options.save_full_images, timeout=options.timeout,
+            allow_outside_images_dir=options.allow_outside_images_dir,
         )
     except ImageLoadError as e:
         result.failure = str(e)
@@ -144,6 +155,9 @@ def cut_image(
                 continue
             pixels = _cut_one(loaded.image, box, crop, options, result)
             result.crops.append((crop, convert(pixels) if convert is not None else None))
+    except _CropWriteError as e:
+        result.failure = f"cannot write crop: {e.__cause__}"
+        result.crops.clear()
     except OSError as e:
         result.failure = f"cannot crop: {e}"
         result.crops.clear()
@@ -160,6 +174,9 @@ def _cut_one(
         return pixels
     data = encode_crop(pixels)
     if options.write_crops:
-        save_crop(crop.path, data)
+        try:
+            save_crop(crop, data)
+        except OSError as e:
+            raise _CropWriteError from e
         result.written += 1
     return Image.open(io.BytesIO(data)).convert("RGB") if options.jpeg_roundtrip else pixels

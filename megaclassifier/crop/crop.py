@@ -12,18 +12,24 @@ kept, so an interrupted run resumes. A JSON log is written to ``logdir``::
      "num_new_downloads": 0,
      "num_new_crops": 412,
      "num_existing_crops": 30,
+     "num_size_zero_boxes": 0,
+     "num_invalid_boxes": 1,
      "failure_reasons": {"cam1/missing.jpg": "image not found under photos"},
+     "invalid_boxes": {"cam1/IMG_0001.JPG___crop02_md_v5a.0.0.pt.jpg": "width 100 is larger than the image ..."},
      "warnings": {"cam2/cut.jpg": ["truncated image file ..."]}
     }
 
 The first four keys are the reference's; the others say why and what else.
+A box that fails :func:`~megaclassifier.crop.geometry.box_problem` is a
+failure of that detection alone: it is listed under ``invalid_boxes`` by its
+crop name, and the image's other boxes are cropped. The log's name is created
+exclusively: a second run in the same second gets ``..._1.json``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,10 +39,11 @@ from typing import Any
 
 from PIL import Image
 
-from megaclassifier.constants import ANIMAL_CATEGORY, UNKNOWN_DETECTOR
+from megaclassifier.constants import ANIMAL_CATEGORY, DEFAULT_TIMEOUT, UNKNOWN_DETECTOR
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_image
+from megaclassifier.crop.geometry import box_problem
 from megaclassifier.errors import InputFileError, MegaClassifierError
-from megaclassifier.formats.atomic import write_json_atomic
+from megaclassifier.formats.atomic import write_json_unique
 from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.formats.naming import crop_filename, crop_path
 from megaclassifier.parallel import bounded_map
@@ -55,6 +62,7 @@ class CropSummary:
     new_downloads: int = 0
     images_missing_detections: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    invalid_boxes: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
     log_path: Path | None = None
 
@@ -101,12 +109,19 @@ def is_croppable(detection: dict[str, Any], category_name: str | None, threshold
 
 
 def plan_crops(
-    results: DetectionResults, crops_dir: str | Path, *, threshold: float, detector: str
+    results: DetectionResults,
+    crops_dir: str | Path,
+    *,
+    threshold: float,
+    detector: str,
+    invalid_boxes: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, list[PlannedCrop]]]:
     """Yield ``(file, crops)`` for each image with a detections list, in sorted file order.
 
     A later duplicate ``file`` replaces an earlier one. Detections whose
     category is not in ``detection_categories`` are skipped with a warning.
+    A croppable box that fails :func:`box_problem` is left out, logged, and
+    recorded in ``invalid_boxes`` (crop key to reason) when given.
     """
     categories = results.detection_categories
     by_file: dict[str, dict[str, Any]] = {}
@@ -124,9 +139,27 @@ def plan_crops(
                 continue
             if is_croppable(det, name, threshold):
                 key = crop_filename(file, index, name_detector)
+                problem = box_problem(det["bbox"])
+                if problem is not None:
+                    logger.warning("%s: detection %d not cropped: %s", file, index, problem)
+                    if invalid_boxes is not None:
+                        invalid_boxes[key] = problem
+                    continue
                 path = crop_path(crops_dir, file, index, name_detector)
-                crops.append(PlannedCrop(index, tuple(det["bbox"]), key, path))
+                crops.append(PlannedCrop(index, tuple(det["bbox"]), key, path, Path(crops_dir)))
         yield file, crops
+
+
+def crop_exists(path: Path, *, check_valid: bool) -> bool:
+    """Whether a crop file is there (and, with ``check_valid``, decodes).
+
+    False when it cannot be looked at, and for a symbolic link (it is replaced
+    by a real crop, never followed).
+    """
+    try:
+        return not path.is_symlink() and path.exists() and (not check_valid or _crop_is_valid(path))
+    except OSError:  # a name too long, say: writing it will fail and be recorded
+        return False
 
 
 def _crop_is_valid(path: Path) -> bool:
@@ -142,7 +175,7 @@ def _crop_one_image(
     file: str, crops: list[PlannedCrop], options: CutOptions, check_crops_valid: bool
 ) -> CutImage[None]:
     """Cut the crops of one image that are not on disk yet (resume)."""
-    todo = [c for c in crops if not (c.path.exists() and (not check_crops_valid or _crop_is_valid(c.path)))]
+    todo = [c for c in crops if not crop_exists(c.path, check_valid=check_crops_valid)]
     if not todo:
         return CutImage(file, planned=len(crops), existing=len(crops))  # the image is not opened at all
     result: CutImage[None] = cut_image(file, todo, options)
@@ -162,6 +195,8 @@ def crop_detections(
     check_crops_valid: bool = False,
     threshold: float = 0.0,
     threads: int = 1,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_outside_images_dir: bool = False,
     logdir: str | Path = ".",
     progress: bool = False,
 ) -> CropSummary:
@@ -178,6 +213,10 @@ def crop_detections(
         check_crops_valid: re-open existing crops and regenerate broken ones.
         threshold: minimum detection confidence (inclusive).
         threads: decoding threads; each image is decoded once for all its boxes.
+        timeout: seconds a server may take to connect or to send more bytes;
+            transient errors are retried a few times, then the image fails.
+        allow_outside_images_dir: read relative ``file`` paths that lead out of
+            ``images_dir`` (``../x.jpg``); by default they are refused failures.
         logdir: where ``crop_detections_log_YYYYMMDD_HHMMSS.json`` is written.
         progress: show a progress bar on stderr.
 
@@ -191,7 +230,9 @@ def crop_detections(
     detector = resolve_detector(results, detector_version)
     summary = CropSummary()
     summary.images_missing_detections = results.files_missing_detections()
-    plans = list(plan_crops(results, crops_dir, threshold=threshold, detector=detector))
+    plans = list(
+        plan_crops(results, crops_dir, threshold=threshold, detector=detector, invalid_boxes=summary.invalid_boxes)
+    )
     summary.images = len(plans)
     if images_dir is not None and save_full_images:
         Path(images_dir).mkdir(parents=True, exist_ok=True)
@@ -201,7 +242,8 @@ def crop_detections(
     bar = tqdm(total=len(plans), unit="img", disable=not progress, desc="crop", dynamic_ncols=True)
     options = CutOptions(
         images_dir=str(images_dir) if images_dir is not None else None, container_url=container_url,
-        square_crops=square_crops, save_full_images=save_full_images, write_crops=True,
+        square_crops=square_crops, save_full_images=save_full_images, write_crops=True, timeout=timeout,
+        allow_outside_images_dir=allow_outside_images_dir,
     )
     task = functools.partial(_crop_one_image, options=options, check_crops_valid=check_crops_valid)
     pool = functools.partial(ThreadPoolExecutor, max_workers=threads, thread_name_prefix="crop")
@@ -217,9 +259,11 @@ def crop_detections(
 
 
 def write_crop_log(logdir: str | Path, summary: CropSummary, *, prefix: str = "crop_detections_log") -> Path:
-    """Write the JSON log of a run (the reference's keys first) as ``{prefix}_YYYYMMDD_HHMMSS.json``."""
+    """Write the JSON log of a run (the reference's keys first) as a new ``{prefix}_YYYYMMDD_HHMMSS.json``.
+
+    When that name exists (two runs in one second), ``..._1.json`` and so on.
+    """
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    path = Path(logdir, f"{prefix}_{stamp}.json")
     log = {
         "images_missing_detections": summary.images_missing_detections,
         "images_failed_download_or_crop": sorted(summary.failures),
@@ -227,9 +271,9 @@ def write_crop_log(logdir: str | Path, summary: CropSummary, *, prefix: str = "c
         "num_new_crops": summary.new_crops,
         "num_existing_crops": summary.existing_crops,
         "num_size_zero_boxes": summary.size_zero,
+        "num_invalid_boxes": len(summary.invalid_boxes),
         "failure_reasons": dict(sorted(summary.failures.items())),
+        "invalid_boxes": dict(sorted(summary.invalid_boxes.items())),
         "warnings": dict(sorted(summary.warnings.items())),
     }
-    os.makedirs(path.parent, exist_ok=True)
-    write_json_atomic(path, log, indent=1)
-    return path
+    return write_json_unique(logdir, f"{prefix}_{stamp}", log, indent=1)

@@ -18,15 +18,25 @@ black. When the square crop is still not square (S larger than the image's
 other side) it is padded to ``S x S`` with black, centred. A box that is 0
 pixels wide or high gives no crop. The classifier was trained on crops of
 exactly this geometry, so it is kept.
+
+A box is checked before any image is opened (:func:`box_problem`): each
+value finite, ``x`` and ``y`` in ``[0, 1]``, ``w`` and ``h`` in ``(0, 1]``,
+each within ``BOX_TOLERANCE`` (0.01). A box that fails is a per-detection
+failure. A valid box may still overhang the right or bottom edge (the
+reference's worked example ``[0.9, 0.1, 0.2, 0.5]`` does); those pixels are
+black. Whatever the box, ``bw`` and ``bh`` never exceed the image, so a crop is
+never larger than the image, plus the square padding.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from megaclassifier.constants import BOX_TOLERANCE
 from megaclassifier.crop.images import SourceImage
 
 
@@ -49,11 +59,37 @@ class CropBox:
         return self.bottom - self.top
 
 
+def box_problem(bbox: Sequence[float], *, tolerance: float = BOX_TOLERANCE) -> str | None:
+    """Why a normalised ``[x, y, w, h]`` box cannot be cropped, or None when it can.
+
+    >>> box_problem([0, 0, 100, 100])
+    'width 100 is larger than the image (more than 1)'
+    """
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox):
+        return f"bbox {list(bbox)} has a value that is not a finite number"
+    x, y, w, h = bbox
+    for name, value in (("x", x), ("y", y)):
+        if not -tolerance <= value <= 1 + tolerance:
+            return f"{name} {value:g} is outside the image (not in [0, 1])"
+    for name, value in (("width", w), ("height", h)):
+        if value <= 0:
+            return f"{name} {value:g} is not positive"
+        if value > 1 + tolerance:
+            return f"{name} {value:g} is larger than the image (more than 1)"
+    return None
+
+
 def crop_box(bbox: Sequence[float], width: int, height: int, *, square: bool) -> CropBox | None:
-    """Return the pixel region of a normalised box, or None for a zero-size crop."""
+    """Return the pixel region of a normalised box, or None for a zero-size crop.
+
+    Raises:
+        ValueError: a value of the box is not finite (see :func:`box_problem`).
+    """
+    if not all(math.isfinite(v) for v in bbox):
+        raise ValueError(f"bbox {list(bbox)} has a value that is not a finite number")
     x, y, w, h = bbox
     xmin, ymin = int(x * width), int(y * height)
-    bw, bh = int(w * width), int(h * height)
+    bw, bh = min(int(w * width), width), min(int(h * height), height)  # never larger than the image
     pad_to = 0
     if square:
         side = max(bw, bh)

@@ -8,11 +8,20 @@
   a warning is returned with the image.
 * Every image comes back in RGB (greyscale, palette, CMYK, 16-bit converted).
 * An image not found under the local folder can be fetched from any fsspec URL
-  (``https://``, ``s3://``, ``gs://``, ``az://``, ``file://``).
+  (``https://``, ``s3://``, ``gs://``, ``az://``, ``file://``). ``http(s)``
+  fetches wait at most ``timeout`` seconds to connect and for each piece of
+  data; transient errors are retried with backoff (:mod:`megaclassifier.netio`).
+* Path rules: a relative ``file`` is looked up under the images folder and
+  must stay inside it (``../x.jpg`` and ``sub/../../x.jpg`` are refused
+  before anything is opened, unless ``allow_outside_images_dir``); an absolute
+  ``file`` is read as it stands, as MegaDetector files made without relative
+  names hold them. Any OS error about one image (a name too long, no
+  permission) is that image's failure.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -23,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from megaclassifier.constants import DEFAULT_TIMEOUT
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.naming import safe_relative_path
 
@@ -106,17 +116,43 @@ class LoadedImage:
     warnings: list[str] = field(default_factory=list)
 
 
-def local_image_path(file: str, images_dir: str | Path | None) -> Path | None:
+def leaves_folder(file: str) -> bool:
+    """Whether a relative ``file`` leads out of the folder it is joined to (``..`` past its top)."""
+    depth = 0
+    for part in file.replace("\\", "/").split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+def local_image_path(
+    file: str, images_dir: str | Path | None, *, allow_outside_images_dir: bool = False
+) -> Path | None:
     """Where ``file`` is on disk, or None if it is not there.
 
     An absolute ``file`` is used as it is; otherwise it is looked up under
     ``images_dir`` (``\\`` in ``file`` counts as a folder separator).
+
+    Raises:
+        ImageLoadError: a relative ``file`` leads out of ``images_dir`` and
+            ``allow_outside_images_dir`` is not set; nothing was opened.
+        OSError: the file system refuses to look (a name too long).
     """
     candidates: list[Path] = []
     if os.path.isabs(file):
         candidates.append(Path(file))
+    elif images_dir is not None and leaves_folder(file) and not allow_outside_images_dir:
+        raise ImageLoadError(
+            f"refused: {file!r} leads outside --images-dir {images_dir} (--allow-outside-images-dir allows it)"
+        )
     if images_dir is not None:
         candidates.append(Path(images_dir, file))
+        if allow_outside_images_dir:
+            candidates.append(Path(images_dir, file.replace("\\", "/")))
         candidates.append(Path(images_dir, *safe_relative_path(file).parts))
     for path in candidates:
         if path.is_file():
@@ -135,19 +171,39 @@ def container_file_url(container_url: str, file: str) -> str:
     return container_url.rstrip("/") + "/" + safe_relative_path(file).as_posix()
 
 
-def fetch_bytes(url: str) -> bytes:
-    """Read a whole file from an fsspec URL."""
-    import fsspec
+def fetch_bytes(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """Read a whole file from an fsspec URL, retrying transient errors (http(s): with ``timeout``).
 
+    Raises:
+        ImageLoadError: not found, or still failing after the retries.
+    """
+    import urllib.error
+
+    from megaclassifier.netio import describe_error, http_get_bytes, with_retries
+
+    if urlsplit(url).scheme in ("http", "https"):
+        attempt = functools.partial(http_get_bytes, url, timeout=timeout)
+    else:
+        attempt = functools.partial(_fsspec_read, url)
     try:
-        with fsspec.open(url, "rb") as f:
-            return f.read()
+        return with_retries(attempt, what=url)
     except FileNotFoundError:
         raise ImageLoadError(f"not found at {url}") from None
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise ImageLoadError(f"not found at {url}") from None
+        raise ImageLoadError(f"download failed: {url}: {describe_error(e)}") from None
     except ImportError as e:
         raise ImageLoadError(f"cannot read {url}: {e} (install the fsspec backend for this URL)") from None
     except Exception as e:  # noqa: BLE001 - network backends raise many types
-        raise ImageLoadError(f"download failed: {type(e).__name__}: {e}") from None
+        raise ImageLoadError(f"download failed: {url}: {describe_error(e)}") from None
+
+
+def _fsspec_read(url: str) -> bytes:
+    import fsspec
+
+    with fsspec.open(url, "rb") as f:
+        return f.read()
 
 
 def decode_image(source: Any) -> tuple[SourceImage, list[str]]:
@@ -208,14 +264,39 @@ def load_image(
     images_dir: str | Path | None = None,
     container_url: str | None = None,
     save_full_images: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_outside_images_dir: bool = False,
 ) -> LoadedImage:
     """Find, fetch if needed, and decode the image of a MegaDetector ``file`` entry.
 
+    Args:
+        file: the entry's ``file``.
+        images_dir: local root of the images.
+        container_url: fsspec URL to fetch images not found locally from.
+        save_full_images: keep a fetched image under ``images_dir``.
+        timeout: seconds a server may take to connect or to send more data.
+        allow_outside_images_dir: read relative paths that lead out of ``images_dir``.
+
     Raises:
-        ImageLoadError: with the reason (missing, empty, corrupt, not an image,
-            download failed).
+        ImageLoadError: with the reason (refused path, missing, empty, corrupt,
+            not an image, download failed, any OS error).
     """
-    path = local_image_path(file, images_dir)
+    try:
+        return _load_image(file, images_dir, container_url, save_full_images, timeout, allow_outside_images_dir)
+    except OSError as e:
+        where = e.filename if e.filename is not None else file
+        raise ImageLoadError(f"{where}: {e.strerror or e}") from None
+
+
+def _load_image(
+    file: str,
+    images_dir: str | Path | None,
+    container_url: str | None,
+    save_full_images: bool,
+    timeout: float,
+    allow_outside_images_dir: bool,
+) -> LoadedImage:
+    path = local_image_path(file, images_dir, allow_outside_images_dir=allow_outside_images_dir)
     if path is not None:
         if path.stat().st_size == 0:
             raise ImageLoadError(f"{path}: empty file (0 bytes)")
@@ -228,7 +309,7 @@ def load_image(
         where = f"under {images_dir}" if images_dir is not None else "(no --images-dir given)"
         raise ImageLoadError(f"image not found {where}")
     url = container_file_url(container_url, file)
-    data = fetch_bytes(url)
+    data = fetch_bytes(url, timeout=timeout)
     if not data:
         raise ImageLoadError(f"{url}: empty file (0 bytes)")
     try:

@@ -32,6 +32,7 @@ import numpy as np
 
 from megaclassifier.engines.base import Engine, check_batch, softmax
 from megaclassifier.errors import ModelError, first_line
+from megaclassifier.formats.atomic import apply_umask
 from megaclassifier.hardware import physical_cpu_count
 from megaclassifier.models.loading import LoadedModel
 from megaclassifier.models.registry import user_cache_dir
@@ -79,6 +80,7 @@ def export_onnx(module: torch.nn.Module, destination: Path, image_size: int) -> 
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    apply_umask(fd)  # the cached model gets the mode a plain open would give, not mkstemp's 0600
     os.close(fd)
     tmp = Path(tmp_name)
     try:

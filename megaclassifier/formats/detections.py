@@ -110,7 +110,8 @@ def load_detections(path: str | Path) -> DetectionResults:
 
 
 def _image_label(i: int, image: dict[str, Any]) -> str:
-    return f'images[{i}] ("{image["file"]}")'
+    """``images[3] ("cam1/a.jpg")``; quotes, backslashes and control characters escaped as JSON does."""
+    return f"images[{i}] ({json.dumps(image['file'], ensure_ascii=False)})"
 
 
 def validate_detections(data: Any, path: str | Path) -> None:

@@ -8,7 +8,10 @@ Probability CSV (``classify`` writes it, ``aggregate`` and ``merge`` read it)::
 The header is ``path`` then the class names in index order. ``classify``
 writes float32 values in their shortest form (``0.1``, ``0.33333334``,
 ``1e-07``); ``aggregate`` writes float64 sums the same way. A ``.gz`` name
-means gzip. ``merge`` also accepts a ``label`` column.
+means gzip. ``merge`` also accepts a ``label`` column. Reading checks that
+every probability is a finite number in ``[0, 1]`` (within
+``PROBABILITY_TOLERANCE``): ``nan``, ``inf`` or ``-3`` is an error naming the
+file, line and column.
 
 Index-to-name JSON (``--classifier-categories``, ``label_index.json``)::
 
@@ -27,6 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from megaclassifier.constants import PROBABILITY_TOLERANCE
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import atomic_output, open_text, read_json, write_json_atomic
 
@@ -176,6 +180,7 @@ class ProbabilityCsvReader:
         paths: list[str] = []
         texts: list[list[str]] = []
         labels: list[str] = []
+        lines: list[int] = []
         try:
             for row in self._reader:
                 if not row:
@@ -184,27 +189,38 @@ class ProbabilityCsvReader:
                     line = self._reader.line_num
                     raise InputFileError(self.path, f"line {line}: {len(row)} fields, header has {width}")
                 paths.append(row[0])
+                lines.append(self._reader.line_num)
                 texts.append([row[p] for p in positions])
                 if label_pos is not None:
                     labels.append(row[label_pos])
                 if len(paths) >= chunk_rows:
-                    yield paths, self._to_array(texts, self._reader.line_num - len(paths) + 1), labels or None
-                    paths, texts, labels = [], [], []
+                    yield paths, self._to_array(texts, columns, lines), labels or None
+                    paths, texts, labels, lines = [], [], [], []
         except (OSError, EOFError, csv.Error, UnicodeDecodeError) as e:
             raise InputFileError(self.path, f"cannot read line {self._reader.line_num + 1} ({e})") from None
         if paths:
-            yield paths, self._to_array(texts, self._reader.line_num - len(paths) + 1), labels or None
+            yield paths, self._to_array(texts, columns, lines), labels or None
 
-    def _to_array(self, texts: list[list[str]], first_line: int) -> np.ndarray:
+    def _to_array(self, texts: list[list[str]], columns: Sequence[str], lines: list[int]) -> np.ndarray:
+        """The chunk's values as float64, each checked to be a probability; ``lines`` are the rows' line numbers."""
         try:
-            return np.array(texts, dtype=np.float64).reshape(len(texts), -1)
+            values = np.array(texts, dtype=np.float64).reshape(len(texts), -1)
         except ValueError:
-            for offset, row in enumerate(texts):
-                for value in row:
+            for offset, text_row in enumerate(texts):
+                for value in text_row:
                     try:
                         float(value)
                     except ValueError:
                         raise InputFileError(
-                            self.path, f"line {first_line + offset}: not a number: {value!r}"
+                            self.path, f"line {lines[offset]}: not a number: {value!r}"
                         ) from None
             raise
+        bad = ~np.isfinite(values) | (values < -PROBABILITY_TOLERANCE) | (values > 1 + PROBABILITY_TOLERANCE)
+        if bad.any():
+            at, col = (int(i) for i in np.argwhere(bad)[0])
+            raise InputFileError(
+                self.path,
+                f"line {lines[at]} column {columns[col]!r}: {texts[at][col]!r} is not a probability "
+                "(a finite number from 0 to 1)",
+            )
+        return values

@@ -6,6 +6,11 @@ the file gets its final name only once complete. Files already present are
 kept unless ``force``. Afterwards every model file is loaded and run once,
 and its number of outputs is checked against the index-to-name JSON.
 
+A server that does not answer within ``timeout`` seconds (to connect, or
+for the next data), a dropped connection and HTTP 408/429/5xx are transient:
+the file is tried again a few times with exponential backoff, resuming from
+its part file (:mod:`megaclassifier.netio`), before the download fails.
+
 The URL base is ``https://lila.science/public/models/``; the ``base_url``
 argument or ``MEGACLASSIFIER_DOWNLOAD_BASE_URL`` replaces it (a mirror, or a
 test server).
@@ -25,10 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from megaclassifier import __version__
+from megaclassifier.constants import DEFAULT_TIMEOUT, FETCH_RETRIES
 from megaclassifier.errors import DownloadError, MegaClassifierError
 from megaclassifier.models.registry import DEFAULT_BASE_URL, KNOWN_MODELS, KnownModel, default_model_dir
 
 logger = logging.getLogger(__name__)
+
+
+class _TransientDownloadError(DownloadError):
+    """A failure that another try may not have (timeout, dropped connection, HTTP 5xx)."""
 
 _CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -68,6 +78,8 @@ def download_model(
     base_url: str | None = None,
     force: bool = False,
     check: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = FETCH_RETRIES,
     progress: bool = False,
 ) -> DownloadSummary:
     """Download the files of a published model and check that it loads.
@@ -79,6 +91,8 @@ def download_model(
         base_url: URL base replacing ``https://lila.science/public/models/``.
         force: fetch again files that are already there.
         check: load each model file once and compare its outputs with the class names.
+        timeout: seconds the server may take to connect or to send more data.
+        retries: tries after a transient failure of a file, each resuming it.
         progress: show a progress bar per file on stderr.
 
     Raises:
@@ -98,20 +112,40 @@ def download_model(
         if dest.is_file() and not force:
             logger.info("%s: already there", dest)
             continue
-        summary.bytes_fetched += fetch(base + entry.url_path, dest, progress=progress)
+        summary.bytes_fetched += fetch(
+            base + entry.url_path, dest, progress=progress, timeout=timeout, retries=retries
+        )
         summary.fetched += 1
     if check:
         summary.num_classes = check_model_files(known, out)
     return summary
 
 
-def fetch(url: str, dest: Path, *, progress: bool = False) -> int:
+def fetch(
+    url: str, dest: Path, *, progress: bool = False, timeout: float = DEFAULT_TIMEOUT, retries: int = FETCH_RETRIES
+) -> int:
     """Download ``url`` to ``dest`` through ``dest.part``, resuming it; return the bytes transferred.
+
+    Transient failures are retried with backoff, each try resuming the part file.
 
     Raises:
         DownloadError: HTTP error, network error, or a short transfer (the part file is kept).
     """
+    from megaclassifier.netio import with_retries
+
+    return with_retries(
+        lambda: _fetch_once(url, dest, progress=progress, timeout=timeout),
+        what=url,
+        retries=retries,
+        transient=lambda e: isinstance(e, _TransientDownloadError),
+    )
+
+
+def _fetch_once(url: str, dest: Path, *, progress: bool, timeout: float) -> int:
+    """One try of :func:`fetch`; transient failures raise :class:`_TransientDownloadError`."""
     from tqdm import tqdm
+
+    from megaclassifier.netio import describe_error, is_transient
 
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.is_file() else 0
@@ -119,15 +153,16 @@ def fetch(url: str, dest: Path, *, progress: bool = False) -> int:
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:  # the part file is not a prefix of this file: start again
             part.unlink()
-            return fetch(url, dest, progress=progress)
-        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise DownloadError(f"{url}: {reason}; check the connection and run download again") from None
+            return _fetch_once(url, dest, progress=progress, timeout=timeout)
+        error = _TransientDownloadError if is_transient(e) else DownloadError
+        raise error(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        error = _TransientDownloadError if is_transient(e) else DownloadError
+        raise error(f"{url}: {describe_error(e)}; check the connection and run download again") from None
     transferred = 0
     with response:
         total: int | None
@@ -152,12 +187,13 @@ def fetch(url: str, dest: Path, *, progress: bool = False) -> int:
                     transferred += len(chunk)
                     bar.update(len(chunk))
         except (OSError, http.client.HTTPException) as e:
-            raise DownloadError(
-                f"{url}: interrupted after {offset + transferred} bytes ({e}); run download again to resume"
+            raise _TransientDownloadError(
+                f"{url}: interrupted after {offset + transferred} bytes ({describe_error(e)}); "
+                "run download again to resume"
             ) from None
     size = part.stat().st_size
     if total is not None and size != total:
-        raise DownloadError(f"{url}: got {size} of {total} bytes; run download again to resume")
+        raise _TransientDownloadError(f"{url}: got {size} of {total} bytes; run download again to resume")
     os.replace(part, dest)
     logger.info("%s: %d bytes", dest, size)
     return transferred

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD
+from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD, DEFAULT_TIMEOUT
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, write_crop_log
 from megaclassifier.engines import pipelined
@@ -88,6 +88,8 @@ def run_pipeline(
     backend: str = "auto",
     arch: str | None = None,
     jpeg_roundtrip: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_outside_images_dir: bool = False,
     logdir: str | Path = ".",
     progress: bool = False,
 ) -> RunSummary:
@@ -98,6 +100,7 @@ def run_pipeline(
         model: TorchScript file, EfficientNet checkpoint or downloaded model name.
         output_json: the merged results file (Timelapse-ready).
         images_dir, container_url, detector_version, threshold, square_crops: as ``crop``.
+        timeout, allow_outside_images_dir: as ``crop``.
         classifier_categories, target_mapping, classifier_name: see
             :func:`~megaclassifier.run.classifier.open_classifier`.
         output_csv: also write the classifier's probability CSV, as ``classify`` would.
@@ -122,11 +125,13 @@ def run_pipeline(
     )
     summary = RunSummary(engine=classifier.engine.describe())
     summary.crop.images_missing_detections = results.files_missing_detections()
-    plans = list(plan_crops(results, save_crops or ".", threshold=threshold, detector=detector))
+    plans = list(plan_crops(results, save_crops or ".", threshold=threshold, detector=detector,
+                            invalid_boxes=summary.crop.invalid_boxes))
     summary.crop.images = len(plans)
     cut = CutOptions(
         images_dir=str(images_dir) if images_dir is not None else None, container_url=container_url,
-        square_crops=square_crops, write_crops=save_crops is not None, jpeg_roundtrip=jpeg_roundtrip,
+        timeout=timeout, allow_outside_images_dir=allow_outside_images_dir, square_crops=square_crops,
+        write_crops=save_crops is not None, jpeg_roundtrip=jpeg_roundtrip,
     )
     workers = default_run_workers(classifier.engine.device) if num_workers is None else num_workers
     images = prepared_stream(plans, PrepareOptions(cut, classifier.engine.image_size), workers)
