@@ -31,6 +31,8 @@ _COMMANDS = {
     "aggregate": "labels",
     "merge": "merge",
     "run": "run",
+    "report": "report",
+    "export": "export",
 }
 
 
