@@ -25,7 +25,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse}td,th{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:right}
 td:first-child,th:first-child{text-align:left}
 .grid{display:flex;flex-wrap:wrap;gap:8px}
-figure{margin:0;width:170px;font-size:12px;border:2px solid #ccc;padding:3px}
+figure{margin:0;width:170px;font-size:12px;border:2px solid #ccc;padding:3px;overflow-wrap:anywhere}
 figure.review{border-color:#d33;background:#fee}figure img{display:block;max-width:160px;max-height:160px}
 .flag{color:#b00;font-weight:bold}.pager a,.pager span{margin-right:.5em}
 .hist rect{fill:#4a7}.note{color:#666}

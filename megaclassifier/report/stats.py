@@ -54,7 +54,7 @@ def flag_reason(row: DetectionRow, *, review_below: float, margin: float) -> str
     """Why a detection needs a look (low score, or a close second class), or None."""
     if row.score < review_below:
         return "low confidence"
-    if row.second_score is not None and row.score - row.second_score < margin:
+    if row.second_score is not None and round(row.score - row.second_score, 9) < margin:  # 0.6 - 0.5 is 0.1
         return f"close second: {row.second_class} {row.second_score:.2f}"
     return None
 
