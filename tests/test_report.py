@@ -15,12 +15,11 @@ from report_data import DEMO_DATA, EXPECTED, demo_detections, write_classified_d
 
 from megaclassifier.cli import cli
 from megaclassifier.crop.geometry import crop_box, extract_crop
-from megaclassifier.crop.images import load_image
 from megaclassifier.formats.results_table import DetectionRow
 from megaclassifier.report import write_report
 from megaclassifier.report.html import PAGE_SIZE
 from megaclassifier.report.stats import flag_reason, histogram
-from megaclassifier.report.thumbs import THUMB_SIZE, thumb_name
+from megaclassifier.report.thumbs import thumb_name
 
 IMAGES = DEMO_DATA / "images"
 
@@ -64,7 +63,9 @@ def test_flagged_first_then_by_score(classified: Path, tmp_path: Path) -> None:
     write_report(classified, tmp_path / "r", images_dir=IMAGES, num_workers=1)
     page = (tmp_path / "r/species/001-elephant/page-0001.html").read_text()
     scores = re.findall(r"<figcaption><b>([\d.]+)</b>", page)
-    assert scores == ["0.550", "0.550", "0.400", "0.400"] + ["0.950"] * 2 + ["0.900"] * 2 + ["0.850"] * 2 + ["0.800"] * 2
+    assert (
+        scores == ["0.550", "0.550", "0.400", "0.400"] + ["0.950"] * 2 + ["0.900"] * 2 + ["0.850"] * 2 + ["0.800"] * 2
+    )
     assert page.count('<figure class="review">') == 4
     assert page.count("review: close second: cattle 0.50") == 2
     assert page.count("review: low confidence") == 2
@@ -75,7 +76,10 @@ def test_thumbnail_is_the_exif_correct_square_crop(classified: Path, tmp_path: P
     write_report(classified, tmp_path / "r", images_dir=IMAGES, num_workers=1)
     images = demo_detections()["images"]
     upright, rotated = images[1], images[2]
-    assert (upright["file"], rotated["file"]) == ("african_elephants.jpg", "african_elephants_with_exif_orientation.jpg")
+    assert (upright["file"], rotated["file"]) == (
+        "african_elephants.jpg",
+        "african_elephants_with_exif_orientation.jpg",
+    )
 
     def thumb(image: dict) -> np.ndarray:
         det = image["detections"][0]
@@ -109,7 +113,9 @@ def test_bad_images_are_recorded_not_fatal(classified: Path, tmp_path: Path) -> 
     images = Path(shutil.copytree(IMAGES, tmp_path / "images"))
     (images / "ocelot.jpg").write_bytes(b"not a jpeg")
     (images / "domestic_dog.jpg").unlink()
-    result = CliRunner().invoke(cli, ["-q", "report", str(classified), str(tmp_path / "r"), "--images-dir", str(images)])
+    result = CliRunner().invoke(
+        cli, ["-q", "report", str(classified), str(tmp_path / "r"), "--images-dir", str(images)]
+    )
     assert result.exit_code == 0, result.output
     assert "17 thumbnails made, 0 reused, 2 images failed" in result.output
     log = json.loads((tmp_path / "r/report_log.json").read_text())
@@ -154,3 +160,26 @@ def test_flag_reason(top: float, second: float | None, reason: str | None) -> No
 
 def test_histogram_bins() -> None:
     assert histogram([0.0, 0.05, 0.1, 0.55, 0.99, 1.0]) == [2, 1, 0, 0, 0, 1, 0, 0, 0, 2]
+
+
+def test_report_of_run_output(tiny_model: Path, tiny_categories: Path, tmp_path: Path) -> None:
+    """`run`'s output: one species row per top class, with the counts its JSON holds."""
+    merged = tmp_path / "run.json"
+    args = ["-q", "run", DEMO_DATA / "detections.json", tiny_model, "--images-dir", IMAGES, "--threshold", "0.15",
+            "--square-crops", "--output-json", merged, "--classifier-categories", tiny_categories]  # fmt: skip
+    result = CliRunner().invoke(cli, list(map(str, args)))
+    assert result.exit_code == 0, result.output
+    data = json.loads(merged.read_text())
+    expected: dict[str, int] = {}
+    for image in data["images"]:
+        for det in image["detections"]:
+            if det["conf"] >= 0.15:
+                name = (
+                    data["classification_categories"][det["classifications"][0][0]]
+                    if "classifications" in det
+                    else "person"
+                )
+                expected[name] = expected.get(name, 0) + 1
+    assert sum(expected.values()) == 19
+    write_report(merged, tmp_path / "r", images_dir=IMAGES, num_workers=1)
+    assert {name: row[0] for name, row in species_rows(tmp_path / "r/index.html").items()} == expected

@@ -63,7 +63,13 @@ def test_not_a_results_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("file", "folder"),
-    [("a.jpg", "."), ("cam1/a.jpg", "cam1"), ("site\\cam1\\a.jpg", "site/cam1"), ("/abs/a.jpg", "/abs"), ("/a.jpg", ".")],
+    [
+        ("a.jpg", "."),
+        ("cam1/a.jpg", "cam1"),
+        ("site\\cam1\\a.jpg", "site/cam1"),
+        ("/abs/a.jpg", "/abs"),
+        ("/a.jpg", "."),
+    ],
 )
 def test_image_folder(file: str, folder: str) -> None:
     assert image_folder(file) == folder
