@@ -5,7 +5,8 @@ with ``megaclassifier``, prints detections per class and where the
 Timelapse-ready JSON is, then does the same with ``megaclassifier run`` in one
 pass and checks that both outputs agree. It ends with the HTML report of the
 results (``megaclassifier report``) and prints where its index.html is.
-Without ``--model`` it builds a small seeded EfficientNet-B0 stand-in: its labels are meaningless, it only shows the flow.
+Without ``--model`` it builds a small seeded EfficientNet-B0 stand-in: its labels
+are meaningless, it only shows the flow.
 
     python demo/run_demo.py [--model M --categories C [--mapping MAP]] [--output-dir DIR]
 """
