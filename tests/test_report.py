@@ -183,3 +183,24 @@ def test_report_of_run_output(tiny_model: Path, tiny_categories: Path, tmp_path:
     assert sum(expected.values()) == 19
     write_report(merged, tmp_path / "r", images_dir=IMAGES, num_workers=1)
     assert {name: row[0] for name, row in species_rows(tmp_path / "r/index.html").items()} == expected
+
+
+def test_report_and_export_never_import_torch_or_pandas_for_help(tmp_path: Path) -> None:
+    """`report` itself runs without torch; `export --help` without pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from megaclassifier.cli import cli\n"
+        f"for args in (['export', '--help'], ['-q', 'report', {str(DEMO_DATA / 'detections.json')!r},"
+        f" {str(tmp_path / 'r')!r}, '--images-dir', {str(IMAGES)!r}, '-n', '1']):\n"
+        "    try:\n"
+        "        cli.main(args, prog_name='megaclassifier')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('torch', 'onnxruntime', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "[]"
+    assert (tmp_path / "r" / "index.html").is_file()

@@ -92,10 +92,20 @@ def write_csv(out: Path, detections: pd.DataFrame, images: pd.DataFrame) -> list
 
 
 def write_xlsx(out: Path, detections: pd.DataFrame, images: pd.DataFrame) -> list[Path]:
-    """Write one workbook with the sheets ``detections`` and ``images``, atomically."""
-    import pandas as pd
+    """Write one workbook with the sheets ``detections`` and ``images``, atomically.
 
-    with atomic_path(out) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-        detections.to_excel(writer, sheet_name="detections", index=False)
-        images.to_excel(writer, sheet_name="images", index=False)
+    The rows are streamed into openpyxl's write-only workbook, so memory does
+    not hold a second, cell-by-cell copy of the tables.
+    """
+    import pandas as pd
+    from openpyxl import Workbook
+
+    with atomic_path(out) as tmp:
+        book = Workbook(write_only=True)
+        for name, frame in (("detections", detections), ("images", images)):
+            sheet = book.create_sheet(name)
+            sheet.append(list(frame.columns))
+            for row in frame.itertuples(index=False, name=None):
+                sheet.append([None if pd.isna(v) else v for v in row])
+        book.save(tmp)
     return [out]
