@@ -166,7 +166,8 @@ def test_report_of_run_output(tiny_model: Path, tiny_categories: Path, tmp_path:
     """`run`'s output: one species row per top class, with the counts its JSON holds."""
     merged = tmp_path / "run.json"
     args = ["-q", "run", DEMO_DATA / "detections.json", tiny_model, "--images-dir", IMAGES, "--threshold", "0.15",
-            "--square-crops", "--output-json", merged, "--classifier-categories", tiny_categories]  # fmt: skip
+            "--square-crops", "--output-json", merged, "--classifier-categories", tiny_categories,
+            "--logdir", tmp_path]  # fmt: skip
     result = CliRunner().invoke(cli, list(map(str, args)))
     assert result.exit_code == 0, result.output
     data = json.loads(merged.read_text())
