@@ -3,8 +3,10 @@
 Runs the reference's four documented steps (crop, classify, aggregate, merge)
 with ``megaclassifier``, prints detections per class and where the
 Timelapse-ready JSON is, then does the same with ``megaclassifier run`` in one
-pass and checks that both outputs agree. Without ``--model`` it builds a small seeded
-EfficientNet-B0 stand-in: its labels are meaningless, it only shows the flow.
+pass and checks that both outputs agree. It ends with the HTML report of the
+results (``megaclassifier report``) and prints where its index.html is.
+Without ``--model`` it builds a small seeded EfficientNet-B0 stand-in: its labels
+are meaningless, it only shows the flow.
 
     python demo/run_demo.py [--model M --categories C [--mapping MAP]] [--output-dir DIR]
 """
@@ -119,6 +121,9 @@ def main() -> None:
     step(*run)
     same = _without_time(final) == _without_time(one_pass)
     print(f"run's output is {'identical to' if same else 'DIFFERENT from'} the chain's (completion time aside).")
+
+    step("report", str(final), str(out / "report"), "--images-dir", str(DEMO / "images"))
+    print(f"\nHTML report: {(out / 'report' / 'index.html').resolve()}")
 
 
 def _without_time(path: Path) -> dict:

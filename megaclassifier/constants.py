@@ -35,6 +35,9 @@ UNKNOWN_DETECTOR = "unknown"
 #: merge's default classification threshold (reference).
 DEFAULT_MERGE_THRESHOLD = 0.1
 
+#: ``report`` and ``export`` leave out detections below this confidence (``crop`` keeps the reference's 0).
+DEFAULT_REVIEW_THRESHOLD = 0.15
+
 #: Crops per inference batch in ``classify``, ``features`` and ``run``.
 DEFAULT_BATCH_SIZE = 32
 

@@ -14,15 +14,18 @@ import pytest
 
 from megaclassifier.cli import cli
 
-#: long flag -> commands in which it means something else, and why.
-DIFFERENT_MEANINGS = {
-    # crop_detections.py: the detection-confidence threshold; merge_classification_detection_output.py:
-    # the classification threshold (run calls the latter --classification-threshold).
-    "--threshold": {"merge"},
+#: long flag -> groups of commands within which it is one option; the reference scripts, or the work, give
+#: it another meaning (or default) in each group. Commands not named share the flag's first group.
+GROUPS: dict[str, list[set[str]]] = {
+    # crop_detections.py: the detection-confidence threshold (default 0); report and export: which detections
+    # a reviewer sees (default 0.15); merge_classification_detection_output.py: the classification threshold
+    # (run calls that one --classification-threshold).
+    "--threshold": [{"crop", "run"}, {"report", "export"}, {"merge"}],
     # aggregate writes the target probabilities there; run the classifier's own probabilities.
-    "--output-csv": {"aggregate"},
-    # classify and features read small crop files, run decodes whole photos: other work, other defaults.
-    "--num-workers": {"run"},
+    "--output-csv": [{"run"}, {"aggregate"}],
+    # classify and features read small crop files, run decodes whole photos, report makes thumbnails:
+    # other work, other defaults.
+    "--num-workers": [{"classify", "features"}, {"run"}, {"report"}],
 }
 
 
@@ -64,13 +67,27 @@ def test_the_shared_options_are_found() -> None:
         assert flag in SHARED, flag
 
 
+def _groups(flag: str) -> list[dict[str, click.Option]]:
+    named = GROUPS.get(flag, [set()])
+    listed = set().union(*named)
+    groups = [{n: o for n, o in SHARED[flag].items() if n in group} for group in named]
+    groups[0].update({n: o for n, o in SHARED[flag].items() if n not in listed})
+    return [group for group in groups if group]
+
+
 @pytest.mark.parametrize("flag", sorted(SHARED))
 def test_an_option_in_two_commands_is_the_same_option(flag: str) -> None:
-    commands = {name: opt for name, opt in SHARED[flag].items() if name not in DIFFERENT_MEANINGS.get(flag, set())}
-    described = {name: _describe(opt) for name, opt in commands.items()}
-    first_name, first = next(iter(described.items()))
-    for name, description in described.items():
-        assert description == first, f"{flag}: {name} differs from {first_name}"
+    for group in _groups(flag):
+        described = {name: _describe(opt) for name, opt in group.items()}
+        first_name, first = next(iter(described.items()))
+        for name, description in described.items():
+            assert description == first, f"{flag}: {name} differs from {first_name}"
+
+
+def test_every_named_group_exists() -> None:
+    for flag, groups in GROUPS.items():
+        for group in groups:
+            assert group <= set(SHARED[flag]), (flag, group - set(SHARED[flag]))
 
 
 def test_defaults_come_from_constants() -> None:

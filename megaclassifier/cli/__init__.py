@@ -31,7 +31,14 @@ _COMMANDS = {
     "aggregate": "labels",
     "merge": "merge",
     "run": "run",
+    "report": "report",
+    "export": "export",
 }
+
+
+def one_line(message: str) -> str:
+    """An error message on one line: line breaks (from a file name or a CSV cell, say) shown escaped."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class _Group(click.Group):
@@ -58,7 +65,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MegaClassifierError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(one_line(str(e))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

@@ -24,6 +24,7 @@ from megaclassifier.constants import (
     BACKENDS,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MERGE_THRESHOLD,
+    DEFAULT_REVIEW_THRESHOLD,
     DEFAULT_TIMEOUT,
     DEVICE_HELP,
     EFFICIENTNET_NATIVE_SIZE,
@@ -72,6 +73,18 @@ def model_argument(name: str = "model") -> Callable[[F], F]:
     return click.argument(name, callback=_check_model)
 
 
+def images_dir_option(*, required: bool) -> Callable[[F], F]:
+    """``-i/--images-dir``: where the images named in a results file are (``crop``, ``run``, ``report``, ``export``)."""
+    return click.option("-i", "--images-dir", type=FOLDER, required=required,
+                        help="Local root folder of the images named in the results file.")
+
+
+def review_threshold_option(command: F) -> F:
+    """``-t/--threshold`` of the commands that show results (``report``, ``export``): which detections count."""
+    return click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=DEFAULT_REVIEW_THRESHOLD,
+                        show_default=True, help="Leave out detections with conf below THRESHOLD.")(command)
+
+
 def crop_options(*, reference_short_flags: bool) -> Callable[[F], F]:
     """Where the images are and which boxes to cut: ``crop`` and ``run``."""
 
@@ -80,7 +93,7 @@ def crop_options(*, reference_short_flags: bool) -> Callable[[F], F]:
 
     def decorator(command: F) -> F:
         return _apply(command, [
-            click.option("-i", "--images-dir", type=FOLDER, help="Local root folder of the images."),
+            images_dir_option(required=False),
             click.option(*flags("-c", "--container-url"),
                          help="fsspec URL (https://, s3://, gs://, az://, file://) to fetch images not found "
                               "locally."),

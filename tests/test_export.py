@@ -1,0 +1,280 @@
+"""Tests of ``megaclassifier export``: CSV/XLSX tables and Camtrap DP packages.
+
+The packages are validated against the Camtrap DP 1.0.2 profile (jsonschema)
+and table schemas (frictionless), offline copies in ../shared/reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import REQUIRE_TESTDATA, TESTDATA
+from report_data import DEMO_DATA, write_classified_demo
+
+from megaclassifier.cli import cli
+from megaclassifier.export.camtrap import media_id
+from megaclassifier.export.exif import CaptureTime, capture_time, parse_exif_time
+
+REFERENCE = TESTDATA.parent / "reference" / "camtrap-dp-1.0.2"
+UNFETCHABLE = [
+    "https://specs.frictionlessdata.io/schemas/data-package.json",
+    "http://json.schemastore.org/geojson.json",
+]
+
+
+def invoke(*args: object, exit_code: int = 0) -> str:
+    result = CliRunner().invoke(cli, ["export", *map(str, args)])
+    assert result.exit_code == exit_code, result.output
+    return result.output
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    if not (REFERENCE / "camtrap-dp-profile.json").is_file():
+        message = f"Camtrap DP 1.0.2 schemas not found at {REFERENCE}"
+        if REQUIRE_TESTDATA:
+            pytest.fail(message + "; MEGACLASSIFIER_REQUIRE_TESTDATA=1 makes them mandatory")
+        pytest.skip(message)
+    return REFERENCE
+
+
+def profile_errors(descriptor: dict, reference: Path) -> list[str]:
+    """Errors of datapackage.json against the Camtrap DP profile (its remote $refs accept anything)."""
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    profile = json.loads((reference / "camtrap-dp-profile.json").read_text())
+    registry = Registry().with_resources([(url, Resource.from_contents({}, DRAFT4)) for url in UNFETCHABLE])
+    validator = jsonschema.Draft4Validator(
+        profile, registry=registry, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER
+    )
+    return [e.message for e in validator.iter_errors(descriptor)]
+
+
+def table_errors(package: Path, reference: Path) -> list[tuple]:
+    """Errors of the package's tables (types, constraints, keys) against the local table schemas."""
+    import frictionless
+
+    descriptor = json.loads((package / "datapackage.json").read_text())
+    resources = []
+    for resource in descriptor["resources"]:
+        assert resource["schema"].startswith("https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/")
+        local = json.loads((reference / f"{resource['name']}-table-schema.json").read_text())
+        resources.append({**resource, "schema": local})
+    report = frictionless.Package({"resources": resources}, basepath=str(package)).validate()
+    return report.flatten(["rowNumber", "fieldName", "type", "note"])
+
+
+@pytest.fixture
+def package(cameratrap: Path, tmp_path: Path) -> Path:
+    """A Camtrap DP package of the real test images, their elephants classified."""
+    data = json.loads((cameratrap / "detections.json").read_text())
+    for image in data["images"]:
+        if image["file"].startswith("african_elephants"):
+            for det in image["detections"]:
+                det["classifications"] = [["0", 0.8], ["1", 0.15]]
+    data["classification_categories"] = {"0": "Loxodonta africana", "1": "Syncerus caffer"}
+    data["info"]["classifier"] = "synthetic_v1"
+    (tmp_path / "classified.json").write_text(json.dumps(data))
+    (tmp_path / "deployments.csv").write_text("folder,latitude,longitude,locationName\n.,-2.333,34.833,Serengeti\n")
+    out = invoke(tmp_path / "classified.json", tmp_path / "pkg", "--format", "camtrap-dp", "--images-dir",
+                 cameratrap / "images", "--deployments", tmp_path / "deployments.csv", "--contributor", "Jane Doe",
+                 "--contributor", "John Roe", "--project-title", "Test images", "--utc-offset", "+03:00")  # fmt: skip
+    assert out.endswith(
+        "Wrote a Camtrap DP package to " + str(tmp_path / "pkg")
+        + ": 1 deployments, 11 media, 29 observations; 3 images without EXIF time left out\n"
+    )  # fmt: skip
+    return tmp_path / "pkg"
+
+
+def test_camtrap_dp_package_is_valid(package: Path, reference: Path) -> None:
+    assert sorted(p.name for p in package.iterdir()) == [
+        "datapackage.json", "deployments.csv", "media.csv", "observations.csv",
+    ]  # fmt: skip
+    descriptor = json.loads((package / "datapackage.json").read_text())
+    assert profile_errors(descriptor, reference) == []
+    assert table_errors(package, reference) == []
+
+
+def test_camtrap_dp_validators_catch_errors(package: Path, reference: Path) -> None:
+    """The two validators fail on a broken package, so their passing means something."""
+    descriptor = json.loads((package / "datapackage.json").read_text())
+    del descriptor["project"]["samplingDesign"]
+    assert profile_errors(descriptor, reference) == ["'samplingDesign' is a required property"]
+    media = (package / "media.csv").read_text()
+    (package / "media.csv").write_text(media.replace(",.,activityDetection,", ",nowhere,activityDetection,", 1))
+    assert [e[2] for e in table_errors(package, reference)] == ["foreign-key"]
+
+
+def test_camtrap_dp_contents(package: Path) -> None:
+    descriptor = json.loads((package / "datapackage.json").read_text())
+    assert descriptor["profile"] == "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json"
+    assert descriptor["contributors"] == [
+        {"title": "Jane Doe", "role": "contact"},
+        {"title": "John Roe", "role": "contributor"},
+    ]
+    assert descriptor["temporal"] == {"start": "2006-02-10", "end": "2024-01-21"}
+    assert descriptor["spatial"] == {"type": "Point", "coordinates": [34.833, -2.333]}
+    assert descriptor["taxonomic"] == [{"scientificName": "Loxodonta africana"}]
+    assert descriptor["project"]["title"] == "Test images"
+    [deployment] = read_csv(package / "deployments.csv")
+    assert {k: v for k, v in deployment.items() if v} == {
+        "deploymentID": ".", "locationName": "Serengeti", "latitude": "-2.333", "longitude": "34.833",
+        "deploymentStart": "2006-02-10T17:06:43+03:00", "deploymentEnd": "2024-01-21T15:19:15+03:00",
+    }  # fmt: skip
+    media = {m["fileName"]: m for m in read_csv(package / "media.csv")}
+    assert sorted(media) == sorted([
+        "blank.jpg", "blank2.jpg", "blank3.jpg", "african_elephants.jpg", "african_elephants_truncated_file.jpg",
+        "african_elephants_with_exif_orientation.jpg", "domestic_cattle.jpg", "domestic_dog.jpg", "human.jpg",
+        "ocelot.jpg", "vehicle.jpg",
+    ])  # fmt: skip
+    assert media["ocelot.jpg"]["timestamp"] == "2006-02-10T17:06:43+03:00"  # DateTimeOriginal only
+    observations = read_csv(package / "observations.csv")
+    types = [o["observationType"] for o in observations]
+    assert (types.count("animal"), types.count("human"), types.count("vehicle"), types.count("blank")) == (24, 1, 1, 3)
+    by_id = {o["observationID"]: o for o in observations}
+    elephant = by_id[media_id("african_elephants.jpg") + "_0"]
+    assert {k: v for k, v in elephant.items() if v} == {
+        "observationID": media_id("african_elephants.jpg") + "_0", "deploymentID": ".",
+        "mediaID": media_id("african_elephants.jpg"), "eventStart": "2010-08-04T08:43:15+03:00",
+        "eventEnd": "2010-08-04T08:43:15+03:00", "observationLevel": "media", "observationType": "animal",
+        "scientificName": "Loxodonta africana", "count": "1", "bboxX": "0.7041", "bboxY": "0.4765",
+        "bboxWidth": "0.1108", "bboxHeight": "0.125", "classificationMethod": "machine",
+        "classifiedBy": "synthetic_v1", "classificationProbability": "0.8",
+    }  # fmt: skip
+    dog = by_id[media_id("domestic_dog.jpg") + "_0"]
+    assert (dog["scientificName"], dog["classifiedBy"], dog["classificationProbability"]) == (
+        "",
+        "md_v5a.0.0.pt",
+        "0.929",
+    )
+    assert by_id[media_id("blank.jpg") + "_blank"]["observationType"] == "blank"
+
+
+def test_csv_rows(tmp_path: Path) -> None:
+    classified = write_classified_demo(tmp_path / "classified.json")
+    out = invoke(classified, tmp_path / "out.csv", "--format", "csv")
+    assert out == (
+        f"Wrote 19 detections of 8 images (no capture times: no --images-dir) to {tmp_path / 'out.csv'}, "
+        f"{tmp_path / 'out_images.csv'}\n"
+    )
+    rows = read_csv(tmp_path / "out.csv")
+    assert len(rows) == 19
+    assert rows[5] == {
+        "file": "african_elephants.jpg", "folder": ".", "datetime": "", "detection_index": "5",
+        "detection_category": "animal", "detection_conf": "0.636", "bbox_x": "0.3403", "bbox_y": "0.4433",
+        "bbox_width": "0.08349", "bbox_height": "0.09114", "top_class": "elephant", "top_score": "0.55",
+        "second_class": "cattle", "second_score": "0.5",
+    }  # fmt: skip
+    person = [r for r in rows if r["file"] == "human.jpg"]
+    assert [(r["detection_category"], r["top_class"], r["detection_conf"]) for r in person] == [("person", "", "0.933")]
+    images = read_csv(tmp_path / "out_images.csv")
+    assert [(r["file"], r["species"], r["count"], r["max_score"]) for r in images] == [
+        ("blank.jpg", "blank", "0", ""),
+        ("african_elephants.jpg", "elephant", "6", "0.95"),
+        ("african_elephants_with_exif_orientation.jpg", "elephant", "6", "0.95"),
+        ("american_black_bear.jpg", "bear", "1", "0.99"),
+        ("domestic_cattle.jpg", "cattle", "3", "0.7"),
+        ("domestic_dog.jpg", "dog", "1", "0.88"),
+        ("human.jpg", "person", "1", "0.933"),
+        ("ocelot.jpg", "ocelot", "1", "0.77"),
+    ]
+
+
+def test_xlsx_has_both_sheets_with_exif_times(cameratrap: Path, tmp_path: Path) -> None:
+    import openpyxl
+
+    out = invoke(cameratrap / "detections.json", tmp_path / "r.xlsx", "--format", "xlsx", "--images-dir",
+                 cameratrap / "images")  # fmt: skip
+    assert out == f"Wrote 40 detections of 14 images (11 with EXIF time) to {tmp_path / 'r.xlsx'}\n"
+    book = openpyxl.load_workbook(tmp_path / "r.xlsx", read_only=True)
+    assert book.sheetnames == ["detections", "images"]
+    detections = list(book["detections"].values)
+    assert detections[0][:6] == (
+        "file",
+        "folder",
+        "datetime",
+        "detection_index",
+        "detection_category",
+        "detection_conf",
+    )
+    assert len(detections) == 41
+    assert detections[1][:6] == ("african_elephants.jpg", ".", "2010-08-04T08:43:15", 0, "animal", 0.935)
+    images = {row[0]: row for row in list(book["images"].values)[1:]}
+    assert len(images) == 14
+    assert images["ocelot.jpg"] == ("ocelot.jpg", ".", "2006-02-10T17:06:43", "animal", 1, 0.971)
+    assert images["african_elephants_bw.jpg"][2] is None  # no EXIF time
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2010:08:04 08:43:15", "2010-08-04T08:43:15"), ("2010:08:04 08:43:15\x00", "2010-08-04T08:43:15"),
+     ("0000:00:00 00:00:00", None), ("", None), (None, None), ("yesterday", None)],
+)  # fmt: skip
+def test_parse_exif_time(text: object, expected: str | None) -> None:
+    assert parse_exif_time(text) == expected
+
+
+def test_capture_time_reads_offset(tmp_path: Path) -> None:
+    from PIL import Image
+
+    image = Image.new("RGB", (8, 8))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({36867: "2021:03:04 05:06:07", 36881: "+01:00"})
+    image.save(tmp_path / "a.jpg", exif=exif)
+    assert capture_time(tmp_path / "a.jpg") == CaptureTime("2021-03-04T05:06:07", "+01:00")
+    (tmp_path / "b.jpg").write_bytes(b"garbage")
+    assert capture_time(tmp_path / "b.jpg") is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--format", "camtrap-dp", "--contributor", "J"], "Error: --format camtrap-dp needs --deployments"),
+        (["--format", "csv", "--contributor", "J"], "Error: --contributor: only with --format camtrap-dp"),
+        (["--format", "camtrap-dp", "--utc-offset", "2h"],
+         "Error: Invalid value for '--utc-offset': '2h' is not a UTC offset like +02:00, -05:00 or Z"),
+    ],
+)  # fmt: skip
+def test_usage_errors(tmp_path: Path, extra: list[str], message: str) -> None:
+    out = invoke(DEMO_DATA / "detections.json", tmp_path / "x", *extra, exit_code=2)
+    assert out.splitlines()[-1] == message
+
+
+def test_folder_missing_from_deployments(cameratrap: Path, tmp_path: Path) -> None:
+    deployments = tmp_path / "deployments.csv"
+    deployments.write_text("folder,latitude,longitude\ncam9,1,2\n")
+    out = invoke(cameratrap / "detections.json", tmp_path / "pkg", "--format", "camtrap-dp", "--images-dir",
+                 cameratrap / "images", "--deployments", deployments, "--contributor", "J", "--utc-offset", "Z",
+                 exit_code=1)  # fmt: skip
+    assert out == f"Error: {deployments}: no row for folder '.'\n"
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_bad_coordinates(cameratrap: Path, tmp_path: Path) -> None:
+    deployments = tmp_path / "deployments.csv"
+    deployments.write_text("folder,latitude,longitude\n.,95,2\n")
+    out = invoke(cameratrap / "detections.json", tmp_path / "pkg", "--format", "camtrap-dp", "--images-dir",
+                 cameratrap / "images", "--deployments", deployments, "--contributor", "J", exit_code=1)  # fmt: skip
+    assert out == f"Error: {deployments}: line 2: '95' is not a coordinate within +-90\n"
+
+
+def test_camtrap_dp_needs_a_time_zone(cameratrap: Path, tmp_path: Path) -> None:
+    deployments = tmp_path / "deployments.csv"
+    deployments.write_text("folder,latitude,longitude\n.,1,2\n")
+    out = invoke(cameratrap / "detections.json", tmp_path / "pkg", "--format", "camtrap-dp", "--images-dir",
+                 cameratrap / "images", "--deployments", deployments, "--contributor", "J", exit_code=1)  # fmt: skip
+    assert out == (
+        "Error: blank.jpg: its EXIF time 2016-09-25T18:35:10 has no UTC offset and Camtrap DP needs one; "
+        "give --utc-offset (the cameras' clock, e.g. +02:00)\n"
+    )
