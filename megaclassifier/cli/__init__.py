@@ -31,6 +31,9 @@ _COMMANDS = {
     "aggregate": "labels",
     "merge": "merge",
     "run": "run",
+    "smooth": "smooth",
+    "restrict": "smooth",
+    "rollup": "smooth",
 }
 
 

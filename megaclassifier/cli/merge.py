@@ -63,6 +63,8 @@ class _MergeCommand(click.Command):
               help='Add the CSV "label" column\'s class as ["1000000+i", 1.0], first or last.')
 @click.option("--relative-conf", is_flag=True,
               help='Write max(p - p_label, 0) instead of p (needs a "label" column).')
+@click.option("--taxonomy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Class name -> taxonomy CSV: write classification_category_descriptions (see smooth).")
 @click.pass_context
 def merge(
     ctx: click.Context,
@@ -77,6 +79,7 @@ def merge(
     max_classifications: int | None,
     label: str | None,
     relative_conf: bool,
+    taxonomy: Path | None,
 ) -> None:
     """Merge classifier probabilities into a MegaDetector results file.
 
@@ -106,6 +109,7 @@ def merge(
         max_classifications=max_classifications,
         label=label,  # type: ignore[arg-type]
         relative_conf=relative_conf,
+        taxonomy=taxonomy,
         progress=show_progress(ctx),
     )
     unmatched = f", {result.rows_unmatched} rows matched no detection" if result.rows_unmatched else ""
