@@ -21,6 +21,7 @@ CLASSES = [
     ("blank", ";;;;"),
     ("animal", ";;;;"),
     ("mammal", "mammalia;;;;"),
+    ("wild turkey", "aves;galliformes;phasianidae;meleagris;gallopavo"),
 ]
 ID = {name: str(i) for i, (name, _) in enumerate(CLASSES)}
 
@@ -78,7 +79,7 @@ def random_results(seed: int, n_images: int = 150, *, taxonomy: bool = True) -> 
                     if c not in classes:
                         classes.append(c)
                 scores = sorted((round(rng.random(), 4) for _ in classes), reverse=True)
-                d["classifications"] = [[str(c), s] for c, s in zip(classes, scores)]
+                d["classifications"] = [[str(c), s] for c, s in zip(classes, scores, strict=True)]
             detections.append(d)
         images.append({"file": f"cam{i % 7}/img{i:05d}.jpg", "detections": detections})
     images.append({"file": "cam0/failed.jpg", "failure": "image access failure", "detections": None})

@@ -188,10 +188,10 @@ def rolled(*detections: dict[str, Any], threshold: float = 0.6) -> tuple[dict, A
 
 def test_rollup_to_a_new_genus_class() -> None:
     data, summary = rolled(det(("white-tailed deer", 0.45), ("mule deer", 0.2), ("elk", 0.15), ("cattle", 0.1)))
-    assert lists(data)[0] == [["13", 0.65], [ID["white-tailed deer"], 0.45], [ID["mule deer"], 0.2],
+    assert lists(data)[0] == [["14", 0.65], [ID["white-tailed deer"], 0.45], [ID["mule deer"], 0.2],
                               [ID["elk"], 0.15], [ID["cattle"], 0.1]]  # fmt: skip
-    assert data["classification_categories"]["13"] == "odocoileus"
-    added = parse_description(data["classification_category_descriptions"]["13"])
+    assert data["classification_categories"]["14"] == "odocoileus"
+    added = parse_description(data["classification_category_descriptions"]["14"])
     assert added is not None and added.tokens == ("mammalia", "cetartiodactyla", "cervidae", "odocoileus", "")
     assert summary.changed == {"species": 0, "genus": 1, "family": 0, "order": 0, "class": 0}
     assert summary.classes_added == ["odocoileus"]
@@ -231,26 +231,28 @@ def taxa_list(tmp_path: Any) -> Any:
 def test_restrict_moves_sums_drops_and_renormalises(taxa_list: Any) -> None:
     data = results([image("a.jpg",
         det(("white-tailed deer", 0.5), ("elk", 0.3), ("gray wolf", 0.2)),
-        det(("gray wolf", 0.6), ("coyote", 0.3)),
-        det(("gray wolf", 0.7)),
+        det(("wild turkey", 0.6), ("coyote", 0.3)),
+        det(("wild turkey", 0.7)),
         det(("coyote", 0.8), ("other", 0.1)),
     )])  # fmt: skip
     summary = restrict_results(data, taxa_list)
-    assert lists(data) == [[[ID["deer family"], 1.0]], [[ID["coyote"], 0.9]], None,
+    # deer and elk sum into the listed family; the wolf goes to canis (an ancestor of the listed coyote);
+    # no bird is listed, so the turkey is dropped and the rest scaled back up to the list's total
+    assert lists(data) == [[[ID["deer family"], 0.8], [ID["canis"], 0.2]], [[ID["coyote"], 0.9]], None,
                            [[ID["coyote"], 0.8], [ID["other"], 0.1]]]  # fmt: skip
     detections = data["images"][0]["detections"]
-    assert detections[2]["raw_classifications"] == [[ID["gray wolf"], 0.7]]
+    assert detections[2]["raw_classifications"] == [[ID["wild turkey"], 0.7]]
     assert "raw_classifications" not in detections[3]
     assert summary.changed == {"moved": 2, "left_unclassified": 1}
 
 
-def test_restrict_adds_a_class_for_a_listed_ancestor(tmp_path: Any) -> None:
+def test_restrict_adds_a_class_for_a_listed_taxon(tmp_path: Any) -> None:
     path = tmp_path / "taxa.csv"
     path.write_text("latin,common\ncanidae,dog family\n", encoding="utf-8")
     data = results([image("a.jpg", det(("coyote", 0.5), ("gray wolf", 0.3), ("cattle", 0.2)))])
     summary = restrict_results(data, path)
-    assert lists(data) == [[["13", 1.0]]]
-    assert data["classification_categories"]["13"] == "dog family"
+    assert lists(data) == [[["14", 0.8], [ID["mammal"], 0.2]]]
+    assert data["classification_categories"]["14"] == "dog family"
     assert summary.classes_added == ["dog family"]
 
 
@@ -261,7 +263,8 @@ def test_restrict_list_naming_no_known_taxon(tmp_path: Any) -> None:
     with pytest.raises(InputFileError) as e:
         restrict_results(data, path, source="in.json")
     assert str(e.value) == (
-        f"{path}: none of its 1 taxa is a taxon of in.json (e.g. 'panthera leo'); give Latin names (binomials for species)"
+        f"{path}: none of its 1 taxa is a taxon of in.json (e.g. 'panthera leo'); "
+        "give Latin names (binomials for species)"
     )
 
 

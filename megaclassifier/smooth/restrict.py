@@ -9,11 +9,13 @@ one word for a genus, family, order or class::
     cervidae,deer family
     canis,canids
 
-Each class of the results moves to its nearest listed taxon: itself when
-listed, else its closest listed ancestor (a class is added for that ancestor
-when none stands for it). Scores of classes that land on the same taxon are
-summed. A class with no listed ancestor is dropped, and the detection's
-remaining scores are scaled up to the total it had (renormalised). Classes that
+Each class of the results moves to its nearest allowed taxon: itself when
+listed, else its closest ancestor that is listed or is an ancestor of a listed
+taxon (with only the coyote listed, a gray wolf becomes genus *canis*, as
+MegaDetector does); a class is added for that taxon when none stands for it.
+Scores of classes that land on the same taxon are summed. A class with no
+allowed ancestor (a bird when only mammals are listed) is dropped, and the
+detection's remaining scores are scaled up to the total it had (renormalised). Classes that
 are no taxon (blank, vehicle, other) and humans are kept as they are. The
 original list stays in ``raw_classifications``.
 """
@@ -76,7 +78,7 @@ class Restriction:
     def __init__(self, table: ClassTable, taxa_list: dict[str, str], *, list_path: str | Path) -> None:
         taxa = table.require_taxonomy("restrict")
         known = _known_taxa(taxa)
-        allowed = {known[latin].key: (known[latin], common) for latin, common in taxa_list.items() if latin in known}
+        allowed = _allowed({known[latin]: common for latin, common in taxa_list.items() if latin in known})
         self.unknown = [latin for latin in taxa_list if latin not in known]
         if not allowed:
             example = f" (e.g. {next(iter(taxa_list))!r})" if taxa_list else ""
@@ -119,6 +121,16 @@ class Restriction:
         return True
 
 
+def _allowed(listed: dict[Taxon, str]) -> dict[tuple[str, ...], tuple[Taxon, str]]:
+    """Listed taxa (with their common names) and, below them in priority, all their ancestors."""
+    allowed: dict[tuple[str, ...], tuple[Taxon, str]] = {}
+    for taxon in listed:
+        for depth in range(1, taxon.depth):
+            allowed.setdefault(taxon.key[:depth], (taxon.at_depth(depth), ""))
+    allowed.update({taxon.key: (taxon, common) for taxon, common in listed.items()})
+    return allowed
+
+
 def _known_taxa(taxa: dict[str, Taxon]) -> dict[str, Taxon]:
     """Latin name -> taxon, for every class's taxon and all its ancestors."""
     known: dict[str, Taxon] = {}
@@ -140,5 +152,5 @@ def _nearest(
             listed, common = hit
             if listed.key == taxon.key:
                 return cid
-            return table.id_for(Taxon(listed.tokens, common), common or listed.latin)
+            return table.id_for(Taxon(listed.tokens, common), common or table.common_name(listed))
     return None
