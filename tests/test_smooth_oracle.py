@@ -272,4 +272,4 @@ def test_real_images_restrict_matches_megadetector(classified: dict, tmp_path: P
 
 def test_synthetic_taxonomy_covers_every_level() -> None:
     ranks = {parse_description(d).rank for d in descriptions().values()}  # type: ignore[union-attr]
-    assert ranks == {0, 3, 4, 5, 6, 7} and len(CLASSES) == 13
+    assert ranks == {0, 3, 4, 5, 6, 7} and len(CLASSES) == 14

@@ -15,9 +15,9 @@ taxon (with only the coyote listed, a gray wolf becomes genus *canis*, as
 MegaDetector does); a class is added for that taxon when none stands for it.
 Scores of classes that land on the same taxon are summed. A class with no
 allowed ancestor (a bird when only mammals are listed) is dropped, and the
-detection's remaining scores are scaled up to the total it had (renormalised). Classes that
-are no taxon (blank, vehicle, other) and humans are kept as they are. The
-original list stays in ``raw_classifications``.
+detection's remaining scores are scaled up to the total it had
+(renormalised). Classes that are no taxon (blank, vehicle, other) and humans
+are kept as they are. The original list stays in ``raw_classifications``.
 """
 
 from __future__ import annotations
