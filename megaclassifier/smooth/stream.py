@@ -76,7 +76,7 @@ class StreamedResults:
                     check_image(i, image, self.path)
                     yield image
             except ijson.JSONError as e:
-                raise InputFileError(self.path, f"not valid JSON ({e})") from None
+                raise InputFileError(self.path, f"not valid JSON ({_first_line(e)})") from None
 
     def files(self) -> Iterator[str]:
         """Each image's ``file``, without building the images."""
@@ -101,7 +101,7 @@ def read_header(path: Path) -> dict[str, Any]:
     except IsADirectoryError:
         raise InputFileError(path, "is a folder, not a MegaDetector results file") from None
     except ijson.JSONError as e:
-        raise InputFileError(path, f"not valid JSON ({e})") from None
+        raise InputFileError(path, f"not valid JSON ({_first_line(e)})") from None
     if not images_listed:
         raise InputFileError(path, f'no "images" list{_HINT}')
     _check_header(header, path)
@@ -131,6 +131,10 @@ def _scan_header(events: Iterator[tuple[str, str, Any]], header: dict[str, Any])
         elif prefix == "images" and event == "start_array":
             images_listed = True
     return images_listed
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _check_header(header: dict[str, Any], path: Path) -> None:

@@ -184,19 +184,21 @@ _LEVEL_INDEX = {level: i for i, level in enumerate(LEVELS)}
 
 
 def _load_reference_csv(path: str | Path) -> dict[str, Taxon]:
-    from megaclassifier.labels.taxonomy import read_taxonomy_rows
+    """Each ``query`` and ``scientific_name``, its ancestry read from the tree (which fills a row's gaps)."""
+    from megaclassifier.labels.taxonomy import load_taxonomy_csv
 
+    tree = load_taxonomy_csv(path)
     out: dict[str, Taxon] = {}
-    for row in read_taxonomy_rows(path):
+    for (_, label), key in tree.dataset_labels.items():
         tokens = ["", "", "", "", ""]
-        for level, name in row.ancestry:
-            if level in _LEVEL_INDEX:
-                tokens[_LEVEL_INDEX[level]] = name
+        node: tuple[str, str] | None = key
+        while node is not None:
+            if node[0] in _LEVEL_INDEX:
+                tokens[_LEVEL_INDEX[node[0]]] = node[1]
+            node = tree.parent.get(node)
         tokens[4] = _species_epithet(tokens[3], tokens[4])
-        level, latin = row.ancestry[0]
-        taxon = Taxon(tuple(tokens), row.label)  # type: ignore[arg-type]
-        out.setdefault(row.label, taxon)
-        out.setdefault(latin, Taxon(taxon.tokens, latin))
+        out.setdefault(label, Taxon(tuple(tokens), label))  # type: ignore[arg-type]
+        out.setdefault(key[1], Taxon(tuple(tokens), key[1]))  # type: ignore[arg-type]
     return out
 
 
