@@ -64,6 +64,9 @@ def test_every_command_is_documented_in_readme_and_has_an_example():
         "aggregate",
         "merge",
         "run",
+        "smooth",
+        "restrict",
+        "rollup",
     ]
     for name in names:
         assert f"### `{name} " in readme, name
