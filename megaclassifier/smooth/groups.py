@@ -48,6 +48,7 @@ class GroupSmoother:
         self.smoothed_categories = (
             {cid for cid, name in detection_categories.items() if name in names} if names else None
         )
+        self._names: dict[str, str] = {}  # one string object per class ID for the votes held
         self.changes = RuleChanges()
         self.changes.counts["probabilities"] = 0
         self.groups_changed = 0
@@ -68,6 +69,7 @@ class GroupSmoother:
             if not self.takes_part(det):
                 continue
             cls, score = det["classifications"][0]
+            cls = self._names.setdefault(cls, cls)
             if probabilities:
                 group.votes.append(Vote(cls, score, index, j, order, cls))
                 weight = det["conf"]
