@@ -234,6 +234,14 @@ def test_bad_json_and_usage_errors(tmp_path: Path) -> None:
     source.write_text('{"images": [{"file": "a.jpg", "detections": [', encoding="utf-8")
     assert error_of(["smooth", source, tmp_path / "out.json"]).startswith(f"Error: {source}: not valid JSON (")
     good = write(tmp_path / "good.json", random_results(1, 10))
+    unknown = results([image("a.jpg", det(("coyote", 0.9))), image("b.jpg", det(), det(("elk", 0.5)))])
+    unknown["images"][1]["detections"][1]["classifications"][0][0] = "99"
+    for command in (["smooth"], ["rollup", "-t", 0.5]):
+        line = error_of([command[0], write(tmp_path / "unknown.json", unknown), tmp_path / "out.json", *command[1:]])
+        assert line == (
+            f'Error: {tmp_path / "unknown.json"}: images[1] ("b.jpg") detection 1: class "99" is not in '
+            '"classification_categories"'
+        )
     line = error_of(["smooth", good, tmp_path / "out.json", "--level", "sequence"], exit_code=2)
     assert line == "Error: --level sequence needs --sequences CCT.json or --images-dir DIR"
     line = error_of(["smooth", good, good], exit_code=1)

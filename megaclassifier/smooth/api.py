@@ -71,22 +71,34 @@ class PostprocessSummary:
 
 
 class _Preparer:
-    """Sorts each list most confident first, counts classified detections, rolls up when asked."""
+    """Checks class IDs, sorts each list most confident first, counts classified detections, rolls up."""
 
-    def __init__(self, rollup: Rollup | None = None) -> None:
+    def __init__(self, table: ClassTable, rollup: Rollup | None = None) -> None:
+        self.known = table.names
+        self.source = table.source
         self.rollup = rollup
         self.images = 0
         self.classified = 0
 
     def __call__(self, image: dict[str, Any]) -> None:
-        self.images += 1
-        for det in image.get("detections") or ():
+        for j, det in enumerate(image.get("detections") or ()):
             classes = det.get("classifications")
             if classes:
+                self._check(classes, image, j)
                 classes.sort(key=lambda c: -c[1])
                 self.classified += 1
                 if self.rollup is not None:
                     self.rollup.apply(det)
+        self.images += 1
+
+    def _check(self, classes: list[list[Any]], image: dict[str, Any], j: int) -> None:
+        for cid, _ in classes:
+            if cid not in self.known:
+                raise InputFileError(
+                    self.source,
+                    f'images[{self.images}] ("{image["file"]}") detection {j}: class "{cid}" is not in '
+                    '"classification_categories"',
+                )
 
     def reset(self) -> None:
         self.images = self.classified = 0
@@ -148,7 +160,7 @@ def smooth_file(
 
 def _smooth(results: Results, table: ClassTable, options: SmoothOptions, sink: Sink) -> PostprocessSummary:
     rollup = Rollup(table, options.rollup) if options.rollup is not None else None
-    prepare = _Preparer(rollup)
+    prepare = _Preparer(table, rollup)
     smoother = GroupSmoother(table, options, results.header.get("detection_categories") or {})
     summary = PostprocessSummary("smooth")
     if options.level == "image":
@@ -247,7 +259,7 @@ def rollup_file(
 
 def _rollup(results: Results, table: ClassTable, threshold: float, sink: Sink) -> PostprocessSummary:
     rollup = Rollup(table, threshold)
-    prepare = _Preparer(rollup)
+    prepare = _Preparer(table, rollup)
     for image in results.images():
         prepare(image)
         sink(image)
@@ -280,7 +292,7 @@ def restrict_file(
 
 def _restrict(results: Results, table: ClassTable, taxa_list: str | Path, sink: Sink) -> PostprocessSummary:
     restriction = Restriction(table, read_taxa_list(taxa_list), list_path=taxa_list)
-    prepare = _Preparer()
+    prepare = _Preparer(table)
     for image in results.images():
         prepare(image)
         for det in image.get("detections") or ():
