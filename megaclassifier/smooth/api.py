@@ -164,35 +164,30 @@ def _smooth(results: Results, table: ClassTable, options: SmoothOptions, sink: S
     smoother = GroupSmoother(table, options, results.header.get("detection_categories") or {})
     summary = PostprocessSummary("smooth")
     if options.level == "image":
-        for i, image in enumerate(results.images()):
-            prepare(image)
-            group, changes = Group(), {}
-            smoother.collect(group, image, i)
-            smoother.decide(group, changes)
-            apply_changes(image, changes.get(i))
-            sink(image)
+        _smooth_images(results, smoother, prepare, sink)
     else:
         summary.sequences = _sequences(results, options)
         changes = _smooth_sequences(results, summary.sequences, smoother, prepare)
-        reload = isinstance(results, StreamedResults)
-        if reload:
-            prepare.reset()
-        for i, image in enumerate(results.images()):
-            if reload:
-                prepare(image)
-            apply_changes(image, changes.get(i))
-            sink(image)
+        _apply_sequence_changes(results, changes, prepare, sink)
     prepare.require_classifications(results.source)
     summary.images, summary.detections_classified = prepare.images, prepare.classified
-    summary.changed = dict(smoother.changes.counts)
-    if options.method == "counts":
-        del summary.changed["probabilities"]
-    else:
-        summary.changed = {"probabilities": summary.changed["probabilities"]}
+    counts = smoother.changes.counts
+    summary.changed = {k: v for k, v in counts.items() if (k == "probabilities") == (options.method != "counts")}
     if rollup is not None:
         summary.changed["rollup"] = rollup.changed
     summary.groups_changed = smoother.groups_changed
     return summary
+
+
+def _smooth_images(results: Results, smoother: GroupSmoother, prepare: _Preparer, sink: Sink) -> None:
+    """One pass: each image is its own group."""
+    for i, image in enumerate(results.images()):
+        prepare(image)
+        group, changes = Group(), {}
+        smoother.collect(group, image, i)
+        smoother.decide(group, changes)
+        apply_changes(image, changes.get(i))
+        sink(image)
 
 
 def _sequences(results: Results, options: SmoothOptions) -> Sequences:
@@ -220,6 +215,18 @@ def _smooth_sequences(results: Results, sequences: Sequences, smoother: GroupSmo
     for group in groups.values():
         smoother.decide(group, changes)
     return changes
+
+
+def _apply_sequence_changes(results: Results, changes: Changes, prepare: _Preparer, sink: Sink) -> None:
+    """Second pass: relabel; a streamed file is read again, so it is prepared (and counted) again."""
+    reload = isinstance(results, StreamedResults)
+    if reload:
+        prepare.reset()
+    for i, image in enumerate(results.images()):
+        if reload:
+            prepare(image)
+        apply_changes(image, changes.get(i))
+        sink(image)
 
 
 def _smooth_record(summary: PostprocessSummary, options: SmoothOptions) -> dict[str, Any]:

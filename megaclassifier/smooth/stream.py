@@ -80,8 +80,16 @@ class StreamedResults:
 
     def files(self) -> Iterator[str]:
         """Each image's ``file``, without building the images."""
-        for image in self.images():
-            yield image["file"]
+        import ijson
+
+        with self._open() as f:
+            try:
+                for i, file in enumerate(ijson.items(f, "images.item.file")):
+                    if not isinstance(file, str) or not file:
+                        raise InputFileError(self.path, f'images[{i}] has no "file"')
+                    yield file
+            except ijson.JSONError as e:
+                raise InputFileError(self.path, f"not valid JSON ({_first_line(e)})") from None
 
 
 def read_header(path: Path) -> dict[str, Any]:
