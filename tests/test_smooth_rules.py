@@ -67,10 +67,14 @@ def test_dominant_class_needs_four_votes() -> None:
     assert summary.detections_changed == 0
 
 
-def test_without_taxonomy_a_child_is_overwritten_by_its_dominant_parent() -> None:
+def test_without_taxonomy_a_child_is_overwritten_by_its_dominant_parent(caplog: pytest.LogCaptureFixture) -> None:
     data, summary = smoothed(*(det(("canis", 0.9)) for _ in range(4)), det(("coyote", 0.6)), taxonomy=False)
     assert lists(data)[4] == [[ID["canis"], 0.6]]
     assert summary.changed == {"other": 0, "dominant": 1, "taxonomic": 0, "same_family": 0}
+    assert caplog.messages == [
+        "<results>: no taxonomy (no classification_category_descriptions, no --taxonomy): "
+        "the taxonomic and same-family rules are skipped"
+    ]
 
 
 def test_with_taxonomy_a_dominant_parent_becomes_its_child() -> None:

@@ -163,6 +163,12 @@ def _smooth(results: Results, table: ClassTable, options: SmoothOptions, sink: S
     prepare = _Preparer(table, rollup)
     smoother = GroupSmoother(table, options, results.header.get("detection_categories") or {})
     summary = PostprocessSummary("smooth")
+    if options.method == "counts" and not smoother.ctx.taxonomic:
+        logger.warning(
+            "%s: no taxonomy (no classification_category_descriptions, no --taxonomy): "
+            "the taxonomic and same-family rules are skipped",
+            results.source,
+        )
     if options.level == "image":
         _smooth_images(results, smoother, prepare, sink)
     else:
