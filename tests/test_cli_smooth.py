@@ -290,3 +290,20 @@ def test_smooth_does_not_import_torch(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "[]"
+
+
+def test_streamed_file_keeps_key_order_and_unknown_fields(tmp_path: Path) -> None:
+    data = results([image("a.jpg", det(("coyote", 0.9), ("elk", 0.05))), image("b.jpg")])
+    data = {"images": data.pop("images"), **data, "extra": {"note": "kept", "values": [1, 2.5, None, True]}}
+    data["images"][1]["detections"] = None
+    data["images"][1]["failure"] = "image access failure"
+    source = write(tmp_path / "in.json", data)
+    invoke(["smooth", source, tmp_path / "out.json"])
+    text = (tmp_path / "out.json").read_text(encoding="utf-8")
+    out = json.loads(text)
+    assert list(out) == list(data) and out["extra"] == data["extra"] and out["images"] == data["images"]
+    assert text == json.dumps(out, indent=1)
+    empty = write(tmp_path / "empty.json", {**data, "images": []})
+    assert error_of(["smooth", empty, tmp_path / "out2.json"]) == (
+        f'Error: {empty}: no detection has "classifications": these results are not classified (run merge or run first)'
+    )
