@@ -128,13 +128,8 @@ def real_crops(cameratrap: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
     out = tmp_path_factory.mktemp("classify_crops")
     crop_detections(
-        cameratrap / "detections.json",
-        out / "crops",
-        images_dir=cameratrap / "images",
-        square_crops=True,
-        threshold=0.15,
-        threads=2,
-        logdir=out,
+        cameratrap / "detections.json", out / "crops", images_dir=cameratrap / "images",
+        square_crops=True, threshold=0.15, threads=2, logdir=out,
     )
     return out / "crops"
 

@@ -142,70 +142,24 @@ def chain(cameratrap: Path, b0_checkpoint: Path, tmp_path_factory: pytest.TempPa
         logdir=out / "logs",
         outputs={},
     )
-    c.outputs["crop"] = invoke(
-        [
-            "crop",
-            detections,
-            c.crops,
-            "--images-dir",
-            cameratrap / "images",
-            "--square-crops",
-            "--threshold",
-            DETECTION_THRESHOLD,
-            "--threads",
-            2,
-            "--logdir",
-            c.logdir,
-        ]
-    )
+    c.outputs["crop"] = invoke([
+        "crop", detections, c.crops, "--images-dir", cameratrap / "images", "--square-crops",
+        "--threshold", DETECTION_THRESHOLD, "--threads", 2, "--logdir", c.logdir,
+    ])
     model = tempered(b0_checkpoint, sorted(c.crops.rglob("*.jpg"))[::4], out / "b0_tempered.pt")
-    c.outputs["classify"] = invoke(
-        [
-            "classify",
-            model,
-            c.crops,
-            c.raw_csv,
-            "--detections-json",
-            detections,
-            "--classifier-categories",
-            categories,
-            "--image-size",
-            IMAGE_SIZE,
-            "--batch-size",
-            16,
-            "--num-workers",
-            0,
-        ]
-    )
-    c.outputs["aggregate"] = invoke(
-        [
-            "aggregate",
-            c.raw_csv,
-            "--target-mapping",
-            mapping,
-            "--output-csv",
-            c.remapped_csv,
-            "--output-label-index",
-            c.label_index,
-        ]
-    )
-    c.outputs["merge"] = invoke(
-        [
-            "merge",
-            c.remapped_csv,
-            c.label_index,
-            "--output-json",
-            c.final,
-            "--classifier-name",
-            CLASSIFIER_NAME,
-            "--detection-json",
-            detections,
-            "--threshold",
-            MERGE_THRESHOLD,
-            "--typical-confidence-threshold",
-            TYPICAL_THRESHOLD,
-        ]
-    )
+    c.outputs["classify"] = invoke([
+        "classify", model, c.crops, c.raw_csv, "--detections-json", detections,
+        "--classifier-categories", categories, "--image-size", IMAGE_SIZE, "--batch-size", 16, "--num-workers", 0,
+    ])
+    c.outputs["aggregate"] = invoke([
+        "aggregate", c.raw_csv, "--target-mapping", mapping, "--output-csv", c.remapped_csv,
+        "--output-label-index", c.label_index,
+    ])
+    c.outputs["merge"] = invoke([
+        "merge", c.remapped_csv, c.label_index, "--output-json", c.final, "--classifier-name", CLASSIFIER_NAME,
+        "--detection-json", detections, "--threshold", MERGE_THRESHOLD,
+        "--typical-confidence-threshold", TYPICAL_THRESHOLD,
+    ])
     return c
 
 
@@ -271,7 +225,7 @@ def test_top_level_and_info(chain: Chain) -> None:
     assert list(info)[: len(source_info)] == list(source_info)
     assert {k: info[k] for k in source_info} == source_info  # detector, times, metadata kept
     assert info["format_version"] == "1.4"  # not bumped
-    assert list(info)[len(source_info) :] == ["classifier", "classification_completion_time", "classifier_metadata"]
+    assert list(info)[len(source_info):] == ["classifier", "classification_completion_time", "classifier_metadata"]
     assert info["classifier"] == CLASSIFIER_NAME
     assert info["classifier_metadata"] == {"typical_classification_threshold": TYPICAL_THRESHOLD}
     assert TIME.match(info["classification_completion_time"]), info["classification_completion_time"]
@@ -312,9 +266,8 @@ def test_exactly_the_cropped_detections_are_classified(chain: Chain) -> None:
 def test_classification_lists_match_the_remapped_csv(chain: Chain) -> None:
     header, rows = read_csv(chain.remapped_csv)
     assert len(rows) == EXPECTED_CROPS
-    expected = {
-        crop_key(row[0]): expected_classifications([float(v) for v in row[1:]], MERGE_THRESHOLD) for row in rows
-    }
+    expected = {crop_key(row[0]): expected_classifications([float(v) for v in row[1:]], MERGE_THRESHOLD)
+                for row in rows}
     merged = {image["file"]: image for image in chain.merged["images"]}
     ids = set(chain.merged["classification_categories"])
     assert ids == {"0", "1", "2"}

@@ -35,20 +35,8 @@ def test_npz_and_csv_from_a_checkpoint(b0_checkpoint, real_crops, cameratrap, tm
     npz, csv = tmp_path / "features.npz", tmp_path / "features.csv"
     md = cameratrap / "detections.json"
     for out in (npz, csv):
-        result = invoke(
-            "features",
-            b0_checkpoint,
-            real_crops,
-            out,
-            "-d",
-            md,
-            "--image-size",
-            B0_SIZE,
-            "--num-workers",
-            0,
-            "--batch-size",
-            16,
-        )
+        result = invoke("features", b0_checkpoint, real_crops, out, "-d", md, "--image-size", B0_SIZE,
+                        "--num-workers", 0, "--batch-size", 16)
         assert result.exit_code == 0, result.output
         assert result.output == f"1280 features of 38 of 38 crops written to {out} [64 px on cpu]\n"
     data = np.load(npz)

@@ -205,11 +205,8 @@ def test_aggregated_files_keep_row_sums(data: st.DataObject, partition: tuple[in
     values = data.draw(arrays(np.float32, (rows, n), elements=st.floats(0, 1, width=32)))
     labels = [f"class{c}" for c in range(n)]
     mapping = {f"target{g}": [labels[c] for c in group] for g, group in enumerate(groups)}
-    text = (
-        "path,"
-        + ",".join(labels)
-        + "\n"
-        + "".join(f"img{r}.jpg," + ",".join(str(v) for v in values[r]) + "\n" for r in range(rows))
+    text = "path," + ",".join(labels) + "\n" + "".join(
+        f"img{r}.jpg," + ",".join(str(v) for v in values[r]) + "\n" for r in range(rows)
     )
     with tempfile.TemporaryDirectory() as folder:
         out = run(Path(folder), text, mapping, chunk_rows=data.draw(st.integers(1, 4)))

@@ -118,87 +118,24 @@ def chain(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> Outputs:
     """crop -> classify (torch) -> aggregate -> merge, as documented."""
     out = tmp_path_factory.mktemp("run_chain")
     crops, raw, remapped, index = out / "crops", out / "probs.csv.gz", out / "remapped.csv.gz", out / "remapped.json"
-    invoke(
-        [
-            "crop",
-            inputs.detections,
-            crops,
-            "--images-dir",
-            inputs.images,
-            *CROP_OPTIONS,
-            "--threads",
-            2,
-            "--logdir",
-            out,
-        ]
-    )
-    invoke(
-        [
-            "classify",
-            inputs.model,
-            crops,
-            raw,
-            "--detections-json",
-            inputs.detections,
-            "--classifier-categories",
-            inputs.categories,
-            *CLASSIFY_OPTIONS,
-            "--num-workers",
-            0,
-            "--backend",
-            "torch",
-        ]
-    )
-    invoke(
-        ["aggregate", raw, "--target-mapping", inputs.mapping, "--output-csv", remapped, "--output-label-index", index]
-    )
-    result = invoke(
-        [
-            "merge",
-            remapped,
-            index,
-            "--output-json",
-            out / "merged.json",
-            "--classifier-name",
-            CLASSIFIER_NAME,
-            "--detection-json",
-            inputs.detections,
-            "--threshold",
-            0.05,
-            *MERGE_OPTIONS,
-        ]
-    )
+    invoke(["crop", inputs.detections, crops, "--images-dir", inputs.images, *CROP_OPTIONS,
+            "--threads", 2, "--logdir", out])
+    invoke(["classify", inputs.model, crops, raw, "--detections-json", inputs.detections,
+            "--classifier-categories", inputs.categories, *CLASSIFY_OPTIONS, "--num-workers", 0, "--backend", "torch"])
+    invoke(["aggregate", raw, "--target-mapping", inputs.mapping, "--output-csv", remapped,
+            "--output-label-index", index])
+    result = invoke(["merge", remapped, index, "--output-json", out / "merged.json", "--classifier-name",
+                     CLASSIFIER_NAME, "--detection-json", inputs.detections, "--threshold", 0.05, *MERGE_OPTIONS])
     return Outputs(out / "merged.json", raw, out, last_line(result), crops)
 
 
 def run_once(inputs: Inputs, out: Path, *options: object) -> Outputs:
-    result = invoke(
-        [
-            "run",
-            inputs.detections,
-            inputs.model,
-            "--output-json",
-            out / "merged.json",
-            "--images-dir",
-            inputs.images,
-            *CROP_OPTIONS,
-            "--classifier-categories",
-            inputs.categories,
-            "--target-mapping",
-            inputs.mapping,
-            "--output-csv",
-            out / "probs.csv.gz",
-            "--classifier-name",
-            CLASSIFIER_NAME,
-            "--classification-threshold",
-            0.05,
-            *MERGE_OPTIONS,
-            *CLASSIFY_OPTIONS,
-            "--logdir",
-            out / "logs",
-            *options,
-        ]
-    )
+    result = invoke([
+        "run", inputs.detections, inputs.model, "--output-json", out / "merged.json", "--images-dir", inputs.images,
+        *CROP_OPTIONS, "--classifier-categories", inputs.categories, "--target-mapping", inputs.mapping,
+        "--output-csv", out / "probs.csv.gz", "--classifier-name", CLASSIFIER_NAME,
+        "--classification-threshold", 0.05, *MERGE_OPTIONS, *CLASSIFY_OPTIONS, "--logdir", out / "logs", *options,
+    ])
     save = out / "crops" if "--save-crops" in options else None
     return Outputs(out / "merged.json", out / "probs.csv.gz", out / "logs", last_line(result), save)
 
@@ -267,51 +204,15 @@ def tiny_chain_csv(chain: Outputs, inputs: Inputs, tiny_model: Path, tiny_catego
     """The tiny model's probabilities on the chain's crop files."""
     assert chain.crops is not None
     out = chain.logdir / "tiny_probs.csv.gz"
-    invoke(
-        [
-            "classify",
-            tiny_model,
-            chain.crops,
-            out,
-            "--detections-json",
-            inputs.detections,
-            "--classifier-categories",
-            tiny_categories,
-            *CLASSIFY_OPTIONS,
-            "--num-workers",
-            0,
-            "--backend",
-            "torch",
-        ]
-    )
+    invoke(["classify", tiny_model, chain.crops, out, "--detections-json", inputs.detections,
+            "--classifier-categories", tiny_categories, *CLASSIFY_OPTIONS, "--num-workers", 0, "--backend", "torch"])
     return out
 
 
 def tiny_run(inputs: Inputs, tiny_model: Path, tiny_categories: Path, out: Path, *options: object) -> Path:
-    invoke(
-        [
-            "run",
-            inputs.detections,
-            tiny_model,
-            "--output-json",
-            out / "merged.json",
-            "--images-dir",
-            inputs.images,
-            *CROP_OPTIONS,
-            "--classifier-categories",
-            tiny_categories,
-            "--output-csv",
-            out / "probs.csv.gz",
-            *CLASSIFY_OPTIONS,
-            "--backend",
-            "torch",
-            "--num-workers",
-            0,
-            "--logdir",
-            out,
-            *options,
-        ]
-    )
+    invoke(["run", inputs.detections, tiny_model, "--output-json", out / "merged.json", "--images-dir", inputs.images,
+            *CROP_OPTIONS, "--classifier-categories", tiny_categories, "--output-csv", out / "probs.csv.gz",
+            *CLASSIFY_OPTIONS, "--backend", "torch", "--num-workers", 0, "--logdir", out, *options])
     return out / "probs.csv.gz"
 
 
@@ -333,9 +234,8 @@ def test_no_jpeg_roundtrip_is_close(
     keys_jpeg, values_jpeg = tiny_table(tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "jpeg"))
     assert keys_jpeg == keys and np.array_equal(values_jpeg, expected)
     (tmp_path / "raw").mkdir()
-    keys_raw, values = tiny_table(
-        tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "raw", "--no-jpeg-roundtrip")
-    )
+    keys_raw, values = tiny_table(tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "raw",
+                                           "--no-jpeg-roundtrip"))
     assert keys_raw == keys
     assert (values.argmax(axis=1) == expected.argmax(axis=1)).all()
     difference = np.abs(values - expected).max()
@@ -366,41 +266,17 @@ def test_missing_and_corrupt_images_are_recorded(inputs: Inputs, tmp_path: Path)
     (images / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG" * 10)
     by_file = {image["file"]: image for image in source["images"]}
     box = {"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.5, 0.5]}
-    test_images = [
-        by_file["ocelot.jpg"],
-        {"file": "missing.jpg", "detections": [box]},
-        by_file["american_black_bear.jpg"],
-        {"file": "corrupt.jpg", "detections": [dict(box)]},
-        by_file["domestic_cattle.jpg"],
-    ]
+    test_images = [by_file["ocelot.jpg"], {"file": "missing.jpg", "detections": [box]},
+                   by_file["american_black_bear.jpg"], {"file": "corrupt.jpg", "detections": [dict(box)]},
+                   by_file["domestic_cattle.jpg"]]
     detections = tmp_path / "md.json"
     detections.write_text(json.dumps({**source, "images": test_images}), encoding="utf-8")
     out = tmp_path / "out" / "merged.json"
 
-    result = invoke(
-        [
-            "run",
-            detections,
-            inputs.model,
-            "--output-json",
-            out,
-            "--images-dir",
-            images,
-            *CROP_OPTIONS,
-            "--classifier-categories",
-            inputs.categories,
-            "--target-mapping",
-            inputs.mapping,
-            "--image-size",
-            IMAGE_SIZE,
-            "--backend",
-            "torch",
-            "--num-workers",
-            0,
-            "--logdir",
-            tmp_path / "logs",
-        ]
-    )
+    result = invoke(["run", detections, inputs.model, "--output-json", out, "--images-dir", images, *CROP_OPTIONS,
+                     "--classifier-categories", inputs.categories, "--target-mapping", inputs.mapping,
+                     "--image-size", IMAGE_SIZE, "--backend", "torch", "--num-workers", 0,
+                     "--logdir", tmp_path / "logs"])
     assert result.exit_code == 0
     assert "5 crops classified (" in last_line(result)
     assert ", 5 detections merged, 2 images failed: " in last_line(result)
@@ -443,29 +319,11 @@ def test_wrong_width_categories(inputs: Inputs, tmp_path: Path) -> None:
     categories = tmp_path / "four.json"
     categories.write_text(json.dumps({str(i): n for i, n in enumerate(CLASS_NAMES[:4])}), encoding="utf-8")
     out = tmp_path / "merged.json"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "-q",
-            "run",
-            str(inputs.detections),
-            str(inputs.model),
-            "--output-json",
-            str(out),
-            "--images-dir",
-            str(inputs.images),
-            "--classifier-categories",
-            str(categories),
-            "--image-size",
-            str(IMAGE_SIZE),
-            "--backend",
-            "torch",
-            "--num-workers",
-            "0",
-            "--logdir",
-            str(tmp_path),
-        ],
-    )
+    result = CliRunner().invoke(cli, [
+        "-q", "run", str(inputs.detections), str(inputs.model), "--output-json", str(out), "--images-dir",
+        str(inputs.images), "--classifier-categories", str(categories), "--image-size", str(IMAGE_SIZE),
+        "--backend", "torch", "--num-workers", "0", "--logdir", str(tmp_path),
+    ])
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), lines
@@ -480,31 +338,11 @@ def test_mapping_that_does_not_cover_the_classes(inputs: Inputs, tmp_path: Path)
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps({"cervid": ["deer", "elk"], "cow": ["cow"]}), encoding="utf-8")
     out, probs = tmp_path / "merged.json", tmp_path / "probs.csv.gz"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "-q",
-            "run",
-            str(inputs.detections),
-            str(inputs.model),
-            "--output-json",
-            str(out),
-            "--images-dir",
-            str(inputs.images),
-            "--classifier-categories",
-            str(inputs.categories),
-            "--target-mapping",
-            str(mapping),
-            "--output-csv",
-            str(probs),
-            "--image-size",
-            str(IMAGE_SIZE),
-            "--num-workers",
-            "0",
-            "--logdir",
-            str(tmp_path),
-        ],
-    )
+    result = CliRunner().invoke(cli, [
+        "-q", "run", str(inputs.detections), str(inputs.model), "--output-json", str(out), "--images-dir",
+        str(inputs.images), "--classifier-categories", str(inputs.categories), "--target-mapping", str(mapping),
+        "--output-csv", str(probs), "--image-size", str(IMAGE_SIZE), "--num-workers", "0", "--logdir", str(tmp_path),
+    ])
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), lines
@@ -518,26 +356,10 @@ def test_mapping_that_does_not_cover_the_classes(inputs: Inputs, tmp_path: Path)
 def test_help_lists_options() -> None:
     result = CliRunner().invoke(cli, ["run", "--help"])
     assert result.exit_code == 0
-    for option in (
-        "--output-json",
-        "--images-dir",
-        "--threshold",
-        "--square-crops",
-        "--classifier-categories",
-        "--target-mapping",
-        "--output-csv",
-        "--save-crops",
-        "--classifier-name",
-        "--classification-threshold",
-        "--typical-confidence-threshold",
-        "--image-size",
-        "--batch-size",
-        "--num-workers",
-        "--backend",
-        "--jpeg-roundtrip / --no-jpeg-roundtrip",
-        "--logdir",
-        "Example:",
-    ):
+    for option in ("--output-json", "--images-dir", "--threshold", "--square-crops", "--classifier-categories",
+                   "--target-mapping", "--output-csv", "--save-crops", "--classifier-name",
+                   "--classification-threshold", "--typical-confidence-threshold", "--image-size", "--batch-size",
+                   "--num-workers", "--backend", "--jpeg-roundtrip / --no-jpeg-roundtrip", "--logdir", "Example:"):
         assert option in result.output, option
 
 
