@@ -1,6 +1,6 @@
 """Benchmark ``megaclassifier smooth`` on a large synthetic classified results file.
 
-    /path/to/python benchmarks/bench_smooth.py [--detections 1000000] [--level image|sequence|both]
+    .venv/bin/python benchmarks/bench_smooth.py [--detections 1000000] [--level image|sequence|both]
 
 Writes a results file of N detections (4 per image, 3 classes each, a
 14-class taxonomy in ``classification_category_descriptions``, our usual
