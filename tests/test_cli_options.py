@@ -20,7 +20,8 @@ GROUPS: dict[str, list[set[str]]] = {
     # crop_detections.py: the detection-confidence threshold (default 0); report and export: which detections
     # a reviewer sees (default 0.15); merge_classification_detection_output.py: the classification threshold
     # (run calls that one --classification-threshold).
-    "--threshold": [{"crop", "run"}, {"report", "export"}, {"merge"}],
+    # rollup: the score below which a detection moves up the taxonomy.
+    "--threshold": [{"crop", "run"}, {"report", "export"}, {"merge"}, {"rollup"}],
     # aggregate writes the target probabilities there; run the classifier's own probabilities.
     "--output-csv": [{"run"}, {"aggregate"}],
     # classify and features read small crop files, run decodes whole photos, report makes thumbnails:

@@ -33,6 +33,9 @@ _COMMANDS = {
     "run": "run",
     "report": "report",
     "export": "export",
+    "smooth": "smooth",
+    "restrict": "smooth",
+    "rollup": "smooth",
 }
 
 

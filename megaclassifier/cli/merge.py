@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.cli.options import INPUT_FILE, merge_info_options
+from megaclassifier.cli.options import INPUT_FILE, merge_info_options, taxonomy_option
 
 _DATASETS_FLAGS = ("-d", "--datasets")
 
@@ -53,6 +53,7 @@ class _MergeCommand(click.Command):
               help='Add the CSV "label" column\'s class as ["1000000+i", 1.0], first or last.')
 @click.option("--relative-conf", is_flag=True,
               help='Write max(p - p_label, 0) instead of p (needs a "label" column).')
+@taxonomy_option
 @click.pass_context
 def merge(
     ctx: click.Context,
@@ -67,6 +68,7 @@ def merge(
     datasets: tuple[str, ...],
     label: str | None,
     relative_conf: bool,
+    taxonomy: Path | None,
 ) -> None:
     """Merge classifier probabilities into a MegaDetector results file.
 
@@ -96,6 +98,7 @@ def merge(
         max_classifications=max_classifications,
         label=label,  # type: ignore[arg-type]
         relative_conf=relative_conf,
+        taxonomy=taxonomy,
         progress=show_progress(ctx),
     )
     unmatched = f", {result.rows_unmatched} rows matched no detection" if result.rows_unmatched else ""

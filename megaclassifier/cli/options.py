@@ -121,6 +121,16 @@ def timeout_option(command: F) -> F:
     )(command)
 
 
+def taxonomy_option(command: F) -> F:
+    """``--taxonomy``: class names to taxa (``merge`` writes them; ``smooth``, ``restrict``, ``rollup`` read them)."""
+    return click.option(
+        "--taxonomy", type=INPUT_FILE,
+        help="Class name -> taxonomy CSV (name,kingdom,phylum,class,order,family,genus,species,common, or the "
+             "reference taxonomy CSV): merge writes classification_category_descriptions from it; smooth, restrict "
+             "and rollup use it when the results file has none.",
+    )(command)
+
+
 def logdir_option(command: F) -> F:
     """``--logdir``: where a run's JSON log of failed images goes."""
     return click.option("--logdir", type=FOLDER, default=Path("."), show_default=True,

@@ -49,6 +49,7 @@ from megaclassifier.errors import InputFileError, MegaClassifierError
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.naming import parse_crop_filename
 from megaclassifier.formats.probabilities import LABEL_COLUMN, ProbabilityCsvReader, load_label_index
+from megaclassifier.labels.descriptions import category_descriptions, load_taxonomy_file
 
 logger = logging.getLogger(__name__)
 
@@ -502,6 +503,7 @@ def merge_classifications(
     max_classifications: int | None = None,
     label: Literal["first", "last"] | None = None,
     relative_conf: bool = False,
+    taxonomy: str | Path | None = None,
     progress: bool = False,
 ) -> MergeSummary:
     """Merge a probability CSV into a MegaDetector results file and write the result.
@@ -522,6 +524,8 @@ def merge_classifications(
         label: add the ``label`` column's class as ``[1000000+i, 1.0]``,
             first or last in each list.
         relative_conf: write ``max(p - p_label, 0)`` instead of ``p``.
+        taxonomy: class name -> taxonomy CSV; writes ``classification_category_descriptions``
+            (see :mod:`megaclassifier.labels.descriptions`).
         progress: show a progress bar on stderr.
 
     Raises:
@@ -536,6 +540,7 @@ def merge_classifications(
             f"{output_json}: is the input detections file; choose another output file, the input is never modified"
         )
     names = load_label_index(label_names_json)
+    class_taxa = load_taxonomy_file(taxonomy) if taxonomy is not None else None
     with ProbabilityCsvReader(classification_csv) as reader:
         if (label is not None or relative_conf) and not reader.has_label:
             raise InputFileError(classification_csv, f'no "{LABEL_COLUMN}" column, which --label and '
@@ -556,6 +561,8 @@ def merge_classifications(
             results, rows, classifier_name=classifier_name, classification_categories=categories,
             typical_classification_threshold=typical_classification_threshold, datasets=datasets,
         )
+    if class_taxa is not None:
+        results.data["classification_category_descriptions"] = category_descriptions(categories, class_taxa)
     write_detections(output_json, results.data)
     logger.debug("wrote %s", output_json)
     summary.output_json, summary.labels_only = output_json, not contains_preds
