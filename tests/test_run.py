@@ -371,3 +371,73 @@ def test_help_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--target-mapping" in out
     assert out.splitlines()[-1] == "[]"
+
+
+# (h) --taxonomy and --smooth: the same file as merge --taxonomy, then smooth, on run's own merged output
+
+TAXONOMY_CSV = (
+    "name,kingdom,phylum,class,order,family,genus,species,common\n"
+    "cervid,animalia,chordata,mammalia,cetartiodactyla,cervidae,,,deer family\n"
+    "cow,animalia,chordata,mammalia,cetartiodactyla,bovidae,bos,taurus,domestic cattle\n"
+    "other,,,,,,,,other\n"
+)
+
+
+def test_run_smooth_equals_smooth_on_run_output(inputs: Inputs, run_w0: Outputs, tmp_path: Path) -> None:
+    from megadetector.postprocessing.validate_batch_results import (
+        ValidateBatchResultsOptions,
+        validate_batch_results,
+    )
+
+    taxonomy = tmp_path / "taxonomy.csv"
+    taxonomy.write_text(TAXONOMY_CSV, encoding="utf-8")
+    plain = run_once(inputs, tmp_path / "plain", "--backend", "torch", "--num-workers", 0, "--taxonomy", taxonomy)
+    smoothed = run_once(inputs, tmp_path / "smoothed", "--backend", "torch", "--num-workers", 0,
+                        "--taxonomy", taxonomy, "--smooth", "image", "--min-detections-to-overwrite-secondary", 2)
+    assert " detections merged, " in smoothed.summary and " relabelled by smoothing, " in smoothed.summary
+    descriptions = plain.merged["classification_category_descriptions"]
+    assert [d.split(";")[1:] for d in descriptions.values()] == [
+        ["mammalia", "cetartiodactyla", "cervidae", "", "", "deer family"],
+        ["mammalia", "cetartiodactyla", "bovidae", "bos", "taurus", "domestic cattle"],
+        ["", "", "", "", "", "other"],
+    ]
+    # without --taxonomy and --smooth, run's file is the one it always wrote, and --taxonomy adds only descriptions
+    without = plain.merged
+    del without["classification_category_descriptions"]
+    for data in (without, run_w0.merged):
+        data["info"].pop("classification_completion_time")
+    expected_plain = run_w0.merged
+    expected_plain["info"].pop("classification_completion_time")
+    assert without == expected_plain
+
+    result = invoke(["smooth", plain.json, tmp_path / "chain_smoothed.json", "--min-detections-to-overwrite-secondary",
+                     2])
+    assert result.exit_code == 0
+    chained = json.loads((tmp_path / "chain_smoothed.json").read_text(encoding="utf-8"))
+    got = smoothed.merged
+    for data in (chained, got):
+        data["info"].pop("classification_completion_time")
+        for step in data["info"]["classification_postprocessing"]:
+            step.pop("time", None)
+    assert got == chained
+    changed = [det for image in got["images"] for det in image.get("detections") or [] if "raw_classifications" in det]
+    assert changed and f"{len(changed)} relabelled by smoothing" in smoothed.summary
+    assert validate_batch_results(got, ValidateBatchResultsOptions())["validation_results"]["errors"] == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--rollup", "0.6"], "Error: --rollup needs --smooth image or --smooth sequence"),
+        (["--smooth", "image", "--sequences", "cct.json"], "Error: --sequences needs --smooth sequence"),
+    ],
+)
+def test_smoothing_options_need_smooth(inputs: Inputs, tmp_path: Path, options: list[str], message: str) -> None:
+    (tmp_path / "cct.json").write_text("{}", encoding="utf-8")
+    result = CliRunner().invoke(cli, [
+        "-q", "run", str(inputs.detections), str(inputs.model), "--output-json", str(tmp_path / "m.json"),
+        "--images-dir", str(inputs.images), *[str(tmp_path / o) if o == "cct.json" else o for o in options],
+    ])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == message
+    assert not (tmp_path / "m.json").exists()

@@ -18,7 +18,10 @@ from megaclassifier.cli.options import (
     logdir_option,
     merge_info_options,
     model_argument,
+    smooth_settings,
+    smoothing_options,
     target_mapping_option,
+    taxonomy_option,
 )
 
 #: ``run``'s ``--num-workers``: these processes decode whole photos.
@@ -41,27 +44,33 @@ DECODER_WORKERS_HELP = (
 @click.option("--jpeg-roundtrip/--no-jpeg-roundtrip", default=True, show_default=True,
               help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do "
                    "(identical probabilities to the chain); off is a little faster.")
+@taxonomy_option
+@smoothing_options(level_flag="--smooth")
 @logdir_option
 @click.pass_context
 def run(ctx: click.Context, **options: Any) -> None:
     """Crop, classify and merge in one pass: MegaDetector JSON in, classified JSON out.
 
-    Replaces crop + classify (+ aggregate) + merge with the same answers, without
-    writing crop files; each image is decoded once.
+    Replaces crop + classify (+ aggregate) + merge (+ smooth) with the same answers,
+    without writing crop files; each image is decoded once.
 
     \b
     Example:
       megaclassifier run md.json megaclassifier-v0.1 --images-dir photos/ --square-crops \\
           --threshold 0.15 --target-mapping idfg_to_megaclassifier_labels.json \\
-          --output-json md_classified.json --classification-threshold 0.05
+          --output-json md_classified.json --classification-threshold 0.05 --smooth sequence
     """
     from megaclassifier.run import run_pipeline
 
-    result = run_pipeline(**options, progress=show_progress(ctx))
+    smooth = smooth_settings(ctx, options, images_dir=options["images_dir"], level_flag="--smooth")
+    result = run_pipeline(**options, smooth=smooth, progress=show_progress(ctx))
     crop = result.crop
+    smoothed = result.postprocessed
     summary(
         f"{result.classified} crops classified ({result.crops_per_second:.1f} crops/s, {result.engine}), "
-        f"{result.merged} detections merged, {crop.failed_images} images failed"
+        f"{result.merged} detections merged"
+        f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}, "
+        f"{crop.failed_images} images failed"
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
     )

@@ -49,7 +49,7 @@ from megaclassifier.errors import InputFileError, MegaClassifierError
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.naming import parse_crop_filename
 from megaclassifier.formats.probabilities import LABEL_COLUMN, ProbabilityCsvReader, load_label_index
-from megaclassifier.labels.descriptions import category_descriptions, load_taxonomy_file
+from megaclassifier.labels.descriptions import Taxon, category_descriptions, load_taxonomy_file
 
 logger = logging.getLogger(__name__)
 
@@ -346,6 +346,7 @@ def merge_rows(
     classification_categories: dict[str, str],
     typical_classification_threshold: float | None = None,
     datasets: Sequence[str] | None = None,
+    class_taxa: dict[str, Taxon] | None = None,
 ) -> MergeSummary:
     """The merge itself, for ``merge`` and ``run``: classifications onto detections, then ``info``.
 
@@ -359,6 +360,8 @@ def merge_rows(
         classification_categories: the class IDs used in ``rows`` and their names.
         typical_classification_threshold: goes to ``info.classifier_metadata``.
         datasets: see :func:`attach_classifications`.
+        class_taxa: class name -> taxon (:func:`~megaclassifier.labels.descriptions.load_taxonomy_file`):
+            write ``classification_category_descriptions``.
 
     Returns:
         The counts and the ``format_version`` written; ``output_json`` is left for the caller.
@@ -370,6 +373,9 @@ def merge_rows(
         classification_categories=classification_categories,
         typical_classification_threshold=typical_classification_threshold,
     )
+    if class_taxa is not None:
+        descriptions = category_descriptions(classification_categories, class_taxa)
+        results.data["classification_category_descriptions"] = descriptions
     return MergeSummary(**vars(counts), format_version=version)
 
 
@@ -560,9 +566,8 @@ def merge_classifications(
         summary = merge_rows(
             results, rows, classifier_name=classifier_name, classification_categories=categories,
             typical_classification_threshold=typical_classification_threshold, datasets=datasets,
+            class_taxa=class_taxa,
         )
-    if class_taxa is not None:
-        results.data["classification_category_descriptions"] = category_descriptions(categories, class_taxa)
     write_detections(output_json, results.data)
     logger.debug("wrote %s", output_json)
     summary.output_json, summary.labels_only = output_json, not contains_preds

@@ -44,6 +44,11 @@ class Classifier:
     groups: list[list[int]] | None
     name: str
 
+    @property
+    def categories(self) -> dict[str, str]:
+        """``classification_categories`` of the merged file: class ID -> name."""
+        return {str(i): name for i, name in enumerate(self.merge_names)}
+
     def classification_lists(
         self, probabilities: np.ndarray, *, threshold: float, max_classifications: int | None
     ) -> list[Classifications]:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,9 +35,14 @@ from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, 
 from megaclassifier.engines import pipelined
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
+from megaclassifier.labels.descriptions import load_taxonomy_file
 from megaclassifier.merge import Classifications, CropRef, merge_rows
 from megaclassifier.run.classifier import Classifier, open_classifier
 from megaclassifier.run.prepare import PrepareOptions, default_run_workers, prepared_stream
+
+if TYPE_CHECKING:
+    from megaclassifier.smooth import PostprocessSummary
+    from megaclassifier.smooth.options import SmoothOptions
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class RunSummary:
     engine: str = ""
     output_json: Path | None = None
     output_csv: Path | None = None
+    postprocessed: PostprocessSummary | None = None
 
     @property
     def crops_per_second(self) -> float:
@@ -88,6 +94,8 @@ def run_pipeline(
     backend: str = "auto",
     arch: str | None = None,
     jpeg_roundtrip: bool = True,
+    taxonomy: str | Path | None = None,
+    smooth: SmoothOptions | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     allow_outside_images_dir: bool = False,
     logdir: str | Path = ".",
@@ -109,6 +117,9 @@ def run_pipeline(
         image_size, batch_size, device, precision, backend, arch: as ``classify``.
         num_workers: image-decoding processes (0: in this process; default: :func:`default_run_workers`).
         jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do.
+        taxonomy: class name -> taxonomy CSV: write ``classification_category_descriptions`` (as ``merge``),
+            and the taxonomy that smoothing and roll-up use.
+        smooth: smooth (or only roll up) the merged results before writing them, as ``smooth`` does.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
         progress: show a progress bar on stderr.
 
@@ -118,16 +129,14 @@ def run_pipeline(
     started = time.perf_counter()
     results = load_detections(detections_json)
     detector = resolve_detector(results, detector_version)
+    class_taxa = load_taxonomy_file(taxonomy) if taxonomy is not None else None
     classifier = open_classifier(
         model, classifier_categories=classifier_categories, target_mapping=target_mapping,
         classifier_name=classifier_name, image_size=image_size, device=device, precision=precision,
         backend=backend, arch=arch,
     )
     summary = RunSummary(engine=classifier.engine.describe())
-    summary.crop.images_missing_detections = results.files_missing_detections()
-    plans = list(plan_crops(results, save_crops or ".", threshold=threshold, detector=detector,
-                            invalid_boxes=summary.crop.invalid_boxes))
-    summary.crop.images = len(plans)
+    plans = _plan(results, summary.crop, save_crops=save_crops, threshold=threshold, detector=detector)
     cut = CutOptions(
         images_dir=str(images_dir) if images_dir is not None else None, container_url=container_url,
         timeout=timeout, allow_outside_images_dir=allow_outside_images_dir, square_crops=square_crops,
@@ -143,13 +152,34 @@ def run_pipeline(
             _batches(images, batch_size, summary.crop, bar), classifier, summary, bar=bar, csv=csv,
             threshold=classification_threshold, max_classifications=max_classifications,
         )
-        merged = merge_rows(
-            results, rows, classifier_name=classifier.name,
-            classification_categories={str(i): n for i, n in enumerate(classifier.merge_names)},
-            typical_classification_threshold=typical_classification_threshold,
-        )
-    return _finish(summary, results, merged.detections_classified, output_json=output_json,
-                   output_csv=output_csv, logdir=logdir, started=started)
+        summary.merged = merge_rows(
+            results, rows, classifier_name=classifier.name, classification_categories=classifier.categories,
+            typical_classification_threshold=typical_classification_threshold, class_taxa=class_taxa,
+        ).detections_classified
+    summary.postprocessed = postprocess(results, smooth, taxonomy=taxonomy)
+    return _finish(summary, results, output_json=output_json, output_csv=output_csv, logdir=logdir, started=started)
+
+
+def _plan(
+    results: DetectionResults, crop: CropSummary, *, save_crops: str | Path | None, threshold: float, detector: str
+) -> list[tuple[str, list[PlannedCrop]]]:
+    """The crops to cut, image by image, as ``crop`` plans them; counts go to ``crop``."""
+    crop.images_missing_detections = results.files_missing_detections()
+    plans = list(plan_crops(results, save_crops or ".", threshold=threshold, detector=detector,
+                            invalid_boxes=crop.invalid_boxes))
+    crop.images = len(plans)
+    return plans
+
+
+def postprocess(
+    results: DetectionResults, smooth: SmoothOptions | None, *, taxonomy: str | Path | None
+) -> PostprocessSummary | None:
+    """``run --smooth``: smooth (after ``--rollup``, when given) the merged results in place, as ``smooth`` does."""
+    if smooth is None:
+        return None
+    from megaclassifier.smooth import smooth_results
+
+    return smooth_results(results.data, smooth, taxonomy=taxonomy, source=str(results.path))
 
 
 def classified_rows(
@@ -220,7 +250,6 @@ def _progress_bar(total: int, progress: bool) -> Iterator[Any]:
 def _finish(
     summary: RunSummary,
     results: DetectionResults,
-    merged: int,
     *,
     output_json: str | Path,
     output_csv: str | Path | None,
@@ -229,7 +258,6 @@ def _finish(
 ) -> RunSummary:
     """Write the merged results and the log; complete the summary."""
     write_detections(output_json, results.data)
-    summary.merged = merged
     summary.output_json = Path(output_json)
     summary.output_csv = Path(output_csv) if output_csv is not None else None
     summary.crop.log_path = write_crop_log(logdir, summary.crop, prefix="run_log")
