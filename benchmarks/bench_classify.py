@@ -62,8 +62,14 @@ def make_crops(folder: Path, count: int) -> Path:
     if TESTDATA.is_dir():
         from megaclassifier.crop import crop_detections
 
-        crop_detections(TESTDATA / "detections.json", sources, images_dir=TESTDATA / "images", square_crops=True,
-                        threshold=0.15, logdir=folder)
+        crop_detections(
+            TESTDATA / "detections.json",
+            sources,
+            images_dir=TESTDATA / "images",
+            square_crops=True,
+            threshold=0.15,
+            logdir=folder,
+        )
         originals = sorted(sources.iterdir())
     else:
         import numpy as np
@@ -104,18 +110,29 @@ def child(config: dict) -> None:
 
     classify_module.open_engine = timed_open
     summary = classify_module.classify_crops(
-        config["model"], config["crops"], config["output"], classifier_categories=config["categories"],
-        image_size=config["image_size"], batch_size=config["batch_size"], num_workers=config["workers"],
-        device="cpu", backend=config["backend"], precision=config["precision"],
+        config["model"],
+        config["crops"],
+        config["output"],
+        classifier_categories=config["categories"],
+        image_size=config["image_size"],
+        batch_size=config["batch_size"],
+        num_workers=config["workers"],
+        device="cpu",
+        backend=config["backend"],
+        precision=config["precision"],
     )
-    print(json.dumps({
-        "seconds": summary.seconds,
-        "load": loading[0],
-        "crops": summary.classified,
-        "backend": summary.backend,
-        "main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": summary.seconds,
+                "load": loading[0],
+                "crops": summary.classified,
+                "backend": summary.backend,
+                "main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def warm_up(model: Path, backend: str, precision: str, image_size: int) -> None:
@@ -146,8 +163,10 @@ def main() -> None:
     from megaclassifier.hardware import physical_cpu_count
 
     print(f"# classify benchmark: {args.arch} at {args.image_size} px, seeded weights, {args.crops} crops, CPU")
-    print(f"# {os.cpu_count()} CPUs, {physical_cpu_count()} physical cores used for inference, torch "
-          f"{version('torch')}, python {sys.version.split()[0]}")
+    print(
+        f"# {os.cpu_count()} CPUs, {physical_cpu_count()} physical cores used for inference, torch "
+        f"{version('torch')}, python {sys.version.split()[0]}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench_classify_") as tmp:
         folder = Path(tmp)
         model, categories = make_model(folder, args.arch)
@@ -158,15 +177,27 @@ def main() -> None:
             configs += [("torch", precision, args.torch_batch_size, max(workers)) for precision in ("fp32", "bf16")]
         for backend, precision in sorted({(c[0], c[1]) for c in configs}):
             warm_up(model, backend, precision, args.image_size)
-        print("| backend | precision | batch | workers | crops/s | crops/s after load | load s | "
-              "peak RSS main MiB | peak RSS worker MiB |")
+        print(
+            "| backend | precision | batch | workers | crops/s | crops/s after load | load s | "
+            "peak RSS main MiB | peak RSS worker MiB |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
+
         def run(backend: str, precision: str, batch: int, workers: int | None, crop_dir: Path) -> dict:
-            config = {"model": str(model), "crops": str(crop_dir), "output": str(folder / "out.csv"),
-                      "categories": str(categories), "image_size": args.image_size, "batch_size": batch,
-                      "workers": workers, "backend": backend, "precision": precision}
-            out = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], capture_output=True,
-                                 text=True, check=True).stdout
+            config = {
+                "model": str(model),
+                "crops": str(crop_dir),
+                "output": str(folder / "out.csv"),
+                "categories": str(categories),
+                "image_size": args.image_size,
+                "batch_size": batch,
+                "workers": workers,
+                "backend": backend,
+                "precision": precision,
+            }
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True, check=True
+            ).stdout
             return json.loads(out.strip().splitlines()[-1])
 
         for backend, precision, batch, workers in configs:
@@ -175,14 +206,19 @@ def main() -> None:
             rate = result["crops"] / result["seconds"]
             steady = result["crops"] / max(result["seconds"] - load, 1e-9)
             worker = f"{result['worker_mib']:.0f}" if workers else "-"
-            print(f"| {result['backend']} | {precision} | {batch} | {workers} | {rate:.1f} | {steady:.1f} | "
-                  f"{load:.1f} | {result['main_mib']:.0f} | {worker} |", flush=True)
+            print(
+                f"| {result['backend']} | {precision} | {batch} | {workers} | {rate:.1f} | {steady:.1f} | "
+                f"{load:.1f} | {result['main_mib']:.0f} | {worker} |",
+                flush=True,
+            )
         if args.flat_factor > 1:
             many = make_crops(folder / "many", args.crops * args.flat_factor)
             small, large = (run("auto", "fp32", 32, None, d) for d in (crops, many))
-            print(f"\nDefaults (auto backend, batch 32, auto workers), peak RSS of the main process: "
-                  f"{args.crops} crops {small['main_mib']:.0f} MiB, {args.crops * args.flat_factor} crops "
-                  f"{large['main_mib']:.0f} MiB ({large['crops'] / large['seconds']:.1f} crops/s)")
+            print(
+                f"\nDefaults (auto backend, batch 32, auto workers), peak RSS of the main process: "
+                f"{args.crops} crops {small['main_mib']:.0f} MiB, {args.crops * args.flat_factor} crops "
+                f"{large['main_mib']:.0f} MiB ({large['crops'] / large['seconds']:.1f} crops/s)"
+            )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,7 @@ runpy.run_module("megadetector.classification.crop_detections", run_name="__main
 
 def count_crops(detections: Path, threshold: float) -> int:
     md = json.loads(detections.read_text())
-    return sum(
-        1 for im in md["images"] for d in im["detections"] if d["category"] == "1" and d["conf"] >= threshold
-    )
+    return sum(1 for im in md["images"] for d in im["detections"] if d["category"] == "1" and d["conf"] >= threshold)
 
 
 def main() -> None:
@@ -56,14 +54,28 @@ def main() -> None:
             crops = count_crops(detections, args.threshold)
             for name, command in runners.items():
                 out = Path(tmp, f"crops_{name}_{n}")
-                m = measure([
-                    *command, str(detections), str(out), "--images-dir", str(images), "--square-crops",
-                    "--threshold", str(args.threshold), "--threads", str(args.threads), "--logdir", tmp,
-                ])
+                m = measure(
+                    [
+                        *command,
+                        str(detections),
+                        str(out),
+                        "--images-dir",
+                        str(images),
+                        "--square-crops",
+                        "--threshold",
+                        str(args.threshold),
+                        "--threads",
+                        str(args.threads),
+                        "--logdir",
+                        tmp,
+                    ]
+                )
                 made = sum(1 for p in out.rglob("*.jpg"))
                 note = "" if made == crops else f"  ({crops - made} boxes of failed images not cropped)"
-                print(f"{name:<16}{n:>8}{made:>8}{m.seconds:>9.2f}{n / m.seconds:>10.1f}"
-                      f"{made / m.seconds:>9.1f}{m.peak_rss_mib:>10.0f}{note}")
+                print(
+                    f"{name:<16}{n:>8}{made:>8}{m.seconds:>9.2f}{n / m.seconds:>10.1f}"
+                    f"{made / m.seconds:>9.1f}{m.peak_rss_mib:>10.0f}{note}"
+                )
                 shutil.rmtree(out)
 
 

@@ -66,10 +66,22 @@ def main() -> None:
         per_image = boxes_per_image(probe)
         n_images = max(1, round(args.boxes / per_image))
         detections, images = build_workload(root / "full", n_images)
-        common = ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size),
-                  "--num-workers", str(args.num_workers), "--device", args.device, "--precision", args.precision]
-        print(f"{args.arch} at {args.image_size} px, {n_images} images, device {args.device} {args.precision}, "
-              f"batch {args.batch_size}, {args.num_workers} workers")
+        common = [
+            "--image-size",
+            str(args.image_size),
+            "--batch-size",
+            str(args.batch_size),
+            "--num-workers",
+            str(args.num_workers),
+            "--device",
+            args.device,
+            "--precision",
+            args.precision,
+        ]
+        print(
+            f"{args.arch} at {args.image_size} px, {n_images} images, device {args.device} {args.precision}, "
+            f"batch {args.batch_size}, {args.num_workers} workers"
+        )
         print(f"{'pipeline':<50}{'crops':>7}{'seconds':>9}{'crops/s':>9}{'peak MiB':>10}{'vs chain':>10}")
         chain_rate = None
 
@@ -81,41 +93,114 @@ def main() -> None:
 
         def run(backend: str, workload: tuple[Path, Path], name: str) -> tuple[int, float, float]:
             out = root / f"{name}.json"
-            m = measure(megaclassifier + [
-                "run", str(workload[0]), str(model), "--images-dir", str(workload[1]), "--square-crops",
-                "--threshold", str(THRESHOLD), "--classifier-categories", str(categories), "--output-json",
-                str(out), "--backend", backend, "--logdir", tmp, *common])
+            m = measure(
+                megaclassifier
+                + [
+                    "run",
+                    str(workload[0]),
+                    str(model),
+                    "--images-dir",
+                    str(workload[1]),
+                    "--square-crops",
+                    "--threshold",
+                    str(THRESHOLD),
+                    "--classifier-categories",
+                    str(categories),
+                    "--output-json",
+                    str(out),
+                    "--backend",
+                    backend,
+                    "--logdir",
+                    tmp,
+                    *common,
+                ]
+            )
             return classified(out), m.seconds, m.peak_rss_mib
 
         if "onnxruntime" in backends:
             # the first images of the test set with animals: the export's cost shows in its seconds
-            report("run --backend onnxruntime, first use (ONNX export)",
-                   *run("onnxruntime", build_workload(root / "first", 4), "first"))
-        m = measure([sys.executable, __file__, "--feed-only", str(detections), str(images),
-                     "--image-size", str(args.image_size), "--num-workers", str(args.num_workers)],
-                    stdout_path=root / "feed.txt")
-        report(f"decoding only ({args.num_workers} workers, no model)",
-               int((root / "feed.txt").read_text()), m.seconds, m.peak_rss_mib)
+            report(
+                "run --backend onnxruntime, first use (ONNX export)",
+                *run("onnxruntime", build_workload(root / "first", 4), "first"),
+            )
+        m = measure(
+            [
+                sys.executable,
+                __file__,
+                "--feed-only",
+                str(detections),
+                str(images),
+                "--image-size",
+                str(args.image_size),
+                "--num-workers",
+                str(args.num_workers),
+            ],
+            stdout_path=root / "feed.txt",
+        )
+        report(
+            f"decoding only ({args.num_workers} workers, no model)",
+            int((root / "feed.txt").read_text()),
+            m.seconds,
+            m.peak_rss_mib,
+        )
         if not args.skip_chain:
             crops_dir, csv = root / "crops", root / "probs.csv"
             steps = [
-                ["crop", str(detections), str(crops_dir), "--images-dir", str(images), "--square-crops",
-                 "--threshold", str(THRESHOLD), "--threads", str(max(1, args.num_workers)), "--logdir", tmp],
-                ["classify", str(model), str(crops_dir), str(csv), "--detections-json", str(detections),
-                 "--classifier-categories", str(categories), "--backend", "torch", *common],
-                ["merge", str(csv), str(categories), "--output-json", str(root / "chain.json"),
-                 "--classifier-name", "bench", "--detection-json", str(detections)],
+                [
+                    "crop",
+                    str(detections),
+                    str(crops_dir),
+                    "--images-dir",
+                    str(images),
+                    "--square-crops",
+                    "--threshold",
+                    str(THRESHOLD),
+                    "--threads",
+                    str(max(1, args.num_workers)),
+                    "--logdir",
+                    tmp,
+                ],
+                [
+                    "classify",
+                    str(model),
+                    str(crops_dir),
+                    str(csv),
+                    "--detections-json",
+                    str(detections),
+                    "--classifier-categories",
+                    str(categories),
+                    "--backend",
+                    "torch",
+                    *common,
+                ],
+                [
+                    "merge",
+                    str(csv),
+                    str(categories),
+                    "--output-json",
+                    str(root / "chain.json"),
+                    "--classifier-name",
+                    "bench",
+                    "--detection-json",
+                    str(detections),
+                ],
             ]
             results = [measure(megaclassifier + s) for s in steps]
             crops = sum(1 for _ in crops_dir.rglob("*.jpg"))
-            chain_rate = report("chain (crop + classify --backend torch + merge)", crops,
-                                sum(r.seconds for r in results), max(r.peak_rss_mib for r in results))
+            chain_rate = report(
+                "chain (crop + classify --backend torch + merge)",
+                crops,
+                sum(r.seconds for r in results),
+                max(r.peak_rss_mib for r in results),
+            )
         for backend in backends:
             report(f"run --backend {backend}", *run(backend, (detections, images), f"run_{backend}"))
         if args.growth > 1:
             small = max(4, n_images // args.growth)
-            report(f"run --backend {backends[-1]}, 1/{args.growth} of the workload",
-                   *run(backends[-1], build_workload(root / "small", small), "run_small"))
+            report(
+                f"run --backend {backends[-1]}, 1/{args.growth} of the workload",
+                *run(backends[-1], build_workload(root / "small", small), "run_small"),
+            )
 
 
 def feed_only(detections: Path, images: Path, image_size: int, num_workers: int) -> None:

@@ -25,8 +25,12 @@ from pathlib import Path
 DEMO = Path(os.path.relpath(Path(__file__).resolve().parent / "data"))
 STANDIN_CLASSES = ["white-tailed deer", "mule deer", "elk", "cattle", "coyote", "gray wolf", "black bear", "bobcat"]
 STANDIN_MAPPING = {
-    "bear": ["black bear"], "canid": ["coyote", "gray wolf"], "cow": ["cattle"],
-    "deer": ["mule deer", "white-tailed deer"], "elk": ["elk"], "other": ["bobcat"],
+    "bear": ["black bear"],
+    "canid": ["coyote", "gray wolf"],
+    "cow": ["cattle"],
+    "deer": ["mule deer", "white-tailed deer"],
+    "elk": ["elk"],
+    "other": ["bobcat"],
 }
 
 
@@ -87,10 +91,30 @@ def main() -> None:
     detections = DEMO / "detections.json"
     crops = out / "crops"
     probs = out / "crops_output.csv.gz"
-    step("crop", str(detections), str(crops), "--images-dir", str(DEMO / "images"),
-         "--threshold", "0.15", "--square-crops", "--threads", "2", "--logdir", str(out))
-    classify = ["classify", str(model), str(crops), str(probs), "--detections-json", str(detections),
-                "--batch-size", "16"]
+    step(
+        "crop",
+        str(detections),
+        str(crops),
+        "--images-dir",
+        str(DEMO / "images"),
+        "--threshold",
+        "0.15",
+        "--square-crops",
+        "--threads",
+        "2",
+        "--logdir",
+        str(out),
+    )
+    classify = [
+        "classify",
+        str(model),
+        str(crops),
+        str(probs),
+        "--detections-json",
+        str(detections),
+        "--batch-size",
+        "16",
+    ]
     if categories:
         classify += ["--classifier-categories", str(categories)]
     step(*classify)
@@ -99,21 +123,58 @@ def main() -> None:
     if mapping is not None:
         merge_csv = out / "crops_output_remapped.csv.gz"
         label_index = out / "label_index_remapped.json"
-        step("aggregate", str(probs), "--target-mapping", str(mapping), "--output-csv", str(merge_csv),
-             "--output-label-index", str(label_index))
+        step(
+            "aggregate",
+            str(probs),
+            "--target-mapping",
+            str(mapping),
+            "--output-csv",
+            str(merge_csv),
+            "--output-label-index",
+            str(label_index),
+        )
     if label_index is None:
         sys.exit("merge needs the classes' names: give CATEGORIES=... with MODEL=...")
     final = out / "detections_classified.json"
-    step("merge", str(merge_csv), str(label_index), "--output-json", str(final),
-         "--classifier-name", Path(str(model)).stem, "--detection-json", str(detections),
-         "--threshold", "0.05", "--typical-confidence-threshold", "0.75")
+    step(
+        "merge",
+        str(merge_csv),
+        str(label_index),
+        "--output-json",
+        str(final),
+        "--classifier-name",
+        Path(str(model)).stem,
+        "--detection-json",
+        str(detections),
+        "--threshold",
+        "0.05",
+        "--typical-confidence-threshold",
+        "0.75",
+    )
     report(final)
 
     print("\nThe same four steps in one pass, without crop files:")
     one_pass = out / "detections_classified_run.json"
-    run = ["run", str(detections), str(model), "--images-dir", str(DEMO / "images"), "--threshold", "0.15",
-           "--square-crops", "--output-json", str(one_pass), "--classifier-name", Path(str(model)).stem,
-           "--classification-threshold", "0.05", "--typical-confidence-threshold", "0.75", "--logdir", str(out)]
+    run = [
+        "run",
+        str(detections),
+        str(model),
+        "--images-dir",
+        str(DEMO / "images"),
+        "--threshold",
+        "0.15",
+        "--square-crops",
+        "--output-json",
+        str(one_pass),
+        "--classifier-name",
+        Path(str(model)).stem,
+        "--classification-threshold",
+        "0.05",
+        "--typical-confidence-threshold",
+        "0.75",
+        "--logdir",
+        str(out),
+    ]
     if categories:
         run += ["--classifier-categories", str(categories)]
     if mapping is not None:

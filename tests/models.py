@@ -132,8 +132,13 @@ def real_crops(photos: PhotoSet, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
     out = tmp_path_factory.mktemp("classify_crops")
     crop_detections(
-        photos.detections, out / "crops", images_dir=photos.images,
-        square_crops=True, threshold=0.15, threads=2, logdir=out,
+        photos.detections,
+        out / "crops",
+        images_dir=photos.images,
+        square_crops=True,
+        threshold=0.15,
+        threads=2,
+        logdir=out,
     )
     return out / "crops"
 

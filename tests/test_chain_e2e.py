@@ -84,8 +84,6 @@ def invoke(args: list[str]) -> str:
     return result.output
 
 
-
-
 def crop_key(path: str) -> tuple[str, int]:
     match = CROP_NAME.match(path)
     assert match, path
@@ -140,24 +138,70 @@ def chain(photos: PhotoSet, b0_checkpoint: Path, tmp_path_factory: pytest.TempPa
         outputs={},
         expected_crops=len(photos.animal_boxes(DETECTION_THRESHOLD)),
     )
-    c.outputs["crop"] = invoke([
-        "crop", detections, c.crops, "--images-dir", photos.images, "--square-crops",
-        "--threshold", DETECTION_THRESHOLD, "--threads", 2, "--logdir", c.logdir,
-    ])
+    c.outputs["crop"] = invoke(
+        [
+            "crop",
+            detections,
+            c.crops,
+            "--images-dir",
+            photos.images,
+            "--square-crops",
+            "--threshold",
+            DETECTION_THRESHOLD,
+            "--threads",
+            2,
+            "--logdir",
+            c.logdir,
+        ]
+    )
     model = tempered(b0_checkpoint, sorted(c.crops.rglob("*.jpg"))[::4], out / "b0_tempered.pt")
-    c.outputs["classify"] = invoke([
-        "classify", model, c.crops, c.raw_csv, "--detections-json", detections,
-        "--classifier-categories", categories, "--image-size", IMAGE_SIZE, "--batch-size", 16, "--num-workers", 0,
-    ])
-    c.outputs["aggregate"] = invoke([
-        "aggregate", c.raw_csv, "--target-mapping", mapping, "--output-csv", c.remapped_csv,
-        "--output-label-index", c.label_index,
-    ])
-    c.outputs["merge"] = invoke([
-        "merge", c.remapped_csv, c.label_index, "--output-json", c.final, "--classifier-name", CLASSIFIER_NAME,
-        "--detection-json", detections, "--threshold", MERGE_THRESHOLD,
-        "--typical-confidence-threshold", TYPICAL_THRESHOLD,
-    ])
+    c.outputs["classify"] = invoke(
+        [
+            "classify",
+            model,
+            c.crops,
+            c.raw_csv,
+            "--detections-json",
+            detections,
+            "--classifier-categories",
+            categories,
+            "--image-size",
+            IMAGE_SIZE,
+            "--batch-size",
+            16,
+            "--num-workers",
+            0,
+        ]
+    )
+    c.outputs["aggregate"] = invoke(
+        [
+            "aggregate",
+            c.raw_csv,
+            "--target-mapping",
+            mapping,
+            "--output-csv",
+            c.remapped_csv,
+            "--output-label-index",
+            c.label_index,
+        ]
+    )
+    c.outputs["merge"] = invoke(
+        [
+            "merge",
+            c.remapped_csv,
+            c.label_index,
+            "--output-json",
+            c.final,
+            "--classifier-name",
+            CLASSIFIER_NAME,
+            "--detection-json",
+            detections,
+            "--threshold",
+            MERGE_THRESHOLD,
+            "--typical-confidence-threshold",
+            TYPICAL_THRESHOLD,
+        ]
+    )
     return c
 
 
@@ -223,7 +267,7 @@ def test_top_level_and_info(chain: Chain) -> None:
     assert list(info)[: len(source_info)] == list(source_info)
     assert {k: info[k] for k in source_info} == source_info  # detector, times, metadata kept
     assert info["format_version"] == "1.4"  # not bumped
-    assert list(info)[len(source_info):] == ["classifier", "classification_completion_time", "classifier_metadata"]
+    assert list(info)[len(source_info) :] == ["classifier", "classification_completion_time", "classifier_metadata"]
     assert info["classifier"] == CLASSIFIER_NAME
     assert info["classifier_metadata"] == {"typical_classification_threshold": TYPICAL_THRESHOLD}
     assert TIME.match(info["classification_completion_time"]), info["classification_completion_time"]
@@ -264,8 +308,9 @@ def test_exactly_the_cropped_detections_are_classified(chain: Chain) -> None:
 def test_classification_lists_match_the_remapped_csv(chain: Chain) -> None:
     header, rows = read_csv(chain.remapped_csv)
     assert len(rows) == chain.expected_crops
-    expected = {crop_key(row[0]): expected_classifications([float(v) for v in row[1:]], MERGE_THRESHOLD)
-                for row in rows}
+    expected = {
+        crop_key(row[0]): expected_classifications([float(v) for v in row[1:]], MERGE_THRESHOLD) for row in rows
+    }
     merged = {image["file"]: image for image in chain.merged["images"]}
     ids = set(chain.merged["classification_categories"])
     assert ids == {"0", "1", "2"}

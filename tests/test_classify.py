@@ -45,10 +45,14 @@ def torchvision_batch(paths: list[Path], size: int) -> np.ndarray:
     from torchvision import transforms as T
     from torchvision.datasets.folder import pil_loader
 
-    transform = T.Compose([
-        T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size), T.ToTensor(),
-        T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])
+    transform = T.Compose(
+        [
+            T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
     return np.stack([transform(pil_loader(str(p))).numpy() for p in paths])
 
 
@@ -60,14 +64,25 @@ def read_csv(path: Path) -> list[list[str]]:
     return [line.split(",") for line in text.splitlines()]
 
 
-
 # the CSV -----------------------------------------------------------------------------------------------------
 
 
 def test_classify_with_detections_json(tiny_model, tiny_categories, real_crops, photos, tmp_path):
     out = tmp_path / "probs.csv"
-    result = invoke("classify", tiny_model, real_crops, out, "--detections-json", photos.detections,
-                    "--classifier-categories", tiny_categories, "--image-size", 300, "--num-workers", 0)
+    result = invoke(
+        "classify",
+        tiny_model,
+        real_crops,
+        out,
+        "--detections-json",
+        photos.detections,
+        "--classifier-categories",
+        tiny_categories,
+        "--image-size",
+        300,
+        "--num-workers",
+        0,
+    )
     assert result.exit_code == 0, result.output
     keys = expected_keys(photos)
     assert len(keys) == len(photos.animal_boxes()) and len(keys) in (38, 18)  # cameratrap, demo
@@ -93,8 +108,9 @@ def test_golden_first_row_of_the_real_images(tiny_model, cameratrap, tmp_path):
     from megaclassifier.crop import crop_detections
 
     md = cameratrap / "detections.json"
-    crop_detections(md, tmp_path / "crops", images_dir=cameratrap / "images", square_crops=True, threshold=0.15,
-                    logdir=tmp_path)
+    crop_detections(
+        md, tmp_path / "crops", images_dir=cameratrap / "images", square_crops=True, threshold=0.15, logdir=tmp_path
+    )
     out = tmp_path / "probs.csv"
     result = invoke("classify", tiny_model, tmp_path / "crops", out, "-d", md, "--image-size", 300, "--num-workers", 0)
     assert result.exit_code == 0, result.output
@@ -105,8 +121,16 @@ def test_golden_first_row_of_the_real_images(tiny_model, cameratrap, tmp_path):
 
 def test_gzip_output_and_torch_backend_agree(tiny_model, tiny_categories, real_crops, photos, tmp_path):
     plain, zipped = tmp_path / "probs.csv", tmp_path / "probs.csv.gz"
-    common = ["--detections-json", photos.detections, "--classifier-categories", tiny_categories,
-              "--image-size", 300, "--num-workers", 0]
+    common = [
+        "--detections-json",
+        photos.detections,
+        "--classifier-categories",
+        tiny_categories,
+        "--image-size",
+        300,
+        "--num-workers",
+        0,
+    ]
     assert invoke("classify", tiny_model, real_crops, plain, *common, "--backend", "torch").exit_code == 0
     assert invoke("classify", tiny_model, real_crops, zipped, *common).exit_code == 0
     with open(zipped, "rb") as f:
@@ -114,8 +138,9 @@ def test_gzip_output_and_torch_backend_agree(tiny_model, tiny_categories, real_c
     a, b = read_csv(plain), read_csv(zipped)
     assert [r[0] for r in a] == [r[0] for r in b]
     # float32 means of 90000 pixels, summed in another order by ONNX Runtime: within 1e-5
-    np.testing.assert_allclose(np.array([r[1:] for r in a[1:]], float), np.array([r[1:] for r in b[1:]], float),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        np.array([r[1:] for r in a[1:]], float), np.array([r[1:] for r in b[1:]], float), rtol=0, atol=1e-5
+    )
 
 
 def test_walk_mode_sorted_forward_slashes(tiny_model, real_crops, tmp_path):
@@ -143,8 +168,17 @@ def test_workers_give_the_same_rows_as_in_process(tiny_model, real_crops, photos
     crops = len(photos.animal_boxes())
     for workers in (0, 2):
         out = tmp_path / f"w{workers}.csv"
-        summary = classify_crops(tiny_model, real_crops, out, detections_json=photos.detections,
-                                 image_size=64, batch_size=5, num_workers=workers, backend="torch", device="cpu")
+        summary = classify_crops(
+            tiny_model,
+            real_crops,
+            out,
+            detections_json=photos.detections,
+            image_size=64,
+            batch_size=5,
+            num_workers=workers,
+            backend="torch",
+            device="cpu",
+        )
         assert (summary.crops, summary.classified, summary.failed) == (crops, crops, 0)
         outputs.append(out.read_text())
     assert outputs[0] == outputs[1]
@@ -153,14 +187,27 @@ def test_workers_give_the_same_rows_as_in_process(tiny_model, real_crops, photos
 def test_checkpoint_default_backend_matches_torch(b0_checkpoint, real_crops, tmp_path):
     onnx_out, torch_out = tmp_path / "onnx.csv", tmp_path / "torch.csv"
     for out, backend in ((onnx_out, "auto"), (torch_out, "torch")):
-        result = invoke("classify", b0_checkpoint, real_crops, out, "--image-size", B0_SIZE, "--backend", backend,
-                        "--num-workers", 0, "--batch-size", 7)
+        result = invoke(
+            "classify",
+            b0_checkpoint,
+            real_crops,
+            out,
+            "--image-size",
+            B0_SIZE,
+            "--backend",
+            backend,
+            "--num-workers",
+            0,
+            "--batch-size",
+            7,
+        )
         assert result.exit_code == 0, result.output
         assert "[efficientnet-b0, 64 px" in result.output
     a, b = read_csv(onnx_out), read_csv(torch_out)
     assert a[0] == b[0] == ["path", "0", "1", "2", "3", "4"]
-    np.testing.assert_allclose(np.array([r[1:] for r in a[1:]], float), np.array([r[1:] for r in b[1:]], float),
-                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        np.array([r[1:] for r in a[1:]], float), np.array([r[1:] for r in b[1:]], float), rtol=0, atol=1e-4
+    )
 
 
 def test_detections_without_detector_fall_back_to_unknown(tiny_model, tmp_path, real_crops):
@@ -169,14 +216,30 @@ def test_detections_without_detector_fall_back_to_unknown(tiny_model, tmp_path, 
     source = sorted(real_crops.iterdir())[0]
     shutil.copy(source, crops / "cam" / "x.jpg___crop01_unknown.jpg")
     md = tmp_path / "md.json"
-    md.write_text(json.dumps({"images": [{"file": "cam/x.jpg", "detections": [
-        {"category": "1", "conf": 0.9, "bbox": [0, 0, 1, 1]}, {"category": "1", "conf": 0.9, "bbox": [0, 0, 1, 1]}]}]}))
+    md.write_text(
+        json.dumps(
+            {
+                "images": [
+                    {
+                        "file": "cam/x.jpg",
+                        "detections": [
+                            {"category": "1", "conf": 0.9, "bbox": [0, 0, 1, 1]},
+                            {"category": "1", "conf": 0.9, "bbox": [0, 0, 1, 1]},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     out = tmp_path / "out.csv"
-    result = CliRunner().invoke(cli, ["classify", str(tiny_model), str(crops), str(out), "-d", str(md),
-                                      "--image-size", "64", "--num-workers", "0"])
+    result = CliRunner().invoke(
+        cli,
+        ["classify", str(tiny_model), str(crops), str(out), "-d", str(md), "--image-size", "64", "--num-workers", "0"],
+    )
     assert result.exit_code == 0, result.output
     assert f'{md} names no detector (info.detector); looking for crops named "..._unknown.jpg", as crop does' in (
-        result.output)
+        result.output
+    )
     assert [r[0] for r in read_csv(out)[1:]] == ["cam/x.jpg___crop01_unknown.jpg"]
 
 
@@ -188,13 +251,33 @@ def test_unreadable_crop_is_reported_and_skipped(tiny_model, crops_copy, photos,
     broken = keys[3]
     (crops_copy / broken).write_bytes(b"\xff\xd8 broken")
     out = tmp_path / "out.csv"
-    result = CliRunner().invoke(cli, ["classify", str(tiny_model), str(crops_copy), str(out),
-                                      "-d", str(photos.detections), "--image-size", "64",
-                                      "--num-workers", "2", "--batch-size", "4"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "classify",
+            str(tiny_model),
+            str(crops_copy),
+            str(out),
+            "-d",
+            str(photos.detections),
+            "--image-size",
+            "64",
+            "--num-workers",
+            "2",
+            "--batch-size",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert any(re.fullmatch(rf"{re.escape(broken)}: cannot read this crop \(cannot identify image file .*\); "
-                            r"no row written", line) for line in lines), result.output
+    assert any(
+        re.fullmatch(
+            rf"{re.escape(broken)}: cannot read this crop \(cannot identify image file .*\); "
+            r"no row written",
+            line,
+        )
+        for line in lines
+    ), result.output
     assert lines[-1].startswith(f"{len(keys) - 1} of {len(keys)} crops classified (1 unreadable, no row) into {out} ")
     assert [r[0] for r in read_csv(out)[1:]] == [k for k in keys if k != broken]
 
@@ -208,8 +291,7 @@ def test_wrong_output_width_fails_before_reading_crops(tiny_model, real_crops, t
 
     monkeypatch.setattr(loader_module, "load_crop", no_reading)
     out = tmp_path / "out.csv"
-    result = invoke("classify", tiny_model, real_crops, out, "-c", categories, "--num-workers", 0,
-                    "--image-size", 64)
+    result = invoke("classify", tiny_model, real_crops, out, "-c", categories, "--num-workers", 0, "--image-size", 64)
     assert result.exit_code == 1
     assert result.output == (
         f"Error: {tiny_model}: the model has 4 outputs but {categories} names 3 classes; "
@@ -242,8 +324,10 @@ def test_bad_model_file(real_crops, tmp_path):
 def test_missing_model_is_a_usage_error(real_crops, tmp_path):
     result = invoke("classify", tmp_path / "nope.pt", real_crops, tmp_path / "out.csv")
     assert result.exit_code == 2
-    assert (f"Invalid value for 'MODEL': '{tmp_path / 'nope.pt'}' is neither a file nor a published model name "
-            "(megaclassifier-v0.1, idfg-classifier)") in result.output
+    assert (
+        f"Invalid value for 'MODEL': '{tmp_path / 'nope.pt'}' is neither a file nor a published model name "
+        "(megaclassifier-v0.1, idfg-classifier)"
+    ) in result.output
 
 
 def test_missing_crops_dir(tiny_model, tmp_path):
@@ -290,20 +374,37 @@ def test_failure_mid_run_leaves_no_output(tiny_model, real_crops, tmp_path, monk
     monkeypatch.setattr(TorchEngine, "submit", failing_submit)
     out_dir = tmp_path / "out"
     with pytest.raises(RuntimeError, match="boom"):
-        classify_crops(tiny_model, real_crops, out_dir / "probs.csv", backend="torch", device="cpu", image_size=32,
-                       batch_size=4, num_workers=0)
+        classify_crops(
+            tiny_model,
+            real_crops,
+            out_dir / "probs.csv",
+            backend="torch",
+            device="cpu",
+            image_size=32,
+            batch_size=4,
+            num_workers=0,
+        )
     assert list(out_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--device", "gpu"], 2,
-         "Invalid value for '--device': unknown device 'gpu'; use auto, cpu, cuda, cuda:N or N"),
-        (["--precision", "fp16", "--device", "cpu"], 1,
-         "Error: --precision fp16 needs a CUDA device; on the CPU use bf16 or fp32\n"),
-        (["--backend", "onnxruntime", "--precision", "bf16", "--device", "cpu"], 1,
-         "Error: --backend onnxruntime runs fp32 only; use --backend torch for bf16\n"),
+        (
+            ["--device", "gpu"],
+            2,
+            "Invalid value for '--device': unknown device 'gpu'; use auto, cpu, cuda, cuda:N or N",
+        ),
+        (
+            ["--precision", "fp16", "--device", "cpu"],
+            1,
+            "Error: --precision fp16 needs a CUDA device; on the CPU use bf16 or fp32\n",
+        ),
+        (
+            ["--backend", "onnxruntime", "--precision", "bf16", "--device", "cpu"],
+            1,
+            "Error: --backend onnxruntime runs fp32 only; use --backend torch for bf16\n",
+        ),
         (["--batch-size", "0"], 2, "Invalid value for '--batch-size': 0 is not in the range x>=1."),
     ],
 )
@@ -327,8 +428,9 @@ def test_cuda_device_without_cuda(tiny_model, real_crops, tmp_path, device):
 
 def test_bf16_on_cpu_runs(b0_checkpoint, real_crops, photos, tmp_path):
     out = tmp_path / "bf16.csv"
-    result = invoke("classify", b0_checkpoint, real_crops, out, "--precision", "bf16", "--image-size", B0_SIZE,
-                    "--num-workers", 0)
+    result = invoke(
+        "classify", b0_checkpoint, real_crops, out, "--precision", "bf16", "--image-size", B0_SIZE, "--num-workers", 0
+    )
     assert result.exit_code == 0, result.output
     assert "torch bf16 on cpu" in result.output
     rows = read_csv(out)
@@ -337,11 +439,14 @@ def test_bf16_on_cpu_runs(b0_checkpoint, real_crops, photos, tmp_path):
 
 
 def test_image_size_is_reported(tiny_model, real_crops, tmp_path):
-    result = CliRunner().invoke(cli, ["classify", str(tiny_model), str(real_crops), str(tmp_path / "o.csv"),
-                                      "--num-workers", "0"])
+    result = CliRunner().invoke(
+        cli, ["classify", str(tiny_model), str(real_crops), str(tmp_path / "o.csv"), "--num-workers", "0"]
+    )
     assert result.exit_code == 0, result.output
-    assert ("image size 224 px (architecture not recognised; the reference default; set --image-size if the model "
-            "was trained at another size)") in result.output
+    assert (
+        "image size 224 px (architecture not recognised; the reference default; set --image-size if the model "
+        "was trained at another size)"
+    ) in result.output
 
 
 def test_help_does_not_import_torch():

@@ -55,8 +55,20 @@ def test_every_command_is_documented_in_readme_and_has_an_example():
     ctx = cli.make_context("megaclassifier", ["--help"], resilient_parsing=True)
     names = cli.list_commands(ctx)
     assert names == [
-        "crop", "classify", "features", "download", "csv-to-json", "map-categories", "aggregate", "merge", "run",
-        "report", "export", "smooth", "restrict", "rollup",
+        "crop",
+        "classify",
+        "features",
+        "download",
+        "csv-to-json",
+        "map-categories",
+        "aggregate",
+        "merge",
+        "run",
+        "report",
+        "export",
+        "smooth",
+        "restrict",
+        "rollup",
     ]
     for name in names:
         assert f"### `{name} " in readme, name

@@ -109,8 +109,11 @@ def test_map_categories_errors(in_tmp: Path) -> None:
         "wapiti": {"taxa": [{"level": "genus", "name": "cervus"}]},
     }), encoding="utf-8")  # fmt: skip
     code, _, err = invoke("map-categories", "targets.json", "classifier.json", str(TAXONOMY), "-o", "map.json")
-    assert (code, err) == (1, "Error: classifier.json: labels 'deer' and 'wapiti' share taxa: (genus, cervus), "
-                              "(species, cervus canadensis); a taxon may belong to one label only (use exclude)\n")
+    assert (code, err) == (
+        1,
+        "Error: classifier.json: labels 'deer' and 'wapiti' share taxa: (genus, cervus), "
+        "(species, cervus canadensis); a taxon may belong to one label only (use exclude)\n",
+    )
     assert not Path("map.json").exists()
     code, _, err = invoke("map-categories", "targets.json", "classifier.json", str(TAXONOMY))
     assert code == 2 and "Missing option '-o' / '--output'." in err

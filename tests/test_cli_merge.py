@@ -19,6 +19,7 @@ DETECTOR = "md_v5a.0.0.pt"
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     """A detections file with two datasets, a 3-class label index and a CSV."""
+
     def det(conf: float) -> dict:
         return {"category": "1", "conf": conf, "bbox": [0.1, 0.2, 0.3, 0.4]}
 
@@ -37,8 +38,12 @@ def files(tmp_path: Path) -> dict[str, Path]:
         f"ds3/c.jpg___crop00_{DETECTOR}.jpg,0.05,0.9,0.05",
         f"ds9/z.jpg___crop00_{DETECTOR}.jpg,0.05,0.9,0.05",
     ]
-    paths = {"md": tmp_path / "md.json", "csv": tmp_path / "probs.csv", "labels": tmp_path / "labels.json",
-             "out": tmp_path / "final.json"}
+    paths = {
+        "md": tmp_path / "md.json",
+        "csv": tmp_path / "probs.csv",
+        "labels": tmp_path / "labels.json",
+        "out": tmp_path / "final.json",
+    }
     paths["md"].write_text(json.dumps(md), encoding="utf-8")
     paths["csv"].write_text("path,cervid,cow,other\n" + "\n".join(rows) + "\n", encoding="utf-8")
     paths["labels"].write_text(json.dumps({"0": "cervid", "1": "cow", "2": "other"}), encoding="utf-8")
@@ -47,8 +52,18 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 def invoke(files: dict[str, Path], *extra: str, quiet: bool = True):
     args = ["-q"] if quiet else []
-    args += ["merge", str(files["csv"]), str(files["labels"]), "--output-json", str(files["out"]),
-             "--classifier-name", "my_classifier", "--detection-json", str(files["md"]), *extra]
+    args += [
+        "merge",
+        str(files["csv"]),
+        str(files["labels"]),
+        "--output-json",
+        str(files["out"]),
+        "--classifier-name",
+        "my_classifier",
+        "--detection-json",
+        str(files["md"]),
+        *extra,
+    ]
     return CliRunner().invoke(cli, args)
 
 
@@ -80,8 +95,22 @@ def test_merge_writes_spec_fragment_and_summary(files: dict[str, Path]) -> None:
 
 
 def test_short_flags_threshold_and_typical(files: dict[str, Path]) -> None:
-    args = ["-q", "merge", str(files["csv"]), str(files["labels"]), "-o", str(files["out"]), "-n", "clf",
-            "-j", str(files["md"]), "-t", "0.2", "--typical-confidence-threshold", "0.75"]
+    args = [
+        "-q",
+        "merge",
+        str(files["csv"]),
+        str(files["labels"]),
+        "-o",
+        str(files["out"]),
+        "-n",
+        "clf",
+        "-j",
+        str(files["md"]),
+        "-t",
+        "0.2",
+        "--typical-confidence-threshold",
+        "0.75",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     out = json.loads(files["out"].read_text())
@@ -100,8 +129,12 @@ def test_typical_classification_threshold_alias(files: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize(
     "flags",
-    [["-d", "ds1", "ds2"], ["-d", "ds1", "-d", "ds2"], ["--datasets", "ds1", "ds2", "-t", "0.1"],
-     ["--datasets=ds1", "-d", "ds2"]],
+    [
+        ["-d", "ds1", "ds2"],
+        ["-d", "ds1", "-d", "ds2"],
+        ["--datasets", "ds1", "ds2", "-t", "0.1"],
+        ["--datasets=ds1", "-d", "ds2"],
+    ],
 )
 def test_datasets(files: dict[str, Path], flags: list[str]) -> None:
     result = invoke(files, *flags)
@@ -111,11 +144,13 @@ def test_datasets(files: dict[str, Path], flags: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("args", "expected"),
-    [(["-d", "a", "b", "-t", "1"], ["-d", "a", "-d", "b", "-t", "1"]),
-     (["x", "--datasets", "a", "b"], ["x", "--datasets", "a", "--datasets", "b"]),
-     (["-d", "a", "--", "b"], ["-d", "a", "--", "b"]),
-     (["-n", "x", "-d"], ["-n", "x", "-d"]),
-     (["--datasets=a", "b"], ["--datasets=a", "b"])],
+    [
+        (["-d", "a", "b", "-t", "1"], ["-d", "a", "-d", "b", "-t", "1"]),
+        (["x", "--datasets", "a", "b"], ["x", "--datasets", "a", "--datasets", "b"]),
+        (["-d", "a", "--", "b"], ["-d", "a", "--", "b"]),
+        (["-n", "x", "-d"], ["-n", "x", "-d"]),
+        (["--datasets=a", "b"], ["--datasets=a", "b"]),
+    ],
 )
 def test_expand_datasets(args: list[str], expected: list[str]) -> None:
     assert _expand_datasets(args) == expected
@@ -137,10 +172,14 @@ def test_output_without_folder(files: dict[str, Path], tmp_path: Path, monkeypat
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [(["--max-classifications", "0"],
-      "Error: Invalid value for '--max-classifications': 0 is not in the range x>=1."),
-     (["-t", "1.5"], "Error: Invalid value for '-t' / '--threshold': 1.5 is not in the range 0<=x<=1."),
-     (["--label", "middle"], "Error: Invalid value for '--label': 'middle' is not one of 'first', 'last'.")],
+    [
+        (
+            ["--max-classifications", "0"],
+            "Error: Invalid value for '--max-classifications': 0 is not in the range x>=1.",
+        ),
+        (["-t", "1.5"], "Error: Invalid value for '-t' / '--threshold': 1.5 is not in the range 0<=x<=1."),
+        (["--label", "middle"], "Error: Invalid value for '--label': 'middle' is not one of 'first', 'last'."),
+    ],
 )
 def test_usage_errors(files: dict[str, Path], extra: list[str], message: str) -> None:
     result = invoke(files, *extra)
@@ -182,9 +221,19 @@ def test_label_only_csv(files: dict[str, Path]) -> None:
 def test_help_lists_flags() -> None:
     result = CliRunner().invoke(cli, ["merge", "--help"])
     assert result.exit_code == 0
-    for flag in ("--output-json", "--classifier-name", "--detection-json", "--threshold", "--datasets",
-                 "--typical-confidence-threshold", "--typical-classification-threshold", "--max-classifications",
-                 "--label", "--relative-conf", "megaclassifier merge remapped.csv.gz"):
+    for flag in (
+        "--output-json",
+        "--classifier-name",
+        "--detection-json",
+        "--threshold",
+        "--datasets",
+        "--typical-confidence-threshold",
+        "--typical-classification-threshold",
+        "--max-classifications",
+        "--label",
+        "--relative-conf",
+        "megaclassifier merge remapped.csv.gz",
+    ):
         assert flag in result.output
 
 
@@ -203,10 +252,22 @@ print("ok")
 
 @pytest.mark.parametrize("help_only", [True, False])
 def test_merge_does_not_import_torch(files: dict[str, Path], help_only: bool) -> None:
-    args = ["merge", "--help"] if help_only else [
-        "-q", "merge", str(files["csv"]), str(files["labels"]), "-o", str(files["out"]), "-n", "c",
-        "-j", str(files["md"]),
-    ]
+    args = (
+        ["merge", "--help"]
+        if help_only
+        else [
+            "-q",
+            "merge",
+            str(files["csv"]),
+            str(files["labels"]),
+            "-o",
+            str(files["out"]),
+            "-n",
+            "c",
+            "-j",
+            str(files["md"]),
+        ]
+    )
     proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "ok"

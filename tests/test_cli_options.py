@@ -62,9 +62,22 @@ SHARED = {flag: commands for flag, commands in _options_by_flag().items() if len
 
 def test_the_shared_options_are_found() -> None:
     # the options this test exists for: if one disappears from a command, the list below must be looked at
-    for flag in ("--images-dir", "--square-crops", "--batch-size", "--device", "--classifier-categories",
-                 "--output-json", "--classifier-name", "--typical-confidence-threshold", "--target-mapping",
-                 "--logdir", "--image-size", "--precision", "--backend", "--arch"):
+    for flag in (
+        "--images-dir",
+        "--square-crops",
+        "--batch-size",
+        "--device",
+        "--classifier-categories",
+        "--output-json",
+        "--classifier-name",
+        "--typical-confidence-threshold",
+        "--target-mapping",
+        "--logdir",
+        "--image-size",
+        "--precision",
+        "--backend",
+        "--arch",
+    ):
         assert flag in SHARED, flag
 
 
@@ -116,8 +129,10 @@ def test_run_takes_no_short_flag_that_means_something_else_in_crop_or_classify()
         assert command is not None
         flags[name] = {
             short: next(o for o in param.opts if o.startswith("--"))
-            for param in command.params if isinstance(param, click.Option)
-            for short in param.opts if not short.startswith("--")
+            for param in command.params
+            if isinstance(param, click.Option)
+            for short in param.opts
+            if not short.startswith("--")
         }
     for short, long in flags["run"].items():
         for other in ("crop", "classify"):

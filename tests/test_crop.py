@@ -71,7 +71,10 @@ def test_spec_worked_example(spec_case, caplog):
     log = json.loads(summary.log_path.read_text())
     assert summary.log_path.parent == logs
     assert list(log)[:4] == [
-        "images_missing_detections", "images_failed_download_or_crop", "num_new_downloads", "num_new_crops",
+        "images_missing_detections",
+        "images_failed_download_or_crop",
+        "num_new_downloads",
+        "num_new_crops",
     ]
     assert log["num_new_crops"] == 3 and log["images_failed_download_or_crop"] == []
 
@@ -262,8 +265,11 @@ def test_container_url_over_http_and_save_full_images(tmp_path, http_server):
     box = [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.5, 0.5]}]
     md = write_md(
         tmp_path / "md.json",
-        [{"file": "a.jpg", "detections": box}, {"file": "cam 2/b.jpg", "detections": box},
-         {"file": "gone.jpg", "detections": box}],
+        [
+            {"file": "a.jpg", "detections": box},
+            {"file": "cam 2/b.jpg", "detections": box},
+            {"file": "gone.jpg", "detections": box},
+        ],
     )
     summary = crop_detections(
         md, tmp_path / "crops", images_dir=local, container_url=url + "/", save_full_images=True, logdir=tmp_path
@@ -286,8 +292,10 @@ def test_greyscale_png_becomes_rgb(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.full((100, 200), 90, np.uint8), "L").save(images / "g.png")
-    md = write_md(tmp_path / "md.json", [{"file": "g.png", "detections": [
-        {"category": "1", "conf": 0.9, "bbox": [0.25, 0.25, 0.5, 0.5]}]}])
+    md = write_md(
+        tmp_path / "md.json",
+        [{"file": "g.png", "detections": [{"category": "1", "conf": 0.9, "bbox": [0.25, 0.25, 0.5, 0.5]}]}],
+    )
     crop_detections(md, tmp_path / "crops", images_dir=images, square_crops=True, logdir=tmp_path)
     with Image.open(tmp_path / "crops" / f"g.png___crop00_{DET}.jpg") as im:
         assert (im.mode, im.size) == ("RGB", (100, 100))

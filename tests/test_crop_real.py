@@ -32,8 +32,13 @@ EXPECTED_SQUARE_015 = {
 def real_crops(cameratrap, tmp_path_factory):
     out = tmp_path_factory.mktemp("real")
     summary = crop_detections(
-        cameratrap / "detections.json", out / "crops", images_dir=cameratrap / "images",
-        square_crops=True, threshold=0.15, threads=2, logdir=out,
+        cameratrap / "detections.json",
+        out / "crops",
+        images_dir=cameratrap / "images",
+        square_crops=True,
+        threshold=0.15,
+        threads=2,
+        logdir=out,
     )
     return summary, out / "crops"
 
@@ -58,9 +63,7 @@ def test_crop_indices_count_every_detection(real_crops, cameratrap):
     _, crops = real_crops
     md = json.loads((cameratrap / "detections.json").read_text())
     for image in md["images"]:
-        expected = [
-            i for i, d in enumerate(image["detections"]) if d["category"] == "1" and d["conf"] >= 0.15
-        ]
+        expected = [i for i, d in enumerate(image["detections"]) if d["category"] == "1" and d["conf"] >= 0.15]
         made = sorted(int(p.name.split("___crop")[1][:2]) for p in crops.glob(image["file"] + "___crop*"))
         assert made == expected, image["file"]
 
@@ -108,5 +111,7 @@ def test_lila31_format_1_1_crops_without_failures(lila31, tmp_path):
     expected = sum(1 for im in md["images"] for d in im["detections"] if d["category"] == "1" and d["conf"] >= 0.2)
     assert summary.failed_images == 0
     assert summary.new_crops + summary.size_zero == expected
-    assert all(p.name.endswith("_megadetector_v5_camonly_mosaic_xlarge_dist_5a_last.jpg")
-               for p in (tmp_path / "crops").iterdir())
+    assert all(
+        p.name.endswith("_megadetector_v5_camonly_mosaic_xlarge_dist_5a_last.jpg")
+        for p in (tmp_path / "crops").iterdir()
+    )

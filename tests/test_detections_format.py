@@ -21,13 +21,21 @@ def _write(tmp_path, data, name="md.json"):
 def test_reads_every_format_variant(tmp_path):
     data = {
         "images": [
-            {"file": "a.jpg", "max_detection_conf": 0.9, "meta": "x",
-             "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2]}]},
+            {
+                "file": "a.jpg",
+                "max_detection_conf": 0.9,
+                "meta": "x",
+                "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2]}],
+            },
             {"file": "b.jpg", "failure": "image access failure", "detections": None},
             {"file": "c.jpg", "failure": "image access failure"},
             {"file": "C:\\cams\\d.jpg", "detections": [{"category": "1", "bbox": [0, 0, 1, 1]}]},
-            {"file": "v.mp4", "frame_rate": 30.0, "frames_processed": [0],
-             "detections": [{"category": "1", "conf": 1, "bbox": [0, 0, 1, 1], "frame_number": 0}]},
+            {
+                "file": "v.mp4",
+                "frame_rate": 30.0,
+                "frames_processed": [0],
+                "detections": [{"category": "1", "conf": 1, "bbox": [0, 0, 1, 1], "frame_number": 0}],
+            },
         ],
         "detection_categories": CATEGORIES,
     }
@@ -43,18 +51,30 @@ def test_reads_every_format_variant(tmp_path):
         ("[1, 2]", "top level is list, not a JSON object; is this a MegaDetector output file?"),
         ({"info": {}}, 'no "images" list; is this a MegaDetector output file?'),
         ({"images": [{"detections": []}]}, 'images[0] has no "file"'),
-        ({"images": [{"file": "a.jpg", "detections": [{"conf": 0.5, "bbox": [0, 0, 1, 1]}]}]},
-         'images[0] ("a.jpg") detection 0 has no "category"'),
-        ({"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5}]}]},
-         'images[0] ("a.jpg") detection 0 has no "bbox"'),
-        ({"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, 1]}]}]},
-         'images[0] ("a.jpg") detection 0: "bbox" must be four finite numbers, got [0, 0, 1]'),
-        ({"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, 1, "x"]}]}]},
-         'images[0] ("a.jpg") detection 0: "bbox" must be four finite numbers, got [0, 0, 1, "x"]'),
-        ('{"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, NaN, 1]}]}]}',
-         'images[0] ("a.jpg") detection 0: "bbox" must be four finite numbers, got [0, 0, NaN, 1]'),
-        ({"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": "high", "bbox": [0, 0, 1, 1]}]}]},
-         'images[0] ("a.jpg") detection 0: "conf" is not a number: "high"'),
+        (
+            {"images": [{"file": "a.jpg", "detections": [{"conf": 0.5, "bbox": [0, 0, 1, 1]}]}]},
+            'images[0] ("a.jpg") detection 0 has no "category"',
+        ),
+        (
+            {"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5}]}]},
+            'images[0] ("a.jpg") detection 0 has no "bbox"',
+        ),
+        (
+            {"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, 1]}]}]},
+            'images[0] ("a.jpg") detection 0: "bbox" must be four finite numbers, got [0, 0, 1]',
+        ),
+        (
+            {"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, 1, "x"]}]}]},
+            'images[0] ("a.jpg") detection 0: "bbox" must be four finite numbers, got [0, 0, 1, "x"]',
+        ),
+        (
+            '{"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, NaN, 1]}]}]}',
+            'images[0] ("a.jpg") detection 0: "bbox" must be four finite numbers, got [0, 0, NaN, 1]',
+        ),
+        (
+            {"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": "high", "bbox": [0, 0, 1, 1]}]}]},
+            'images[0] ("a.jpg") detection 0: "conf" is not a number: "high"',
+        ),
         ({"images": [{"file": "a.jpg", "detections": {}}]}, 'images[0] ("a.jpg"): "detections" is not a list'),
     ],
 )

@@ -93,13 +93,16 @@ def server(tmp_path, tiny_model, b0_checkpoint, b0_torchscript):
     srv.server_close()
 
 
-
 def test_download_megaclassifier(server, tmp_path):
     out = tmp_path / "mc"
     result = invoke("download", "megaclassifier-v0.1", "--output-dir", out, "--base-url", server.base)
     assert result.exit_code == 0, result.output
-    files = ["megaclassifier_v0.1_efficientnet-b3_compiled.pt", "megaclassifier_v0.1_efficientnet-b3.pt",
-             "megaclassifier_v0.1_index_to_name.json", "idfg_to_megaclassifier_labels.json"]
+    files = [
+        "megaclassifier_v0.1_efficientnet-b3_compiled.pt",
+        "megaclassifier_v0.1_efficientnet-b3.pt",
+        "megaclassifier_v0.1_index_to_name.json",
+        "idfg_to_megaclassifier_labels.json",
+    ]
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     for name in files:
         assert (out / name).read_bytes() == (server.root / MC / name).read_bytes()

@@ -39,8 +39,16 @@ def private_b0(b0_checkpoint: Path, b0_torchscript: Path, tmp_path: Path) -> tup
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
-    [("auto", "auto"), ("cpu", "cpu"), ("CPU", "cpu"), ("cuda", "cuda"), ("cuda:1", "cuda:1"), ("0", "cuda:0"),
-     (2, "cuda:2"), (" 3 ", "cuda:3")],
+    [
+        ("auto", "auto"),
+        ("cpu", "cpu"),
+        ("CPU", "cpu"),
+        ("cuda", "cuda"),
+        ("cuda:1", "cuda:1"),
+        ("0", "cuda:0"),
+        (2, "cuda:2"),
+        (" 3 ", "cuda:3"),
+    ],
 )
 def test_parse_device(spec, expected):
     assert parse_device(spec) == expected
@@ -72,9 +80,14 @@ def test_precision_checks():
 
 @pytest.mark.parametrize(
     ("backend", "device", "precision", "expected"),
-    [("auto", "cpu", "fp32", "onnxruntime"), ("auto", "cpu", "bf16", "torch"), ("auto", "cuda:0", "fp32", "torch"),
-     ("auto", "cuda:0", "fp16", "torch"), ("torch", "cpu", "fp32", "torch"),
-     ("onnxruntime", "cpu", "fp32", "onnxruntime")],
+    [
+        ("auto", "cpu", "fp32", "onnxruntime"),
+        ("auto", "cpu", "bf16", "torch"),
+        ("auto", "cuda:0", "fp32", "torch"),
+        ("auto", "cuda:0", "fp16", "torch"),
+        ("torch", "cpu", "fp32", "torch"),
+        ("onnxruntime", "cpu", "fp32", "onnxruntime"),
+    ],
 )
 def test_choose_backend(backend, device, precision, expected):
     assert choose_backend(backend, device, precision) == expected
@@ -293,6 +306,7 @@ def test_pipelined_submits_the_next_batch_before_reading_a_result():
         def fetch() -> np.ndarray:
             events.append(f"result {name}")
             return batch * 10
+
         return Pending(fetch)
 
     batches = [(tag, np.full((2, 1), i, np.float32)) for i, tag in enumerate("xyz")]
@@ -304,8 +318,12 @@ def test_pipelined_submits_the_next_batch_before_reading_a_result():
 
 @pytest.mark.parametrize(
     "batch",
-    [np.zeros((2, B0_SIZE, B0_SIZE, 3), np.float32), np.zeros((2, 3, B0_SIZE, B0_SIZE), np.uint8),
-     np.zeros((2, 3, 32, 32), np.float32), np.zeros((3, B0_SIZE, B0_SIZE), np.float32)],
+    [
+        np.zeros((2, B0_SIZE, B0_SIZE, 3), np.float32),
+        np.zeros((2, 3, B0_SIZE, B0_SIZE), np.uint8),
+        np.zeros((2, 3, 32, 32), np.float32),
+        np.zeros((3, B0_SIZE, B0_SIZE), np.float32),
+    ],
 )
 def test_a_batch_of_the_wrong_shape_is_refused(b0_checkpoint, batch):
     engine = open_engine(b0_checkpoint, device="cpu", backend="torch", image_size=B0_SIZE)
@@ -356,8 +374,11 @@ def test_fp16_on_the_cpu_is_refused(b0_checkpoint):
 
 def test_bad_batch_shape(tiny_model):
     engine = open_engine(tiny_model, device="cpu", backend="torch", image_size=32)
-    with pytest.raises(ValueError, match=r"^expected a float32 \(N, 3, 32, 32\) or uint8 \(N, 32, 32, 3\) batch, "
-                                         r"got float32 \(1, 3, 31, 31\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^expected a float32 \(N, 3, 32, 32\) or uint8 \(N, 32, 32, 3\) batch, "
+        r"got float32 \(1, 3, 31, 31\)$",
+    ):
         engine.predict(np.zeros((1, 3, 31, 31), np.float32))
     assert engine.predict(np.zeros((0, 3, 32, 32), np.float32)).shape == (0, 4)
 
@@ -427,8 +448,9 @@ def test_gpu_staging_path_runs_on_the_cpu(b0_checkpoint, real_crops):
     assert first.buffer is buffer  # reused: large enough
     np.testing.assert_allclose(engine.predict(batch), expected, rtol=0, atol=1e-5)
     assert second.buffer.shape[0] == 6  # grown
-    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((B0_SIZE, B0_SIZE))) for p in
-                       sorted(real_crops.iterdir())[:3]])
+    pixels = np.stack(
+        [np.asarray(Image.open(p).convert("RGB").resize((B0_SIZE, B0_SIZE))) for p in sorted(real_crops.iterdir())[:3]]
+    )
     engine.predict(pixels)
     assert first.buffer.dtype == torch.uint8 and first.buffer.shape == (3, B0_SIZE, B0_SIZE, 3)
 

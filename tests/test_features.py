@@ -15,7 +15,6 @@ from megaclassifier.preprocess import load_crop
 torch = pytest.importorskip("torch")
 
 
-
 def readme_features(checkpoint, batch: np.ndarray) -> np.ndarray:
     """The reference README's recipe, run directly on efficientnet-pytorch."""
     from efficientnet_pytorch import EfficientNet
@@ -32,8 +31,20 @@ def test_npz_and_csv_from_a_checkpoint(b0_checkpoint, real_crops, photos, tmp_pa
     md = photos.detections
     crops = len(photos.animal_boxes())
     for out in (npz, csv):
-        result = invoke("features", b0_checkpoint, real_crops, out, "-d", md, "--image-size", B0_SIZE,
-                        "--num-workers", 0, "--batch-size", 16)
+        result = invoke(
+            "features",
+            b0_checkpoint,
+            real_crops,
+            out,
+            "-d",
+            md,
+            "--image-size",
+            B0_SIZE,
+            "--num-workers",
+            0,
+            "--batch-size",
+            16,
+        )
         assert result.exit_code == 0, result.output
         assert result.output == f"1280 features of {crops} of {crops} crops written to {out} [64 px on cpu]\n"
     data = np.load(npz)

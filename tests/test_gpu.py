@@ -125,12 +125,39 @@ def test_onnxruntime_cuda_provider(tiny_model, tmp_path):
 def test_run_on_the_gpu_agrees_with_the_cpu(cameratrap, b0_checkpoint, tmp_path):
     def run(device: str) -> dict:
         out = tmp_path / device
-        result = CliRunner().invoke(cli, [str(a) for a in [
-            "-q", "run", cameratrap / "detections.json", b0_checkpoint, "--images-dir", cameratrap / "images",
-            "--output-json", out / "merged.json", "--output-csv", out / "probs.csv", "--square-crops",
-            "--threshold", 0.15, "--image-size", B0_SIZE, "--batch-size", 8, "--num-workers", 2,
-            "--backend", "torch", "--device", device, "--logdir", out,
-        ]])
+        result = CliRunner().invoke(
+            cli,
+            [
+                str(a)
+                for a in [
+                    "-q",
+                    "run",
+                    cameratrap / "detections.json",
+                    b0_checkpoint,
+                    "--images-dir",
+                    cameratrap / "images",
+                    "--output-json",
+                    out / "merged.json",
+                    "--output-csv",
+                    out / "probs.csv",
+                    "--square-crops",
+                    "--threshold",
+                    0.15,
+                    "--image-size",
+                    B0_SIZE,
+                    "--batch-size",
+                    8,
+                    "--num-workers",
+                    2,
+                    "--backend",
+                    "torch",
+                    "--device",
+                    device,
+                    "--logdir",
+                    out,
+                ]
+            ],
+        )
         assert result.exit_code == 0, result.output
         lines = (out / "probs.csv").read_text().splitlines()
         return {line.split(",")[0]: [float(v) for v in line.split(",")[1:]] for line in lines[1:]}

@@ -35,8 +35,6 @@ CSV_OUT = (
 INDEX_OUT = '{\n "0": "cervid",\n "1": "cow",\n "2": "other"\n}'
 
 
-
-
 def run(tmp_path: Path, csv_text: str, mapping: object, *, out: str = "out.csv", **kwargs) -> Path:
     src = write_text(tmp_path / kwargs.pop("name", "probs.csv"), csv_text)
     target_mapping = tmp_path / "map.json"
@@ -199,8 +197,11 @@ def test_aggregated_files_keep_row_sums(data: st.DataObject, partition: tuple[in
     values = data.draw(arrays(np.float32, (rows, n), elements=st.floats(0, 1, width=32)))
     labels = [f"class{c}" for c in range(n)]
     mapping = {f"target{g}": [labels[c] for c in group] for g, group in enumerate(groups)}
-    text = "path," + ",".join(labels) + "\n" + "".join(
-        f"img{r}.jpg," + ",".join(str(v) for v in values[r]) + "\n" for r in range(rows)
+    text = (
+        "path,"
+        + ",".join(labels)
+        + "\n"
+        + "".join(f"img{r}.jpg," + ",".join(str(v) for v in values[r]) + "\n" for r in range(rows))
     )
     with tempfile.TemporaryDirectory() as folder:
         out = run(Path(folder), text, mapping, chunk_rows=data.draw(st.integers(1, 4)))

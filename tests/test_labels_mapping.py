@@ -45,8 +45,6 @@ CLASSIFIER = {
 SPEC_OUTPUT = '{\n "cervid": [\n  "deer",\n  "elk"\n ],\n "cattle": [\n  "cow"\n ],\n "other": [\n  "bear"\n ]\n}'
 
 
-
-
 def run_map(tmp_path: Path, targets: dict, classifier: dict, **kwargs: Any) -> dict[str, list[str]]:
     out = tmp_path / "mapping.json"
     map_categories(
@@ -374,8 +372,10 @@ def test_leaf_labels_each_land_in_one_target(data: st.DataObject, parents: list[
     for target, members in mapping.items():
         for label in members:
             inside = ("clade", f"t{label[1:]}") in tax.descendants(("clade", f"t{target[1:]}"))
-            assert inside if target != "other" else not any(
-                ("clade", f"t{label[1:]}") in tax.descendants(("clade", f"t{t[1:]}")) for t in targets
+            assert (
+                inside
+                if target != "other"
+                else not any(("clade", f"t{label[1:]}") in tax.descendants(("clade", f"t{t[1:]}")) for t in targets)
             )
 
 
@@ -386,8 +386,10 @@ def test_any_disjoint_labels_land_once_or_raise(data: st.DataObject, parents: li
     n = len(parents)
     targets = {f"T{i}": {"taxa": [taxon("clade", f"t{i}")]}
                for i in antichain(tax, data.draw(st.lists(st.integers(0, n - 1), max_size=5)))}  # fmt: skip
-    classifier = {f"L{i}": {"taxa": [taxon("clade", f"t{i}")]}
-                  for i in antichain(tax, data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=8)))}
+    classifier = {
+        f"L{i}": {"taxa": [taxon("clade", f"t{i}")]}
+        for i in antichain(tax, data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=8)))
+    }
     try:
         mapping = build_mapping(expand_label_specs(targets, tax), expand_label_specs(classifier, tax))
     except LabelSpecError as e:

@@ -72,7 +72,7 @@ def test_comments_blank_lines_and_bom() -> None:
         "   \n"
         "deer,genus,odocoileus# no space before the comment\n"
         "# deer,genus,cervus\n"
-        'deer,prioritize,"[[\'a\'], [\'b\']]"#\n'
+        "deer,prioritize,\"[['a'], ['b']]\"#\n"
     )
     assert parse_label_spec_text(text) == {
         "deer": {"taxa": [{"level": "genus", "name": "odocoileus"}], "prioritize": [["a"], ["b"]]}

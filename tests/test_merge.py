@@ -43,10 +43,6 @@ def md_file(images: list[dict], *, version: str | float | None = "1.4", info: bo
     return data
 
 
-
-
-
-
 def key(file: str, index: int) -> str:
     return crop_filename(file, index, DETECTOR)
 
@@ -100,14 +96,25 @@ def test_sorted_descending_ties_keep_class_order() -> None:
 def test_sort_uses_rounded_value() -> None:
     # 0.12344 > 0.12341, but both round to 0.1234: the tie keeps class order
     assert classification_list(np.array([0.12341, 0.12344, 0.7]), threshold=0.1) == [
-        ["2", 0.7], ["0", 0.1234], ["1", 0.1234],
+        ["2", 0.7],
+        ["0", 0.1234],
+        ["1", 0.1234],
     ]
 
 
 @pytest.mark.parametrize(
     ("p", "expected"),
-    [(0.12345, 0.1234), (0.10005, 0.1), (0.00015, 0.0001), (0.00005, 0.0), (0.99995, 1.0),
-     (0.33333334, 0.3333), (0.123456789, 0.1235), (1e-07, 0.0), (0.25, 0.25)],
+    [
+        (0.12345, 0.1234),
+        (0.10005, 0.1),
+        (0.00015, 0.0001),
+        (0.00005, 0.0),
+        (0.99995, 1.0),
+        (0.33333334, 0.3333),
+        (0.123456789, 0.1235),
+        (1e-07, 0.0),
+        (0.25, 0.25),
+    ],
 )
 def test_rounding_is_numpy_half_even(p: float, expected: float) -> None:
     assert classification_list(np.array([p]), threshold=0.0) == [["0", expected]]
@@ -144,8 +151,11 @@ def test_max_classifications_keeps_top_k_after_sorting() -> None:
 
 def test_merge_output_exact_and_untouched_bytes(tmp_path: Path) -> None:
     images = [
-        {"file": "cam1/\u00e9l\u00e9phant.jpg", "max_detection_conf": 0.93,
-         "detections": [det(0.93), det(0.1, bbox=[0, 0, 1, 1]), det(0.5, category="2")]},
+        {
+            "file": "cam1/\u00e9l\u00e9phant.jpg",
+            "max_detection_conf": 0.93,
+            "detections": [det(0.93), det(0.1, bbox=[0, 0, 1, 1]), det(0.5, category="2")],
+        },
         {"file": "cam1/failed.jpg", "failure": "image access failure", "detections": None},
         {"file": "cam1/empty.jpg", "detections": []},
     ]
@@ -176,11 +186,24 @@ def test_merge_output_exact_and_untouched_bytes(tmp_path: Path) -> None:
 def test_typical_threshold_and_existing_info_kept(tmp_path: Path) -> None:
     data = md_file([{"file": "a.jpg", "detections": [det()]}])
     data["info"]["detector_metadata"] = {"megadetector_version": "v5a.0.0", "typical_detection_threshold": 0.2}
-    _, out, _ = run_merge(tmp_path, data, ["path", *NAMES], [[key("a.jpg", 0), 0.1, 0.2, 0.7]],
-                          typical_classification_threshold=0.75, threshold=0.05)
+    _, out, _ = run_merge(
+        tmp_path,
+        data,
+        ["path", *NAMES],
+        [[key("a.jpg", 0), 0.1, 0.2, 0.7]],
+        typical_classification_threshold=0.75,
+        threshold=0.05,
+    )
     info = out["info"]
-    assert list(info) == ["detector", "detection_completion_time", "format_version", "detector_metadata",
-                          "classifier", "classification_completion_time", "classifier_metadata"]
+    assert list(info) == [
+        "detector",
+        "detection_completion_time",
+        "format_version",
+        "detector_metadata",
+        "classifier",
+        "classification_completion_time",
+        "classifier_metadata",
+    ]
     assert info["classifier_metadata"] == {"typical_classification_threshold": 0.75}
     assert out["images"][0]["detections"][0]["classifications"] == [["2", 0.7], ["1", 0.2], ["0", 0.1]]
 
@@ -188,9 +211,13 @@ def test_typical_threshold_and_existing_info_kept(tmp_path: Path) -> None:
 def test_existing_classification_categories_replaced_in_place(tmp_path: Path) -> None:
     data = md_file([{"file": "a.jpg", "detections": [det(), det()]}])
     data["images"][0]["detections"][1]["classifications"] = [["7", 0.9]]
-    data = {"info": data["info"], "classification_categories": {"7": "old"},
-            "classification_category_descriptions": {"7": "animalia;old"},
-            "detection_categories": data["detection_categories"], "images": data["images"]}
+    data = {
+        "info": data["info"],
+        "classification_categories": {"7": "old"},
+        "classification_category_descriptions": {"7": "animalia;old"},
+        "detection_categories": data["detection_categories"],
+        "images": data["images"],
+    }
     summary, out, _ = run_merge(tmp_path, data, ["path", *NAMES], [[key("a.jpg", 0), 0.9, 0.05, 0.05]])
     assert list(out) == ["info", "classification_categories", "detection_categories", "images"]
     assert out["classification_categories"] == {"0": "cervid", "1": "cow", "2": "other"}
@@ -213,10 +240,12 @@ def test_crop_index_of_three_digits(tmp_path: Path) -> None:
 
 
 def test_unmatched_rows_counted_and_logged(tmp_path: Path, logs: list[str]) -> None:
-    data = md_file([
-        {"file": "a.jpg", "detections": [det()]},
-        {"file": "bad.jpg", "failure": "image access failure", "detections": None},
-    ])
+    data = md_file(
+        [
+            {"file": "a.jpg", "detections": [det()]},
+            {"file": "bad.jpg", "failure": "image access failure", "detections": None},
+        ]
+    )
     rows = [
         [key("a.jpg", 0), 0.5, 0.25, 0.25],
         [key("missing.jpg", 0), 0.5, 0.25, 0.25],
@@ -249,12 +278,14 @@ def test_duplicate_rows_last_wins(tmp_path: Path, logs: list[str]) -> None:
 
 
 def test_datasets_filter(tmp_path: Path) -> None:
-    data = md_file([
-        {"file": "ds1/a.jpg", "detections": [det()]},
-        {"file": "ds2/b.jpg", "detections": [det()]},
-        {"file": "ds3/c.jpg", "detections": [det()]},
-        {"file": "ds1", "detections": [det()]},  # no "/": in no dataset
-    ])
+    data = md_file(
+        [
+            {"file": "ds1/a.jpg", "detections": [det()]},
+            {"file": "ds2/b.jpg", "detections": [det()]},
+            {"file": "ds3/c.jpg", "detections": [det()]},
+            {"file": "ds1", "detections": [det()]},  # no "/": in no dataset
+        ]
+    )
     rows = [[key(f, 0), 0.5, 0.25, 0.25] for f in ("ds1/a.jpg", "ds2/b.jpg", "ds3/c.jpg", "ds1")]
     summary, out, _ = run_merge(tmp_path, data, ["path", *NAMES], rows, datasets=["ds1", "ds2"])
     assert [im["file"] for im in out["images"]] == ["ds1/a.jpg", "ds2/b.jpg"]
@@ -282,8 +313,14 @@ def test_csv_column_order_differs_from_label_index(tmp_path: Path) -> None:
     assert out["images"][0]["detections"][0]["classifications"] == [["2", 0.6], ["0", 0.3], ["1", 0.1]]
 
 
-LABEL_CATEGORIES = {"0": "cervid", "1": "cow", "2": "other",
-                    "1000000": "label: cervid", "1000001": "label: cow", "1000002": "label: other"}
+LABEL_CATEGORIES = {
+    "0": "cervid",
+    "1": "cow",
+    "2": "other",
+    "1000000": "label: cervid",
+    "1000001": "label: cow",
+    "1000002": "label: other",
+}
 
 
 def test_label_only_csv(tmp_path: Path, logs: list[str]) -> None:
@@ -297,22 +334,31 @@ def test_label_only_csv(tmp_path: Path, logs: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("label", "expected"),
-    [(None, [["0", 0.6], ["1", 0.3]]),
-     ("first", [["1000001", 1.0], ["0", 0.6], ["1", 0.3]]),
-     ("last", [["0", 0.6], ["1", 0.3], ["1000001", 1.0]])],
+    [
+        (None, [["0", 0.6], ["1", 0.3]]),
+        ("first", [["1000001", 1.0], ["0", 0.6], ["1", 0.3]]),
+        ("last", [["0", 0.6], ["1", 0.3], ["1000001", 1.0]]),
+    ],
 )
 def test_label_column_with_predictions(tmp_path: Path, label: str | None, expected: list) -> None:
     data = md_file([{"file": "a.jpg", "detections": [det()]}])
-    _, out, _ = run_merge(tmp_path, data, ["path", "label", *NAMES], [[key("a.jpg", 0), "cow", 0.6, 0.3, 0.05]],
-                          label=label)
+    _, out, _ = run_merge(
+        tmp_path, data, ["path", "label", *NAMES], [[key("a.jpg", 0), "cow", 0.6, 0.3, 0.05]], label=label
+    )
     assert out["images"][0]["detections"][0]["classifications"] == expected
     assert out["classification_categories"] == LABEL_CATEGORIES
 
 
 def test_relative_conf(tmp_path: Path) -> None:
     data = md_file([{"file": "a.jpg", "detections": [det()]}])
-    _, out, _ = run_merge(tmp_path, data, ["path", *NAMES, "label"], [[key("a.jpg", 0), 0.6, 0.3, 0.1, "cow"]],
-                          relative_conf=True, threshold=0.0)
+    _, out, _ = run_merge(
+        tmp_path,
+        data,
+        ["path", *NAMES, "label"],
+        [[key("a.jpg", 0), 0.6, 0.3, 0.1, "cow"]],
+        relative_conf=True,
+        threshold=0.0,
+    )
     # max(p - p_cow, 0): 0.3, 0, 0 (float64 arithmetic, then rounded)
     assert out["images"][0]["detections"][0]["classifications"] == [["0", 0.3], ["1", 0.0], ["2", 0.0]]
 
@@ -320,8 +366,9 @@ def test_relative_conf(tmp_path: Path) -> None:
 def test_gzip_csv(tmp_path: Path, label_index: Path) -> None:
     detections = write_json(tmp_path / "md.json", md_file([{"file": "a.jpg", "detections": [det()]}]))
     csv_path = write_csv(tmp_path / "probs.csv.gz", ["path", *NAMES], [[key("a.jpg", 0), 0.5, 0.25, 0.25]])
-    merge_classifications(csv_path, label_index, output_json=tmp_path / "o.json", classifier_name="c",
-                          detection_json=detections)
+    merge_classifications(
+        csv_path, label_index, output_json=tmp_path / "o.json", classifier_name="c", detection_json=detections
+    )
     out = json.loads((tmp_path / "o.json").read_text())
     assert out["images"][0]["detections"][0]["classifications"] == [["0", 0.5], ["1", 0.25], ["2", 0.25]]
 
@@ -330,8 +377,9 @@ def test_output_path_without_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     detections = write_json(tmp_path / "md.json", md_file([{"file": "a.jpg", "detections": [det()]}]))
     csv_path = write_csv(tmp_path / "probs.csv", ["path", *NAMES], [[key("a.jpg", 0), 0.5, 0.25, 0.25]])
     monkeypatch.chdir(tmp_path)
-    summary = merge_classifications(csv_path, label_index, output_json="merged.json", classifier_name="c",
-                                    detection_json=detections)
+    summary = merge_classifications(
+        csv_path, label_index, output_json="merged.json", classifier_name="c", detection_json=detections
+    )
     assert summary.output_json == Path("merged.json")
     assert json.loads((tmp_path / "merged.json").read_text())["info"]["classifier"] == "c"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["label_index.json", "md.json", "merged.json", "probs.csv"]
@@ -349,11 +397,15 @@ def test_refuses_to_overwrite_input(tmp_path: Path, label_index: Path) -> None:
     detections = write_json(tmp_path / "md.json", md_file([]))
     csv_path = write_csv(tmp_path / "probs.csv", ["path", *NAMES], [])
     with pytest.raises(MegaClassifierError) as e:
-        merge_classifications(csv_path, label_index, output_json=tmp_path / "." / "md.json", classifier_name="c",
-                              detection_json=detections)
+        merge_classifications(
+            csv_path,
+            label_index,
+            output_json=tmp_path / "." / "md.json",
+            classifier_name="c",
+            detection_json=detections,
+        )
     assert str(e.value) == (
-        f"{tmp_path / 'md.json'}: is the input detections file; choose another output file, "
-        "the input is never modified"
+        f"{tmp_path / 'md.json'}: is the input detections file; choose another output file, the input is never modified"
     )
 
 
@@ -443,7 +495,10 @@ def test_merge_probabilities_with_file_index_refs(tmp_path: Path) -> None:
     counts = merge_probabilities(
         results,
         [(("a.jpg", 1), np.array([0.1, 0.2, 0.7], np.float32)), (key("a.jpg", 0), np.array([0.5, 0.25, 0.25]))],
-        class_names=NAMES, classifier_name="c", threshold=0.15, max_classifications=1,
+        class_names=NAMES,
+        classifier_name="c",
+        threshold=0.15,
+        max_classifications=1,
     )
     dets = results.images[0]["detections"]
     assert dets[1]["classifications"] == [["2", 0.7]]

@@ -51,8 +51,9 @@ def build_inputs(md: dict, tmp_path: Path) -> tuple[Path, Path, dict[tuple[str, 
     return csv_path, labels, rows
 
 
-@pytest.mark.parametrize(("dataset", "version_in", "version_out"), [("cameratrap", "1.4", "1.4"),
-                                                                   ("lila31", "1.1", "1.3")])
+@pytest.mark.parametrize(
+    ("dataset", "version_in", "version_out"), [("cameratrap", "1.4", "1.4"), ("lila31", "1.1", "1.3")]
+)
 def test_merged_real_results_validate(
     request: pytest.FixtureRequest, tmp_path: Path, dataset: str, version_in: str, version_out: str
 ) -> None:
@@ -63,8 +64,15 @@ def test_merged_real_results_validate(
     assert len(rows) >= 10
 
     out_path = tmp_path / "merged.json"
-    summary = merge_classifications(csv_path, labels, output_json=out_path, classifier_name="test_classifier",
-                                    detection_json=detections, threshold=0.1, typical_classification_threshold=0.75)
+    summary = merge_classifications(
+        csv_path,
+        labels,
+        output_json=out_path,
+        classifier_name="test_classifier",
+        detection_json=detections,
+        threshold=0.1,
+        typical_classification_threshold=0.75,
+    )
     assert (summary.rows, summary.detections_classified, summary.rows_unmatched) == (len(rows), len(rows), 0)
 
     results = validate(out_path)
@@ -78,7 +86,8 @@ def test_merged_real_results_validate(
     # Everything but the classifications and the classifier info is the input, unchanged
     expected = copy.deepcopy(md)
     expected["info"].update(
-        format_version=version_out, classifier="test_classifier",
+        format_version=version_out,
+        classifier="test_classifier",
         classification_completion_time=out["info"]["classification_completion_time"],
         classifier_metadata={"typical_classification_threshold": 0.75},
     )
@@ -112,8 +121,10 @@ def synthetic(version: str, failure: dict) -> dict:
     return {
         "info": {"format_version": version, "detector": "md"},
         "detection_categories": {"1": "animal"},
-        "images": [{"file": "ok.jpg", "detections": [{"category": "1", "conf": 1, "bbox": [0, 0, 1, 1]}]},
-                   {"file": "bad.jpg", "failure": "image access failure", **failure}],
+        "images": [
+            {"file": "ok.jpg", "detections": [{"category": "1", "conf": 1, "bbox": [0, 0, 1, 1]}]},
+            {"file": "bad.jpg", "failure": "image access failure", **failure},
+        ],
     }
 
 
@@ -133,7 +144,12 @@ def test_current_file_with_null_detections_failure(tmp_path: Path) -> None:
     md["images"][0]["detections"][0]["conf"] = 0.97
     out = merged(tmp_path, md)
     assert out["info"]["format_version"] == "1.6"
-    assert out["images"][0]["detections"][0]["classifications"] == [["2", 0.3], ["1", 0.2], ["3", 0.2], ["4", 0.2],
-                                                                      ["0", 0.1]]
+    assert out["images"][0]["detections"][0]["classifications"] == [
+        ["2", 0.3],
+        ["1", 0.2],
+        ["3", 0.2],
+        ["4", 0.2],
+        ["0", 0.1],
+    ]
     results = validate(out)
     assert (results["errors"], results["warnings"]) == ([], [])

@@ -16,12 +16,14 @@ STD = [0.229, 0.224, 0.225]
 
 
 def reference_transform(size: int):
-    return T.Compose([
-        T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
-        T.CenterCrop(size),
-        T.ToTensor(),
-        T.Normalize(mean=MEAN, std=STD),
-    ])
+    return T.Compose(
+        [
+            T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize(mean=MEAN, std=STD),
+        ]
+    )
 
 
 def random_image(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
@@ -32,8 +34,22 @@ def random_image(width: int, height: int, mode: str = "RGB", seed: int = 0) -> I
 
 @pytest.mark.parametrize(
     ("width", "height"),
-    [(64, 64), (300, 300), (301, 300), (300, 301), (200, 100), (100, 200), (7, 5), (1, 50), (50, 1),
-     (640, 480), (333, 999), (65, 64), (63, 64), (127, 64)],
+    [
+        (64, 64),
+        (300, 300),
+        (301, 300),
+        (300, 301),
+        (200, 100),
+        (100, 200),
+        (7, 5),
+        (1, 50),
+        (50, 1),
+        (640, 480),
+        (333, 999),
+        (65, 64),
+        (63, 64),
+        (127, 64),
+    ],
 )
 @pytest.mark.parametrize("size", [64, 300])
 def test_bit_identical_to_torchvision(width, height, size):

@@ -79,8 +79,6 @@ class Outputs:
         return table
 
 
-
-
 def invoke(args: list, *, exit_code: int = 0) -> Result:
     result = CliRunner().invoke(cli, ["-q", *map(str, args)])
     assert result.exit_code == exit_code, (args[0], result.output, result.exception)
@@ -113,24 +111,87 @@ def chain(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> Outputs:
     """crop -> classify (torch) -> aggregate -> merge, as documented."""
     out = tmp_path_factory.mktemp("run_chain")
     crops, raw, remapped, index = out / "crops", out / "probs.csv.gz", out / "remapped.csv.gz", out / "remapped.json"
-    invoke(["crop", inputs.detections, crops, "--images-dir", inputs.images, *CROP_OPTIONS,
-            "--threads", 2, "--logdir", out])
-    invoke(["classify", inputs.model, crops, raw, "--detections-json", inputs.detections,
-            "--classifier-categories", inputs.categories, *CLASSIFY_OPTIONS, "--num-workers", 0, "--backend", "torch"])
-    invoke(["aggregate", raw, "--target-mapping", inputs.mapping, "--output-csv", remapped,
-            "--output-label-index", index])
-    result = invoke(["merge", remapped, index, "--output-json", out / "merged.json", "--classifier-name",
-                     CLASSIFIER_NAME, "--detection-json", inputs.detections, "--threshold", 0.05, *MERGE_OPTIONS])
+    invoke(
+        [
+            "crop",
+            inputs.detections,
+            crops,
+            "--images-dir",
+            inputs.images,
+            *CROP_OPTIONS,
+            "--threads",
+            2,
+            "--logdir",
+            out,
+        ]
+    )
+    invoke(
+        [
+            "classify",
+            inputs.model,
+            crops,
+            raw,
+            "--detections-json",
+            inputs.detections,
+            "--classifier-categories",
+            inputs.categories,
+            *CLASSIFY_OPTIONS,
+            "--num-workers",
+            0,
+            "--backend",
+            "torch",
+        ]
+    )
+    invoke(
+        ["aggregate", raw, "--target-mapping", inputs.mapping, "--output-csv", remapped, "--output-label-index", index]
+    )
+    result = invoke(
+        [
+            "merge",
+            remapped,
+            index,
+            "--output-json",
+            out / "merged.json",
+            "--classifier-name",
+            CLASSIFIER_NAME,
+            "--detection-json",
+            inputs.detections,
+            "--threshold",
+            0.05,
+            *MERGE_OPTIONS,
+        ]
+    )
     return Outputs(out / "merged.json", raw, out, last_line(result), crops)
 
 
 def run_once(inputs: Inputs, out: Path, *options: object) -> Outputs:
-    result = invoke([
-        "run", inputs.detections, inputs.model, "--output-json", out / "merged.json", "--images-dir", inputs.images,
-        *CROP_OPTIONS, "--classifier-categories", inputs.categories, "--target-mapping", inputs.mapping,
-        "--output-csv", out / "probs.csv.gz", "--classifier-name", CLASSIFIER_NAME,
-        "--classification-threshold", 0.05, *MERGE_OPTIONS, *CLASSIFY_OPTIONS, "--logdir", out / "logs", *options,
-    ])
+    result = invoke(
+        [
+            "run",
+            inputs.detections,
+            inputs.model,
+            "--output-json",
+            out / "merged.json",
+            "--images-dir",
+            inputs.images,
+            *CROP_OPTIONS,
+            "--classifier-categories",
+            inputs.categories,
+            "--target-mapping",
+            inputs.mapping,
+            "--output-csv",
+            out / "probs.csv.gz",
+            "--classifier-name",
+            CLASSIFIER_NAME,
+            "--classification-threshold",
+            0.05,
+            *MERGE_OPTIONS,
+            *CLASSIFY_OPTIONS,
+            "--logdir",
+            out / "logs",
+            *options,
+        ]
+    )
     save = out / "crops" if "--save-crops" in options else None
     return Outputs(out / "merged.json", out / "probs.csv.gz", out / "logs", last_line(result), save)
 
@@ -199,15 +260,51 @@ def tiny_chain_csv(chain: Outputs, inputs: Inputs, tiny_model: Path, tiny_catego
     """The tiny model's probabilities on the chain's crop files."""
     assert chain.crops is not None
     out = chain.logdir / "tiny_probs.csv.gz"
-    invoke(["classify", tiny_model, chain.crops, out, "--detections-json", inputs.detections,
-            "--classifier-categories", tiny_categories, *CLASSIFY_OPTIONS, "--num-workers", 0, "--backend", "torch"])
+    invoke(
+        [
+            "classify",
+            tiny_model,
+            chain.crops,
+            out,
+            "--detections-json",
+            inputs.detections,
+            "--classifier-categories",
+            tiny_categories,
+            *CLASSIFY_OPTIONS,
+            "--num-workers",
+            0,
+            "--backend",
+            "torch",
+        ]
+    )
     return out
 
 
 def tiny_run(inputs: Inputs, tiny_model: Path, tiny_categories: Path, out: Path, *options: object) -> Path:
-    invoke(["run", inputs.detections, tiny_model, "--output-json", out / "merged.json", "--images-dir", inputs.images,
-            *CROP_OPTIONS, "--classifier-categories", tiny_categories, "--output-csv", out / "probs.csv.gz",
-            *CLASSIFY_OPTIONS, "--backend", "torch", "--num-workers", 0, "--logdir", out, *options])
+    invoke(
+        [
+            "run",
+            inputs.detections,
+            tiny_model,
+            "--output-json",
+            out / "merged.json",
+            "--images-dir",
+            inputs.images,
+            *CROP_OPTIONS,
+            "--classifier-categories",
+            tiny_categories,
+            "--output-csv",
+            out / "probs.csv.gz",
+            *CLASSIFY_OPTIONS,
+            "--backend",
+            "torch",
+            "--num-workers",
+            0,
+            "--logdir",
+            out,
+            *options,
+        ]
+    )
     return out / "probs.csv.gz"
 
 
@@ -229,8 +326,9 @@ def test_no_jpeg_roundtrip_is_close(
     keys_jpeg, values_jpeg = tiny_table(tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "jpeg"))
     assert keys_jpeg == keys and np.array_equal(values_jpeg, expected)
     (tmp_path / "raw").mkdir()
-    keys_raw, values = tiny_table(tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "raw",
-                                           "--no-jpeg-roundtrip"))
+    keys_raw, values = tiny_table(
+        tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "raw", "--no-jpeg-roundtrip")
+    )
     assert keys_raw == keys
     assert (values.argmax(axis=1) == expected.argmax(axis=1)).all()
     difference = np.abs(values - expected).max()
@@ -261,17 +359,41 @@ def test_missing_and_corrupt_images_are_recorded(inputs: Inputs, tmp_path: Path)
     (images / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG" * 10)
     by_file = {image["file"]: image for image in source["images"]}
     box = {"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.5, 0.5]}
-    test_images = [by_file["ocelot.jpg"], {"file": "missing.jpg", "detections": [box]},
-                   by_file["american_black_bear.jpg"], {"file": "corrupt.jpg", "detections": [dict(box)]},
-                   by_file["domestic_cattle.jpg"]]
+    test_images = [
+        by_file["ocelot.jpg"],
+        {"file": "missing.jpg", "detections": [box]},
+        by_file["american_black_bear.jpg"],
+        {"file": "corrupt.jpg", "detections": [dict(box)]},
+        by_file["domestic_cattle.jpg"],
+    ]
     detections = tmp_path / "md.json"
     detections.write_text(json.dumps({**source, "images": test_images}), encoding="utf-8")
     out = tmp_path / "out" / "merged.json"
 
-    result = invoke(["run", detections, inputs.model, "--output-json", out, "--images-dir", images, *CROP_OPTIONS,
-                     "--classifier-categories", inputs.categories, "--target-mapping", inputs.mapping,
-                     "--image-size", IMAGE_SIZE, "--backend", "torch", "--num-workers", 0,
-                     "--logdir", tmp_path / "logs"])
+    result = invoke(
+        [
+            "run",
+            detections,
+            inputs.model,
+            "--output-json",
+            out,
+            "--images-dir",
+            images,
+            *CROP_OPTIONS,
+            "--classifier-categories",
+            inputs.categories,
+            "--target-mapping",
+            inputs.mapping,
+            "--image-size",
+            IMAGE_SIZE,
+            "--backend",
+            "torch",
+            "--num-workers",
+            0,
+            "--logdir",
+            tmp_path / "logs",
+        ]
+    )
     assert result.exit_code == 0
     assert "5 crops classified (" in last_line(result)
     assert ", 5 detections merged, 2 images failed: " in last_line(result)
@@ -314,11 +436,29 @@ def test_wrong_width_categories(inputs: Inputs, tmp_path: Path) -> None:
     categories = tmp_path / "four.json"
     categories.write_text(json.dumps({str(i): n for i, n in enumerate(CLASS_NAMES[:4])}), encoding="utf-8")
     out = tmp_path / "merged.json"
-    result = CliRunner().invoke(cli, [
-        "-q", "run", str(inputs.detections), str(inputs.model), "--output-json", str(out), "--images-dir",
-        str(inputs.images), "--classifier-categories", str(categories), "--image-size", str(IMAGE_SIZE),
-        "--backend", "torch", "--num-workers", "0", "--logdir", str(tmp_path),
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "-q",
+            "run",
+            str(inputs.detections),
+            str(inputs.model),
+            "--output-json",
+            str(out),
+            "--images-dir",
+            str(inputs.images),
+            "--classifier-categories",
+            str(categories),
+            "--image-size",
+            str(IMAGE_SIZE),
+            "--backend",
+            "torch",
+            "--num-workers",
+            "0",
+            "--logdir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), lines
@@ -333,11 +473,31 @@ def test_mapping_that_does_not_cover_the_classes(inputs: Inputs, tmp_path: Path)
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps({"cervid": ["deer", "elk"], "cow": ["cow"]}), encoding="utf-8")
     out, probs = tmp_path / "merged.json", tmp_path / "probs.csv.gz"
-    result = CliRunner().invoke(cli, [
-        "-q", "run", str(inputs.detections), str(inputs.model), "--output-json", str(out), "--images-dir",
-        str(inputs.images), "--classifier-categories", str(inputs.categories), "--target-mapping", str(mapping),
-        "--output-csv", str(probs), "--image-size", str(IMAGE_SIZE), "--num-workers", "0", "--logdir", str(tmp_path),
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "-q",
+            "run",
+            str(inputs.detections),
+            str(inputs.model),
+            "--output-json",
+            str(out),
+            "--images-dir",
+            str(inputs.images),
+            "--classifier-categories",
+            str(inputs.categories),
+            "--target-mapping",
+            str(mapping),
+            "--output-csv",
+            str(probs),
+            "--image-size",
+            str(IMAGE_SIZE),
+            "--num-workers",
+            "0",
+            "--logdir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), lines
@@ -351,10 +511,26 @@ def test_mapping_that_does_not_cover_the_classes(inputs: Inputs, tmp_path: Path)
 def test_help_lists_options() -> None:
     result = CliRunner().invoke(cli, ["run", "--help"])
     assert result.exit_code == 0
-    for option in ("--output-json", "--images-dir", "--threshold", "--square-crops", "--classifier-categories",
-                   "--target-mapping", "--output-csv", "--save-crops", "--classifier-name",
-                   "--classification-threshold", "--typical-confidence-threshold", "--image-size", "--batch-size",
-                   "--num-workers", "--backend", "--jpeg-roundtrip / --no-jpeg-roundtrip", "--logdir", "Example:"):
+    for option in (
+        "--output-json",
+        "--images-dir",
+        "--threshold",
+        "--square-crops",
+        "--classifier-categories",
+        "--target-mapping",
+        "--output-csv",
+        "--save-crops",
+        "--classifier-name",
+        "--classification-threshold",
+        "--typical-confidence-threshold",
+        "--image-size",
+        "--batch-size",
+        "--num-workers",
+        "--backend",
+        "--jpeg-roundtrip / --no-jpeg-roundtrip",
+        "--logdir",
+        "Example:",
+    ):
         assert option in result.output, option
 
 
@@ -392,8 +568,20 @@ def test_run_smooth_equals_smooth_on_run_output(inputs: Inputs, run_w0: Outputs,
     taxonomy = tmp_path / "taxonomy.csv"
     taxonomy.write_text(TAXONOMY_CSV, encoding="utf-8")
     plain = run_once(inputs, tmp_path / "plain", "--backend", "torch", "--num-workers", 0, "--taxonomy", taxonomy)
-    smoothed = run_once(inputs, tmp_path / "smoothed", "--backend", "torch", "--num-workers", 0,
-                        "--taxonomy", taxonomy, "--smooth", "image", "--min-detections-to-overwrite-secondary", 2)
+    smoothed = run_once(
+        inputs,
+        tmp_path / "smoothed",
+        "--backend",
+        "torch",
+        "--num-workers",
+        0,
+        "--taxonomy",
+        taxonomy,
+        "--smooth",
+        "image",
+        "--min-detections-to-overwrite-secondary",
+        2,
+    )
     assert " detections merged, " in smoothed.summary and " relabelled by smoothing, " in smoothed.summary
     descriptions = plain.merged["classification_category_descriptions"]
     assert [d.split(";")[1:] for d in descriptions.values()] == [
@@ -410,8 +598,9 @@ def test_run_smooth_equals_smooth_on_run_output(inputs: Inputs, run_w0: Outputs,
     expected_plain["info"].pop("classification_completion_time")
     assert without == expected_plain
 
-    result = invoke(["smooth", plain.json, tmp_path / "chain_smoothed.json", "--min-detections-to-overwrite-secondary",
-                     2])
+    result = invoke(
+        ["smooth", plain.json, tmp_path / "chain_smoothed.json", "--min-detections-to-overwrite-secondary", 2]
+    )
     assert result.exit_code == 0
     chained = json.loads((tmp_path / "chain_smoothed.json").read_text(encoding="utf-8"))
     got = smoothed.merged
@@ -434,10 +623,20 @@ def test_run_smooth_equals_smooth_on_run_output(inputs: Inputs, run_w0: Outputs,
 )
 def test_smoothing_options_need_smooth(inputs: Inputs, tmp_path: Path, options: list[str], message: str) -> None:
     (tmp_path / "cct.json").write_text("{}", encoding="utf-8")
-    result = CliRunner().invoke(cli, [
-        "-q", "run", str(inputs.detections), str(inputs.model), "--output-json", str(tmp_path / "m.json"),
-        "--images-dir", str(inputs.images), *[str(tmp_path / o) if o == "cct.json" else o for o in options],
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "-q",
+            "run",
+            str(inputs.detections),
+            str(inputs.model),
+            "--output-json",
+            str(tmp_path / "m.json"),
+            "--images-dir",
+            str(inputs.images),
+            *[str(tmp_path / o) if o == "cct.json" else o for o in options],
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert result.output.splitlines()[-1] == message
     assert not (tmp_path / "m.json").exists()

@@ -132,8 +132,11 @@ def _from_detections(crops_dir: Path, detections_json: str | Path) -> list[str]:
     detector = results.detector
     if detector is None:
         detector = UNKNOWN_DETECTOR
-        logger.warning('%s names no detector (info.detector); looking for crops named "..._%s.jpg", as crop does',
-                       detections_json, detector)
+        logger.warning(
+            '%s names no detector (info.detector); looking for crops named "..._%s.jpg", as crop does',
+            detections_json,
+            detector,
+        )
     keys: list[str] = []
     seen: set[str] = set()
     for image in results.successful_images():

@@ -159,8 +159,9 @@ def extract_features(
     if not output.name.lower().endswith(FEATURE_SUFFIXES):
         raise MegaClassifierError(f"{output}: the output must end in .npz, .csv or .csv.gz")
     crops = discover_crops(crops_dir, detections_json=detections_json)
-    engine = open_engine(checkpoint, device=device, precision=precision, arch=arch, image_size=image_size,
-                         features=True)
+    engine = open_engine(
+        checkpoint, device=device, precision=precision, arch=arch, image_size=image_size, features=True
+    )
     with engine:
         # one blank image first: a model without features fails here, before any crop is read
         width = int(engine.features(np.zeros((1, 3, engine.image_size, engine.image_size), np.float32)).shape[1])

@@ -17,8 +17,14 @@ from megaclassifier.cli.options import COMMAND_SETTINGS, INPUT_FILE, crop_option
 @crop_options(reference_short_flags=True)
 @click.option("--save-full-images", is_flag=True, help="Keep each fetched image under --images-dir.")
 @click.option("--check-crops-valid", is_flag=True, help="Re-open existing crops and regenerate broken ones.")
-@click.option("-n", "--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Decoding threads; each image is decoded once for all its boxes.")
+@click.option(
+    "-n",
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Decoding threads; each image is decoded once for all its boxes.",
+)
 @logdir_option
 @click.pass_context
 def crop(ctx: click.Context, **options: Any) -> None:

@@ -14,14 +14,26 @@ from megaclassifier.models.registry import KNOWN_MODELS
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("name", type=click.Choice(list(KNOWN_MODELS)))
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the files. Default: the user cache folder, where commands find a model by name.")
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the files. Default: the user cache folder, where commands find a model by name.",
+)
 @click.option("--force", is_flag=True, help="Fetch again files that are already there.")
-@click.option("--no-check", "check", is_flag=True, default=True, flag_value=False,
-              help="Do not load the model after downloading it.")
-@click.option("--base-url", metavar="URL",
-              help="URL base replacing https://lila.science/public/models/ (a mirror); "
-                   "also MEGACLASSIFIER_DOWNLOAD_BASE_URL.")
+@click.option(
+    "--no-check",
+    "check",
+    is_flag=True,
+    default=True,
+    flag_value=False,
+    help="Do not load the model after downloading it.",
+)
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help="URL base replacing https://lila.science/public/models/ (a mirror); also MEGACLASSIFIER_DOWNLOAD_BASE_URL.",
+)
 @timeout_option
 @click.pass_context
 def download(ctx: click.Context, **options: Any) -> None:

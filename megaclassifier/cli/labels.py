@@ -14,8 +14,9 @@ from megaclassifier.cli.options import INPUT_FILE, OUTPUT_FILE, target_mapping_o
 @click.command("csv-to-json")
 @click.argument("input_csv", type=INPUT_FILE)
 @click.argument("output_json", type=OUTPUT_FILE)
-@click.option("--json-indent", type=click.IntRange(min=0),
-              help="Indent the JSON by this many spaces.  [default: one line]")
+@click.option(
+    "--json-indent", type=click.IntRange(min=0), help="Indent the JSON by this many spaces.  [default: one line]"
+)
 def csv_to_json(input_csv: Path, output_json: Path, json_indent: int | None) -> None:
     """Convert a label-specification CSV to label-specification JSON.
 
@@ -34,10 +35,12 @@ def csv_to_json(input_csv: Path, output_json: Path, json_indent: int | None) -> 
 @click.argument("target_spec", type=INPUT_FILE)
 @click.argument("classifier_spec", type=INPUT_FILE)
 @click.argument("taxonomy_csv", type=INPUT_FILE)
-@click.option("-o", "--output", required=True, type=OUTPUT_FILE,
-              help="Target mapping JSON to write (folders are created).")
-@click.option("-i", "--classifier-label-index", type=INPUT_FILE,
-              help="Index-to-name JSON of the classifier; map only its labels.")
+@click.option(
+    "-o", "--output", required=True, type=OUTPUT_FILE, help="Target mapping JSON to write (folders are created)."
+)
+@click.option(
+    "-i", "--classifier-label-index", type=INPUT_FILE, help="Index-to-name JSON of the classifier; map only its labels."
+)
 def map_categories(
     target_spec: Path, classifier_spec: Path, taxonomy_csv: Path, output: Path, classifier_label_index: Path | None
 ) -> None:
@@ -65,10 +68,12 @@ def map_categories(
 @click.command("aggregate")
 @click.argument("classifier_results_csv", type=INPUT_FILE)
 @target_mapping_option(required=True, short_flag=True)
-@click.option("-o", "--output-csv", required=True, type=OUTPUT_FILE,
-              help="Target probability CSV to write (.gz for gzip).")
-@click.option("-i", "--output-label-index", required=True, type=OUTPUT_FILE,
-              help="Index-to-name JSON of the targets to write.")
+@click.option(
+    "-o", "--output-csv", required=True, type=OUTPUT_FILE, help="Target probability CSV to write (.gz for gzip)."
+)
+@click.option(
+    "-i", "--output-label-index", required=True, type=OUTPUT_FILE, help="Index-to-name JSON of the targets to write."
+)
 def aggregate(classifier_results_csv: Path, target_mapping: Path, output_csv: Path, output_label_index: Path) -> None:
     """Sum the classifier's probabilities into target probabilities.
 

@@ -45,14 +45,26 @@ class _MergeCommand(click.Command):
 @click.argument("classification_csv", type=INPUT_FILE)
 @click.argument("label_names_json", type=INPUT_FILE)
 @merge_info_options(name_required=True, threshold_flags=("-t", "--threshold"))
-@click.option("-j", "--detection-json", required=True, type=INPUT_FILE,
-              help="MegaDetector results the crops were cut from (never modified).")
-@click.option("-d", "--datasets", multiple=True, metavar="DATASET",
-              help="Keep only images whose file starts with DATASET/ (-d a b, or -d a -d b).")
-@click.option("--label", type=click.Choice(["first", "last"]),
-              help='Add the CSV "label" column\'s class as ["1000000+i", 1.0], first or last.')
-@click.option("--relative-conf", is_flag=True,
-              help='Write max(p - p_label, 0) instead of p (needs a "label" column).')
+@click.option(
+    "-j",
+    "--detection-json",
+    required=True,
+    type=INPUT_FILE,
+    help="MegaDetector results the crops were cut from (never modified).",
+)
+@click.option(
+    "-d",
+    "--datasets",
+    multiple=True,
+    metavar="DATASET",
+    help="Keep only images whose file starts with DATASET/ (-d a b, or -d a -d b).",
+)
+@click.option(
+    "--label",
+    type=click.Choice(["first", "last"]),
+    help='Add the CSV "label" column\'s class as ["1000000+i", 1.0], first or last.',
+)
+@click.option("--relative-conf", is_flag=True, help='Write max(p - p_label, 0) instead of p (needs a "label" column).')
 @taxonomy_option
 @click.pass_context
 def merge(

@@ -78,14 +78,25 @@ def model_argument(name: str = "model") -> Callable[[F], F]:
 
 def images_dir_option(*, required: bool) -> Callable[[F], F]:
     """``-i/--images-dir``: where the images named in a results file are (``crop``, ``run``, ``report``, ``export``)."""
-    return click.option("-i", "--images-dir", type=FOLDER, required=required,
-                        help="Local root folder of the images named in the results file.")
+    return click.option(
+        "-i",
+        "--images-dir",
+        type=FOLDER,
+        required=required,
+        help="Local root folder of the images named in the results file.",
+    )
 
 
 def review_threshold_option(command: F) -> F:
     """``-t/--threshold`` of the commands that show results (``report``, ``export``): which detections count."""
-    return click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=DEFAULT_REVIEW_THRESHOLD,
-                        show_default=True, help="Leave out detections with conf below THRESHOLD.")(command)
+    return click.option(
+        "-t",
+        "--threshold",
+        type=click.FloatRange(0, 1),
+        default=DEFAULT_REVIEW_THRESHOLD,
+        show_default=True,
+        help="Leave out detections with conf below THRESHOLD.",
+    )(command)
 
 
 def crop_options(*, reference_short_flags: bool) -> Callable[[F], F]:
@@ -95,22 +106,37 @@ def crop_options(*, reference_short_flags: bool) -> Callable[[F], F]:
         return (short, long) if reference_short_flags else (long,)
 
     def decorator(command: F) -> F:
-        return _apply(command, [
-            images_dir_option(required=False),
-            click.option(*flags("-c", "--container-url"),
-                         help="fsspec URL (https://, s3://, gs://, az://, file://) to fetch images not found "
-                              "locally."),
-            click.option(*flags("-v", "--detector-version"),
-                         help="Detector name for crop file names when the JSON has no info.detector."),
-            click.option("--square-crops", is_flag=True,
-                         help="Square crops (the geometry MegaClassifier was trained on)."),
-            click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-                         help="Only animal boxes with conf >= THRESHOLD."),
-            timeout_option,
-            click.option("--allow-outside-images-dir", is_flag=True,
-                         help="Read relative file paths that lead out of --images-dir (../x.jpg); refused by "
-                              "default."),
-        ])
+        return _apply(
+            command,
+            [
+                images_dir_option(required=False),
+                click.option(
+                    *flags("-c", "--container-url"),
+                    help="fsspec URL (https://, s3://, gs://, az://, file://) to fetch images not found locally.",
+                ),
+                click.option(
+                    *flags("-v", "--detector-version"),
+                    help="Detector name for crop file names when the JSON has no info.detector.",
+                ),
+                click.option(
+                    "--square-crops", is_flag=True, help="Square crops (the geometry MegaClassifier was trained on)."
+                ),
+                click.option(
+                    "-t",
+                    "--threshold",
+                    type=click.FloatRange(0, 1),
+                    default=0.0,
+                    show_default=True,
+                    help="Only animal boxes with conf >= THRESHOLD.",
+                ),
+                timeout_option,
+                click.option(
+                    "--allow-outside-images-dir",
+                    is_flag=True,
+                    help="Read relative file paths that lead out of --images-dir (../x.jpg); refused by default.",
+                ),
+            ],
+        )
 
     return decorator
 
@@ -118,34 +144,46 @@ def crop_options(*, reference_short_flags: bool) -> Callable[[F], F]:
 def timeout_option(command: F) -> F:
     """``--timeout``: how long a server may keep us waiting (``crop``, ``run``, ``download``)."""
     return click.option(
-        "--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
         help="Seconds a server may take to connect or to send more data; transient errors are retried twice "
-             "(a download resumes), then that image or file fails.",
+        "(a download resumes), then that image or file fails.",
     )(command)
 
 
 def taxonomy_option(command: F) -> F:
     """``--taxonomy``: class names to taxa (``merge`` writes them; ``smooth``, ``restrict``, ``rollup`` read them)."""
     return click.option(
-        "--taxonomy", type=INPUT_FILE,
+        "--taxonomy",
+        type=INPUT_FILE,
         help="Class name -> taxonomy CSV (name,kingdom,phylum,class,order,family,genus,species,common, or the "
-             "reference taxonomy CSV): merge writes classification_category_descriptions from it; smooth, restrict "
-             "and rollup use it when the results file has none.",
+        "reference taxonomy CSV): merge writes classification_category_descriptions from it; smooth, restrict "
+        "and rollup use it when the results file has none.",
     )(command)
 
 
 def logdir_option(command: F) -> F:
     """``--logdir``: where a run's JSON log of failed images goes."""
-    return click.option("--logdir", type=FOLDER, default=Path("."), show_default=True,
-                        help="Folder for the run's JSON log (failed images and why).")(command)
+    return click.option(
+        "--logdir",
+        type=FOLDER,
+        default=Path("."),
+        show_default=True,
+        help="Folder for the run's JSON log (failed images and why).",
+    )(command)
 
 
 def categories_option(*, reference_short_flag: bool) -> Callable[[F], F]:
     """``--classifier-categories``: the model's index-to-name JSON."""
     flags = ("-c", "--classifier-categories") if reference_short_flag else ("--classifier-categories",)
-    return click.option(*flags, type=INPUT_FILE,
-                        help='Index-to-name JSON ({"0": "name", ...}) of the model\'s classes; default "0".."N-1" '
-                             "(a published model's own names when MODEL is its name).")
+    return click.option(
+        *flags,
+        type=INPUT_FILE,
+        help='Index-to-name JSON ({"0": "name", ...}) of the model\'s classes; default "0".."N-1" '
+        "(a published model's own names when MODEL is its name).",
+    )
 
 
 def engine_options(*, workers_help: str, backend: bool = True) -> Callable[[F], F]:
@@ -157,23 +195,50 @@ def engine_options(*, workers_help: str, backend: bool = True) -> Callable[[F], 
 
     def decorator(command: F) -> F:
         options = [
-            click.option("--image-size", type=click.IntRange(min=1),
-                         help="Input side in pixels. Default: the architecture's native size when it is recognised "
-                              "(EfficientNet-B3: 300), else 224."),
-            click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
-                         help="Crops per batch."),
+            click.option(
+                "--image-size",
+                type=click.IntRange(min=1),
+                help="Input side in pixels. Default: the architecture's native size when it is recognised "
+                "(EfficientNet-B3: 300), else 224.",
+            ),
+            click.option(
+                "--batch-size",
+                type=click.IntRange(min=1),
+                default=DEFAULT_BATCH_SIZE,
+                show_default=True,
+                help="Crops per batch.",
+            ),
             click.option("--num-workers", type=click.IntRange(min=0), help=workers_help),
-            click.option("--device", default="auto", show_default=True, callback=_check_device,
-                         help=f"{DEVICE_HELP}; auto is CUDA when available."),
-            click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-                         help="fp16 needs CUDA; bf16 runs on CUDA or the CPU (torch backend)."),
-            click.option("--arch", type=click.Choice(list(EFFICIENTNET_NATIVE_SIZE)),
-                         help="EfficientNet variant of a checkpoint (default: inferred from its weights)."),
+            click.option(
+                "--device",
+                default="auto",
+                show_default=True,
+                callback=_check_device,
+                help=f"{DEVICE_HELP}; auto is CUDA when available.",
+            ),
+            click.option(
+                "--precision",
+                type=click.Choice(PRECISIONS),
+                default="fp32",
+                show_default=True,
+                help="fp16 needs CUDA; bf16 runs on CUDA or the CPU (torch backend).",
+            ),
+            click.option(
+                "--arch",
+                type=click.Choice(list(EFFICIENTNET_NATIVE_SIZE)),
+                help="EfficientNet variant of a checkpoint (default: inferred from its weights).",
+            ),
         ]
         if backend:
-            options.append(click.option(
-                "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-                help="auto: ONNX Runtime for fp32 on the CPU (exported once, cached beside the model), else torch."))
+            options.append(
+                click.option(
+                    "--backend",
+                    type=click.Choice(BACKENDS),
+                    default="auto",
+                    show_default=True,
+                    help="auto: ONNX Runtime for fp32 on the CPU (exported once, cached beside the model), else torch.",
+                )
+            )
         return _apply(command, options)
 
     return decorator
@@ -191,9 +256,13 @@ def crop_reader_options(*, backend: bool) -> Callable[[F], F]:
 
     def decorator(command: F) -> F:
         command = engine_options(workers_help=CROP_READER_WORKERS_HELP, backend=backend)(command)
-        return click.option("-d", "--detections-json", type=INPUT_FILE,
-                            help="Use the crops of this MegaDetector file, in its order; default: every image "
-                                 "file below CROPS_DIR, sorted.")(command)
+        return click.option(
+            "-d",
+            "--detections-json",
+            type=INPUT_FILE,
+            help="Use the crops of this MegaDetector file, in its order; default: every image "
+            "file below CROPS_DIR, sorted.",
+        )(command)
 
     return decorator
 
@@ -201,9 +270,12 @@ def crop_reader_options(*, backend: bool) -> Callable[[F], F]:
 def target_mapping_option(*, required: bool, short_flag: bool = False) -> Callable[[F], F]:
     """``--target-mapping``: sum classes into a project's targets (``aggregate``, ``run``)."""
     flags = ("-t", "--target-mapping") if short_flag else ("--target-mapping",)
-    return click.option(*flags, required=required, type=INPUT_FILE,
-                        help="JSON {target: [classifier label, ...]} covering every classifier class once "
-                             "(map-categories writes it).")
+    return click.option(
+        *flags,
+        required=required,
+        type=INPUT_FILE,
+        help="JSON {target: [classifier label, ...]} covering every classifier class once (map-categories writes it).",
+    )
 
 
 def merge_info_options(*, name_required: bool, threshold_flags: tuple[str, ...]) -> Callable[[F], F]:
@@ -217,23 +289,44 @@ def merge_info_options(*, name_required: bool, threshold_flags: tuple[str, ...])
     """
 
     def decorator(command: F) -> F:
-        return _apply(command, [
-            click.option("-o", "--output-json", required=True, type=OUTPUT_FILE,
-                         help="Merged MegaDetector JSON to write (folders are created)."),
-            click.option(*(("-n", "--classifier-name") if name_required else ("--classifier-name",)),
-                         required=name_required,
-                         show_default=None if name_required else "the model file name without suffix",
-                         help="Stored as info.classifier."),
-            click.option(*threshold_flags, "classification_threshold", type=click.FloatRange(0, 1),
-                         default=DEFAULT_MERGE_THRESHOLD, show_default=True,
-                         help="Keep classes with probability >= this."),
-            click.option("--typical-confidence-threshold", "--typical-classification-threshold",
-                         "typical_classification_threshold", type=click.FloatRange(0, 1),
-                         help="Stored as info.classifier_metadata.typical_classification_threshold."),
-            click.option("--max-classifications", type=click.IntRange(min=1),
-                         help="Keep at most this many classes per detection, most confident first.  "
-                              "[default: all]"),
-        ])
+        return _apply(
+            command,
+            [
+                click.option(
+                    "-o",
+                    "--output-json",
+                    required=True,
+                    type=OUTPUT_FILE,
+                    help="Merged MegaDetector JSON to write (folders are created).",
+                ),
+                click.option(
+                    *(("-n", "--classifier-name") if name_required else ("--classifier-name",)),
+                    required=name_required,
+                    show_default=None if name_required else "the model file name without suffix",
+                    help="Stored as info.classifier.",
+                ),
+                click.option(
+                    *threshold_flags,
+                    "classification_threshold",
+                    type=click.FloatRange(0, 1),
+                    default=DEFAULT_MERGE_THRESHOLD,
+                    show_default=True,
+                    help="Keep classes with probability >= this.",
+                ),
+                click.option(
+                    "--typical-confidence-threshold",
+                    "--typical-classification-threshold",
+                    "typical_classification_threshold",
+                    type=click.FloatRange(0, 1),
+                    help="Stored as info.classifier_metadata.typical_classification_threshold.",
+                ),
+                click.option(
+                    "--max-classifications",
+                    type=click.IntRange(min=1),
+                    help="Keep at most this many classes per detection, most confident first.  [default: all]",
+                ),
+            ],
+        )
 
     return decorator
 
@@ -244,16 +337,28 @@ def _names(text: str) -> tuple[str, ...]:
 
 #: MegaDetector's ClassificationSmoothingOptions that are counts or shares: flag, type, help.
 _RULE_OPTIONS: list[tuple[str, Any, str]] = [
-    ("--min-detections-to-overwrite-secondary", click.IntRange(),
-     "Votes the dominant class needs to overwrite others."),
+    (
+        "--min-detections-to-overwrite-secondary",
+        click.IntRange(),
+        "Votes the dominant class needs to overwrite others.",
+    ),
     ("--max-detections-nondominant-class", click.IntRange(), "A class with more votes than this is left alone."),
-    ("--min-detections-to-overwrite-secondary-same-family", click.IntRange(),
-     "Votes a dominant genus/species needs to overwrite its family (<= 0: off)."),
-    ("--max-detections-nondominant-class-same-family", click.IntRange(),
-     "A same-family class with more votes than this is left alone."),
+    (
+        "--min-detections-to-overwrite-secondary-same-family",
+        click.IntRange(),
+        "Votes a dominant genus/species needs to overwrite its family (<= 0: off).",
+    ),
+    (
+        "--max-detections-nondominant-class-same-family",
+        click.IntRange(),
+        "A same-family class with more votes than this is left alone.",
+    ),
     ("--min-detections-to-overwrite-other", click.IntRange(), 'Votes the dominant class needs to overwrite "other".'),
-    ("--classification-confidence-threshold", click.FloatRange(0, 1),
-     "A detection votes when its top score is >= this."),
+    (
+        "--classification-confidence-threshold",
+        click.FloatRange(0, 1),
+        "A detection votes when its top score is >= this.",
+    ),
     ("--detection-confidence-threshold", click.FloatRange(0, 1), "A detection votes when its conf is >= this."),
     ("--taxonomy-propagation-level-weight", float, "Weight of a child taxon's level (taxonomic rule)."),
     ("--taxonomy-propagation-count-weight", float, "Weight of a child taxon's count (taxonomic rule)."),
@@ -270,36 +375,77 @@ def smoothing_options(*, level_flag: str) -> Callable[[F], F]:
 
     defaults = SmoothOptions()
     if level_flag == "--level":
-        level = click.option("--level", type=click.Choice(["image", "sequence"]), default="image", show_default=True,
-                             help="Smooth within each image, or within each sequence.")
+        level = click.option(
+            "--level",
+            type=click.Choice(["image", "sequence"]),
+            default="image",
+            show_default=True,
+            help="Smooth within each image, or within each sequence.",
+        )
     else:
-        level = click.option(level_flag, "level", type=click.Choice(["image", "sequence"]),
-                             help="Then smooth the classifications within each image or sequence, as smooth does "
-                                  "(its options below).  [default: off]")
+        level = click.option(
+            level_flag,
+            "level",
+            type=click.Choice(["image", "sequence"]),
+            help="Then smooth the classifications within each image or sequence, as smooth does "
+            "(its options below).  [default: off]",
+        )
     options = [
         level,
-        click.option("--method", type=click.Choice(["counts", "probabilities"]), default="counts", show_default=True,
-                     help="MegaDetector's vote-counting rules, or the confidence-weighted mean of the scores."),
-        click.option("--evidence-threshold", type=click.FloatRange(0, 1), default=DEFAULT_EVIDENCE_THRESHOLD,
-                     show_default=True, help="probabilities: relabel when the best mean score is >= this."),
+        click.option(
+            "--method",
+            type=click.Choice(["counts", "probabilities"]),
+            default="counts",
+            show_default=True,
+            help="MegaDetector's vote-counting rules, or the confidence-weighted mean of the scores.",
+        ),
+        click.option(
+            "--evidence-threshold",
+            type=click.FloatRange(0, 1),
+            default=DEFAULT_EVIDENCE_THRESHOLD,
+            show_default=True,
+            help="probabilities: relabel when the best mean score is >= this.",
+        ),
         click.option("--sequences", type=INPUT_FILE, help="COCO Camera Traps JSON giving each image's seq_id."),
-        click.option("--camera-depth", type=click.IntRange(min=1),
-                     help="Folder levels naming a camera.  [default: all]"),
-        click.option("--gap", type=click.FloatRange(min=0), default=DEFAULT_GAP_SECONDS, show_default=True,
-                     help="Seconds between two images that start a new sequence."),
-        click.option("--rollup", type=click.FloatRange(0, 1), metavar="THRESHOLD",
-                     help="First roll detections whose top score is below THRESHOLD up the taxonomy."),
+        click.option(
+            "--camera-depth", type=click.IntRange(min=1), help="Folder levels naming a camera.  [default: all]"
+        ),
+        click.option(
+            "--gap",
+            type=click.FloatRange(min=0),
+            default=DEFAULT_GAP_SECONDS,
+            show_default=True,
+            help="Seconds between two images that start a new sequence.",
+        ),
+        click.option(
+            "--rollup",
+            type=click.FloatRange(0, 1),
+            metavar="THRESHOLD",
+            help="First roll detections whose top score is below THRESHOLD up the taxonomy.",
+        ),
     ]
     for flag, kind, text in _RULE_OPTIONS:
         default = getattr(defaults, flag[2:].replace("-", "_"))
         options.append(click.option(flag, type=kind, default=default, show_default=True, help=text))
     options += [
-        click.option("--propagate-classifications-through-taxonomy/--no-propagate-classifications-through-taxonomy",
-                     default=True, show_default=True, help="Relabel a parent as its child taxon."),
-        click.option("--other-category-names", default=",".join(defaults.other_category_names), show_default=True,
-                     help='Comma-separated class names treated as "other".'),
-        click.option("--detection-category-names-to-smooth", default="animal", show_default=True,
-                     help="Comma-separated detection categories that take part ('' for all)."),
+        click.option(
+            "--propagate-classifications-through-taxonomy/--no-propagate-classifications-through-taxonomy",
+            default=True,
+            show_default=True,
+            help="Relabel a parent as its child taxon.",
+        ),
+        click.option(
+            "--other-category-names",
+            default=",".join(defaults.other_category_names),
+            show_default=True,
+            help='Comma-separated class names treated as "other".',
+        ),
+        click.option(
+            "--detection-category-names-to-smooth",
+            default="animal",
+            show_default=True,
+            help="Comma-separated detection categories that take part ('' for all).",
+        ),
     ]
 
     def decorator(command: F) -> F:
@@ -310,9 +456,17 @@ def smoothing_options(*, level_flag: str) -> Callable[[F], F]:
 
 #: The keyword arguments :func:`smoothing_options` adds.
 SMOOTHING_KEYS = (
-    "level", "method", "evidence_threshold", "sequences", "camera_depth", "gap", "rollup",
+    "level",
+    "method",
+    "evidence_threshold",
+    "sequences",
+    "camera_depth",
+    "gap",
+    "rollup",
     *(flag[2:].replace("-", "_") for flag, _, _ in _RULE_OPTIONS),
-    "propagate_classifications_through_taxonomy", "other_category_names", "detection_category_names_to_smooth",
+    "propagate_classifications_through_taxonomy",
+    "other_category_names",
+    "detection_category_names_to_smooth",
 )
 
 
@@ -342,7 +496,10 @@ def smooth_settings(
     if level != "sequence" and values["sequences"] is not None:
         raise click.UsageError(f"--sequences needs {level_flag} sequence")
     return SmoothOptions(
-        level=level, images_dir=images_dir if level == "sequence" else None, gap_seconds=values.pop("gap"),
+        level=level,
+        images_dir=images_dir if level == "sequence" else None,
+        gap_seconds=values.pop("gap"),
         other_category_names=_names(values.pop("other_category_names")),
-        detection_category_names_to_smooth=_names(values.pop("detection_category_names_to_smooth")), **values,
+        detection_category_names_to_smooth=_names(values.pop("detection_category_names_to_smooth")),
+        **values,
     )

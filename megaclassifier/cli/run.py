@@ -41,9 +41,13 @@ DECODER_WORKERS_HELP = (
 @click.option("--output-csv", type=OUTPUT_FILE, help="Also write the probability CSV that classify would write.")
 @click.option("--save-crops", type=FOLDER, help="Also write the crop files that crop would write, under this folder.")
 @engine_options(workers_help=DECODER_WORKERS_HELP)
-@click.option("--jpeg-roundtrip/--no-jpeg-roundtrip", default=True, show_default=True,
-              help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do "
-                   "(identical probabilities to the chain); off is a little faster.")
+@click.option(
+    "--jpeg-roundtrip/--no-jpeg-roundtrip",
+    default=True,
+    show_default=True,
+    help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do "
+    "(identical probabilities to the chain); off is a little faster.",
+)
 @taxonomy_option
 @smoothing_options(level_flag="--smooth")
 @logdir_option

@@ -14,6 +14,7 @@ from megaclassifier.smooth.options import SmoothOptions
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)
 
+
 @click.command()
 @click.argument("input_json", type=_IN)
 @click.argument("output_json", type=_OUT)

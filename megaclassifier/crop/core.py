@@ -138,8 +138,11 @@ def cut_image(
     result: CutImage[T] = CutImage(file, planned=len(crops))
     try:
         loaded = load_image(
-            file, images_dir=options.images_dir, container_url=options.container_url,
-            save_full_images=options.save_full_images, timeout=options.timeout,
+            file,
+            images_dir=options.images_dir,
+            container_url=options.container_url,
+            save_full_images=options.save_full_images,
+            timeout=options.timeout,
             allow_outside_images_dir=options.allow_outside_images_dir,
         )
     except ImageLoadError as e:

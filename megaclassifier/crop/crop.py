@@ -241,8 +241,12 @@ def crop_detections(
 
     bar = tqdm(total=len(plans), unit="img", disable=not progress, desc="crop", dynamic_ncols=True)
     options = CutOptions(
-        images_dir=str(images_dir) if images_dir is not None else None, container_url=container_url,
-        square_crops=square_crops, save_full_images=save_full_images, write_crops=True, timeout=timeout,
+        images_dir=str(images_dir) if images_dir is not None else None,
+        container_url=container_url,
+        square_crops=square_crops,
+        save_full_images=save_full_images,
+        write_crops=True,
+        timeout=timeout,
         allow_outside_images_dir=allow_outside_images_dir,
     )
     task = functools.partial(_crop_one_image, options=options, check_crops_valid=check_crops_valid)

@@ -98,9 +98,7 @@ class TorchEngine(Engine):
 
     backend = "torch"
 
-    def __init__(
-        self, loaded: LoadedModel, *, device: str, precision: str, image_size: int, num_classes: int
-    ) -> None:
+    def __init__(self, loaded: LoadedModel, *, device: str, precision: str, image_size: int, num_classes: int) -> None:
         import torch
 
         self.device = device

@@ -137,8 +137,9 @@ def validate_detections(data: Any, path: str | Path) -> None:
         earlier = first_entry.setdefault(image["file"], i)
         if earlier != i:
             raise InputFileError(
-                path, f"images[{i}] repeats the file {json.dumps(image['file'])} of images[{earlier}]; each file may "
-                "appear once (combine their detections into one entry)"
+                path,
+                f"images[{i}] repeats the file {json.dumps(image['file'])} of images[{earlier}]; each file may "
+                "appear once (combine their detections into one entry)",
             )
 
 

@@ -53,8 +53,7 @@ def load_label_index(path: str | Path) -> list[str]:
         extra = sorted(k for k in data if k not in set(expected))
         raise InputFileError(
             path,
-            f'keys must be "0" to "{len(data) - 1}" without gaps; '
-            f"missing {missing[:5]}, unexpected {extra[:5]}",
+            f'keys must be "0" to "{len(data) - 1}" without gaps; missing {missing[:5]}, unexpected {extra[:5]}',
         )
     names = [data[k] for k in expected]
     bad = [k for k, v in zip(expected, names, strict=True) if not isinstance(v, str) or not v.strip()]
@@ -108,9 +107,7 @@ class ProbabilityCsvWriter:
             return
         flat = self._format(np.asarray(values).reshape(-1))
         width = len(self.labels)
-        self._writer.writerows(
-            [path, *flat[i * width : (i + 1) * width]] for i, path in enumerate(paths)
-        )
+        self._writer.writerows([path, *flat[i * width : (i + 1) * width]] for i, path in enumerate(paths))
         self.rows_written += len(paths)
 
     def __exit__(
@@ -211,9 +208,7 @@ class ProbabilityCsvReader:
                     try:
                         float(value)
                     except ValueError:
-                        raise InputFileError(
-                            self.path, f"line {lines[offset]}: not a number: {value!r}"
-                        ) from None
+                        raise InputFileError(self.path, f"line {lines[offset]}: not a number: {value!r}") from None
             raise
         bad = ~np.isfinite(values) | (values < -PROBABILITY_TOLERANCE) | (values > 1 + PROBABILITY_TOLERANCE)
         if bad.any():

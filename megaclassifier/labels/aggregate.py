@@ -148,12 +148,10 @@ def check_mapping_covers(
     if unmapped or unknown:
         parts = []
         if unmapped:
-            parts.append(f"unmapped: {', '.join(unmapped)} (add them to a target, e.g. \"other\")")
+            parts.append(f'unmapped: {", ".join(unmapped)} (add them to a target, e.g. "other")')
         if unknown:
             parts.append(f"unknown: {', '.join(unknown)} (not columns of the CSV)")
-        raise LabelSpecError(
-            f"{mapping_path} does not map the columns of {csv_path} exactly once; {'; '.join(parts)}"
-        )
+        raise LabelSpecError(f"{mapping_path} does not map the columns of {csv_path} exactly once; {'; '.join(parts)}")
 
 
 def _groups(mapping: Mapping[str, Sequence[str]], targets: Sequence[str]) -> list[range]:

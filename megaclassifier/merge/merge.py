@@ -264,14 +264,18 @@ def _log_problems(counts: AttachCounts, problems: list[str]) -> None:
     if problems:
         logger.warning(
             "%d rows matched no detection and were skipped, e.g.:\n  %s",
-            counts.rows_unmatched, "\n  ".join(problems[:_EXAMPLES]),
+            counts.rows_unmatched,
+            "\n  ".join(problems[:_EXAMPLES]),
         )
     if counts.rows_duplicate:
-        logger.warning("%d rows repeated a crop already merged; the last row of each crop was kept",
-                       counts.rows_duplicate)
+        logger.warning(
+            "%d rows repeated a crop already merged; the last row of each crop was kept", counts.rows_duplicate
+        )
     if counts.stale_classifications_removed:
-        logger.warning("removed %d classifications of an earlier merge from detections with no row in this CSV",
-                       counts.stale_classifications_removed)
+        logger.warning(
+            "removed %d classifications of an earlier merge from detections with no row in this CSV",
+            counts.stale_classifications_removed,
+        )
 
 
 def _version_number(value: Any) -> float | None:
@@ -404,13 +408,15 @@ def merge_probabilities(
         max_classifications: see :func:`classification_list`.
     """
     lists = (
-        (ref, classification_list(p, threshold=threshold, max_classifications=max_classifications))
-        for ref, p in rows
+        (ref, classification_list(p, threshold=threshold, max_classifications=max_classifications)) for ref, p in rows
     )
     return merge_rows(
-        results, lists, classifier_name=classifier_name,
+        results,
+        lists,
+        classifier_name=classifier_name,
         classification_categories={str(i): name for i, name in enumerate(class_names)},
-        typical_classification_threshold=typical_classification_threshold, datasets=datasets,
+        typical_classification_threshold=typical_classification_threshold,
+        datasets=datasets,
     )
 
 
@@ -435,8 +441,9 @@ def _check_columns(reader: ProbabilityCsvReader, names: list[str], label_names_j
     else:
         parts = []
         if missing:
-            parts.append(f"no column for {len(missing)} of the {len(names)} classes in {label_names_json}: "
-                         f"{quoted(missing)}")
+            parts.append(
+                f"no column for {len(missing)} of the {len(names)} classes in {label_names_json}: {quoted(missing)}"
+            )
         if extra:
             parts.append(f"{len(extra)} columns are not classes in {label_names_json}: {quoted(extra)}")
         problem = "; ".join(parts)
@@ -549,8 +556,9 @@ def merge_classifications(
     class_taxa = load_taxonomy_file(taxonomy) if taxonomy is not None else None
     with ProbabilityCsvReader(classification_csv) as reader:
         if (label is not None or relative_conf) and not reader.has_label:
-            raise InputFileError(classification_csv, f'no "{LABEL_COLUMN}" column, which --label and '
-                                 "--relative-conf need")
+            raise InputFileError(
+                classification_csv, f'no "{LABEL_COLUMN}" column, which --label and --relative-conf need'
+            )
         contains_preds = _check_columns(reader, names, label_names_json)
         if not contains_preds:
             if relative_conf:
@@ -564,8 +572,12 @@ def merge_classifications(
         rules = _RowRules(contains_preds, threshold, max_classifications, label, relative_conf)
         rows = _csv_rows(reader, names, rules, progress=progress)
         summary = merge_rows(
-            results, rows, classifier_name=classifier_name, classification_categories=categories,
-            typical_classification_threshold=typical_classification_threshold, datasets=datasets,
+            results,
+            rows,
+            classifier_name=classifier_name,
+            classification_categories=categories,
+            typical_classification_threshold=typical_classification_threshold,
+            datasets=datasets,
             class_taxa=class_taxa,
         )
     write_detections(output_json, results.data)

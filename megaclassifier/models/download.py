@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 class _TransientDownloadError(DownloadError):
     """A failure that another try may not have (timeout, dropped connection, HTTP 5xx)."""
 
+
 _CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -112,9 +113,7 @@ def download_model(
         if dest.is_file() and not force:
             logger.info("%s: already there", dest)
             continue
-        summary.bytes_fetched += fetch(
-            base + entry.url_path, dest, progress=progress, timeout=timeout, retries=retries
-        )
+        summary.bytes_fetched += fetch(base + entry.url_path, dest, progress=progress, timeout=timeout, retries=retries)
         summary.fetched += 1
     if check:
         summary.num_classes = check_model_files(known, out)
@@ -178,8 +177,16 @@ def _fetch_once(url: str, dest: Path, *, progress: bool, timeout: float) -> int:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             mode = "wb"
-        bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-                   disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=dest.name,
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         try:
             with bar, open(part, mode) as f:
                 while chunk := response.read(_CHUNK):
@@ -246,5 +253,5 @@ def _reject(path: Path, problem: object) -> None:
         path.unlink()
     text = str(problem)
     prefix = f"{path}: "
-    text = text[len(prefix):] if text.startswith(prefix) else text
+    text = text[len(prefix) :] if text.startswith(prefix) else text
     raise DownloadError(f"{path}: downloaded, but unusable ({text}); deleted it, run download again")

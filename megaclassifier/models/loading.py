@@ -107,7 +107,7 @@ def _arch_signatures() -> dict[tuple[int, int, int], str]:
 def infer_arch(state_dict: dict[str, Any]) -> str | None:
     """The EfficientNet variant whose shapes ``state_dict`` has, or None."""
     if state_dict and all(k.startswith("module.") for k in state_dict):
-        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+        state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}
     try:
         stem = int(state_dict["_conv_stem.weight"].shape[0])
         head = int(state_dict["_conv_head.weight"].shape[0])
@@ -182,7 +182,7 @@ def _state_dict_of(obj: Any, path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(f'{path}: not a checkpoint of weights (expected {{"model": state_dict}} or a state dict)')
     if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 

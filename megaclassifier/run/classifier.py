@@ -56,8 +56,9 @@ class Classifier:
         values = chain_float64(probabilities)
         if self.groups is not None:
             values = sum_groups(values, self.groups)
-        return [classification_list(row, threshold=threshold, max_classifications=max_classifications)
-                for row in values]
+        return [
+            classification_list(row, threshold=threshold, max_classifications=max_classifications) for row in values
+        ]
 
 
 def chain_float64(probabilities: np.ndarray) -> np.ndarray:
@@ -95,17 +96,19 @@ def open_classifier(
 
     names = categories_for(model, classifier_categories)
     mapping = load_target_mapping(target_mapping) if target_mapping is not None else None
-    engine = open_engine(
-        model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size
-    )
+    engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
     with contextlib.ExitStack() as guard:
         guard.callback(engine.close)
         check_class_count(engine, names, classifier_categories)
         class_names = names or [str(i) for i in range(engine.num_classes)]
         merge_names, groups = class_names, None
         if mapping is not None and target_mapping is not None:
-            check_mapping_covers(mapping, class_names, mapping_path=target_mapping,
-                                 csv_path=classifier_categories or "the model's classes")
+            check_mapping_covers(
+                mapping,
+                class_names,
+                mapping_path=target_mapping,
+                csv_path=classifier_categories or "the model's classes",
+            )
             merge_names, groups = _target_groups(mapping, class_names)
         guard.pop_all()
     name = classifier_name or Path(str(model)).name.rsplit(".", 1)[0]

@@ -131,16 +131,26 @@ def run_pipeline(
     detector = resolve_detector(results, detector_version)
     class_taxa = load_taxonomy_file(taxonomy) if taxonomy is not None else None
     classifier = open_classifier(
-        model, classifier_categories=classifier_categories, target_mapping=target_mapping,
-        classifier_name=classifier_name, image_size=image_size, device=device, precision=precision,
-        backend=backend, arch=arch,
+        model,
+        classifier_categories=classifier_categories,
+        target_mapping=target_mapping,
+        classifier_name=classifier_name,
+        image_size=image_size,
+        device=device,
+        precision=precision,
+        backend=backend,
+        arch=arch,
     )
     summary = RunSummary(engine=classifier.engine.describe())
     plans = _plan(results, summary.crop, save_crops=save_crops, threshold=threshold, detector=detector)
     cut = CutOptions(
-        images_dir=str(images_dir) if images_dir is not None else None, container_url=container_url,
-        timeout=timeout, allow_outside_images_dir=allow_outside_images_dir, square_crops=square_crops,
-        write_crops=save_crops is not None, jpeg_roundtrip=jpeg_roundtrip,
+        images_dir=str(images_dir) if images_dir is not None else None,
+        container_url=container_url,
+        timeout=timeout,
+        allow_outside_images_dir=allow_outside_images_dir,
+        square_crops=square_crops,
+        write_crops=save_crops is not None,
+        jpeg_roundtrip=jpeg_roundtrip,
     )
     workers = default_run_workers(classifier.engine.device) if num_workers is None else num_workers
     images = prepared_stream(plans, PrepareOptions(cut, classifier.engine.image_size), workers)
@@ -149,12 +159,21 @@ def run_pipeline(
         bar = stack.enter_context(_progress_bar(sum(len(crops) for _, crops in plans), progress))
         csv = stack.enter_context(ProbabilityCsvWriter(output_csv, classifier.class_names)) if output_csv else None
         rows = classified_rows(
-            _batches(images, batch_size, summary.crop, bar), classifier, summary, bar=bar, csv=csv,
-            threshold=classification_threshold, max_classifications=max_classifications,
+            _batches(images, batch_size, summary.crop, bar),
+            classifier,
+            summary,
+            bar=bar,
+            csv=csv,
+            threshold=classification_threshold,
+            max_classifications=max_classifications,
         )
         summary.merged = merge_rows(
-            results, rows, classifier_name=classifier.name, classification_categories=classifier.categories,
-            typical_classification_threshold=typical_classification_threshold, class_taxa=class_taxa,
+            results,
+            rows,
+            classifier_name=classifier.name,
+            classification_categories=classifier.categories,
+            typical_classification_threshold=typical_classification_threshold,
+            class_taxa=class_taxa,
         ).detections_classified
     summary.postprocessed = postprocess(results, smooth, taxonomy=taxonomy)
     return _finish(summary, results, output_json=output_json, output_csv=output_csv, logdir=logdir, started=started)
@@ -165,8 +184,9 @@ def _plan(
 ) -> list[tuple[str, list[PlannedCrop]]]:
     """The crops to cut, image by image, as ``crop`` plans them; counts go to ``crop``."""
     crop.images_missing_detections = results.files_missing_detections()
-    plans = list(plan_crops(results, save_crops or ".", threshold=threshold, detector=detector,
-                            invalid_boxes=crop.invalid_boxes))
+    plans = list(
+        plan_crops(results, save_crops or ".", threshold=threshold, detector=detector, invalid_boxes=crop.invalid_boxes)
+    )
     crop.images = len(plans)
     return plans
 

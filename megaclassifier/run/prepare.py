@@ -64,8 +64,11 @@ def prepared_stream(
         yield from (prepare_image(file, crops, options) for file, crops in plans)
         return
     pool = functools.partial(
-        ProcessPoolExecutor, num_workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(options,),
+        ProcessPoolExecutor,
+        num_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(options,),
     )
     yield from bounded_map(_prepare_in_worker, plans, pool=pool, window=num_workers * WINDOW_PER_WORKER)
 
