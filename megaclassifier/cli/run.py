@@ -64,10 +64,11 @@ def run(ctx: click.Context, **options: Any) -> None:
           --threshold 0.15 --target-mapping idfg_to_megaclassifier_labels.json \\
           --output-json md_classified.json --classification-threshold 0.05 --smooth sequence
     """
-    from megaclassifier.run import run_pipeline
+    from megaclassifier.run import RunOptions, run_pipeline
 
     smooth = smooth_settings(ctx, options, images_dir=options["images_dir"], level_flag="--smooth")
-    result = run_pipeline(**options, smooth=smooth, progress=show_progress(ctx))
+    detections_json, model = options.pop("detections_json"), options.pop("model")
+    result = run_pipeline(detections_json, model, RunOptions(**options, smooth=smooth), progress=show_progress(ctx))
     crop = result.crop
     smoothed = result.postprocessed
     summary(

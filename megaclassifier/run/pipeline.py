@@ -68,47 +68,14 @@ class RunSummary:
         return self.classified / self.seconds if self.seconds > 0 else 0.0
 
 
-def run_pipeline(
-    detections_json: str | Path,
-    model: str | Path,
-    *,
-    output_json: str | Path,
-    images_dir: str | Path | None = None,
-    container_url: str | None = None,
-    detector_version: str | None = None,
-    threshold: float = 0.0,
-    square_crops: bool = False,
-    classifier_categories: str | Path | None = None,
-    target_mapping: str | Path | None = None,
-    output_csv: str | Path | None = None,
-    save_crops: str | Path | None = None,
-    classifier_name: str | None = None,
-    classification_threshold: float = DEFAULT_MERGE_THRESHOLD,
-    typical_classification_threshold: float | None = None,
-    max_classifications: int | None = None,
-    image_size: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    num_workers: int | None = None,
-    device: str = "auto",
-    precision: str = "fp32",
-    backend: str = "auto",
-    arch: str | None = None,
-    jpeg_roundtrip: bool = True,
-    taxonomy: str | Path | None = None,
-    smooth: SmoothOptions | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    allow_outside_images_dir: bool = False,
-    logdir: str | Path = ".",
-    progress: bool = False,
-) -> RunSummary:
-    """Crop, classify and merge in one pass.
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``run`` does besides reading its two inputs; one field per command-line option.
 
-    Args:
-        detections_json: MegaDetector results file.
-        model: TorchScript file, EfficientNet checkpoint or downloaded model name.
+    Attributes:
         output_json: the merged results file (Timelapse-ready).
-        images_dir, container_url, detector_version, threshold, square_crops: as ``crop``.
-        timeout, allow_outside_images_dir: as ``crop``.
+        images_dir, container_url, detector_version, threshold, square_crops, timeout,
+            allow_outside_images_dir: as ``crop``.
         classifier_categories, target_mapping, classifier_name: see
             :func:`~megaclassifier.run.classifier.open_classifier`.
         output_csv: also write the classifier's probability CSV, as ``classify`` would.
@@ -119,8 +86,60 @@ def run_pipeline(
         jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do.
         taxonomy: class name -> taxonomy CSV: write ``classification_category_descriptions`` (as ``merge``),
             and the taxonomy that smoothing and roll-up use.
-        smooth: smooth (or only roll up) the merged results before writing them, as ``smooth`` does.
+        smooth: smooth the merged results before writing them, as ``smooth`` does.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
+    """
+
+    output_json: str | Path
+    images_dir: str | Path | None = None
+    container_url: str | None = None
+    detector_version: str | None = None
+    threshold: float = 0.0
+    square_crops: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    allow_outside_images_dir: bool = False
+    classifier_categories: str | Path | None = None
+    target_mapping: str | Path | None = None
+    classifier_name: str | None = None
+    output_csv: str | Path | None = None
+    save_crops: str | Path | None = None
+    classification_threshold: float = DEFAULT_MERGE_THRESHOLD
+    typical_classification_threshold: float | None = None
+    max_classifications: int | None = None
+    image_size: int | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    num_workers: int | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    backend: str = "auto"
+    arch: str | None = None
+    jpeg_roundtrip: bool = True
+    taxonomy: str | Path | None = None
+    smooth: SmoothOptions | None = None
+    logdir: str | Path = "."
+
+    def cut_options(self) -> CutOptions:
+        """How the crop core finds the images and treats each crop."""
+        return CutOptions(
+            images_dir=str(self.images_dir) if self.images_dir is not None else None,
+            container_url=self.container_url,
+            timeout=self.timeout,
+            allow_outside_images_dir=self.allow_outside_images_dir,
+            square_crops=self.square_crops,
+            write_crops=self.save_crops is not None,
+            jpeg_roundtrip=self.jpeg_roundtrip,
+        )
+
+
+def run_pipeline(
+    detections_json: str | Path, model: str | Path, options: RunOptions, *, progress: bool = False
+) -> RunSummary:
+    """Crop, classify and merge (and smooth) in one pass.
+
+    Args:
+        detections_json: MegaDetector results file.
+        model: TorchScript file, EfficientNet checkpoint or downloaded model name.
+        options: everything else (:class:`RunOptions`).
         progress: show a progress bar on stderr.
 
     Raises:
@@ -128,64 +147,67 @@ def run_pipeline(
     """
     started = time.perf_counter()
     results = load_detections(detections_json)
-    detector = resolve_detector(results, detector_version)
-    class_taxa = load_taxonomy_file(taxonomy) if taxonomy is not None else None
-    classifier = open_classifier(
-        model,
-        classifier_categories=classifier_categories,
-        target_mapping=target_mapping,
-        classifier_name=classifier_name,
-        image_size=image_size,
-        device=device,
-        precision=precision,
-        backend=backend,
-        arch=arch,
-    )
+    detector = resolve_detector(results, options.detector_version)
+    class_taxa = load_taxonomy_file(options.taxonomy) if options.taxonomy is not None else None
+    classifier = _open_classifier(model, options)
     summary = RunSummary(engine=classifier.engine.describe())
-    plans = _plan(results, summary.crop, save_crops=save_crops, threshold=threshold, detector=detector)
-    cut = CutOptions(
-        images_dir=str(images_dir) if images_dir is not None else None,
-        container_url=container_url,
-        timeout=timeout,
-        allow_outside_images_dir=allow_outside_images_dir,
-        square_crops=square_crops,
-        write_crops=save_crops is not None,
-        jpeg_roundtrip=jpeg_roundtrip,
-    )
-    workers = default_run_workers(classifier.engine.device) if num_workers is None else num_workers
-    images = prepared_stream(plans, PrepareOptions(cut, classifier.engine.image_size), workers)
+    plans = _plan(results, summary.crop, options, detector)
+    workers = default_run_workers(classifier.engine.device) if options.num_workers is None else options.num_workers
+    images = prepared_stream(plans, PrepareOptions(options.cut_options(), classifier.engine.image_size), workers)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.engine)
         bar = stack.enter_context(_progress_bar(sum(len(crops) for _, crops in plans), progress))
-        csv = stack.enter_context(ProbabilityCsvWriter(output_csv, classifier.class_names)) if output_csv else None
-        rows = classified_rows(
-            _batches(images, batch_size, summary.crop, bar),
-            classifier,
-            summary,
-            bar=bar,
-            csv=csv,
-            threshold=classification_threshold,
-            max_classifications=max_classifications,
-        )
+        csv = stack.enter_context(_csv_writer(options, classifier))
+        batches = _batches(images, options.batch_size, summary.crop, bar)
+        rows = classified_rows(batches, classifier, summary, options, bar=bar, csv=csv)
         summary.merged = merge_rows(
             results,
             rows,
             classifier_name=classifier.name,
             classification_categories=classifier.categories,
-            typical_classification_threshold=typical_classification_threshold,
+            typical_classification_threshold=options.typical_classification_threshold,
             class_taxa=class_taxa,
         ).detections_classified
-    summary.postprocessed = postprocess(results, smooth, taxonomy=taxonomy)
-    return _finish(summary, results, output_json=output_json, output_csv=output_csv, logdir=logdir, started=started)
+    summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
+    return _finish(summary, results, options, started)
+
+
+def _open_classifier(model: str | Path, options: RunOptions) -> Classifier:
+    return open_classifier(
+        model,
+        classifier_categories=options.classifier_categories,
+        target_mapping=options.target_mapping,
+        classifier_name=options.classifier_name,
+        image_size=options.image_size,
+        device=options.device,
+        precision=options.precision,
+        backend=options.backend,
+        arch=options.arch,
+    )
+
+
+def _csv_writer(
+    options: RunOptions, classifier: Classifier
+) -> contextlib.AbstractContextManager[ProbabilityCsvWriter | None]:
+    """The probability CSV's writer with ``--output-csv``, else nothing."""
+    if options.output_csv is None:
+        return contextlib.nullcontext()
+    return ProbabilityCsvWriter(options.output_csv, classifier.class_names)
 
 
 def _plan(
-    results: DetectionResults, crop: CropSummary, *, save_crops: str | Path | None, threshold: float, detector: str
+    results: DetectionResults, crop: CropSummary, options: RunOptions, detector: str
 ) -> list[tuple[str, list[PlannedCrop]]]:
     """The crops to cut, image by image, as ``crop`` plans them; counts go to ``crop``."""
     crop.images_missing_detections = results.files_missing_detections()
     plans = list(
-        plan_crops(results, save_crops or ".", threshold=threshold, detector=detector, invalid_boxes=crop.invalid_boxes)
+        plan_crops(
+            results,
+            options.save_crops or ".",
+            threshold=options.threshold,
+            detector=detector,
+            invalid_boxes=crop.invalid_boxes,
+        )
     )
     crop.images = len(plans)
     return plans
@@ -206,11 +228,10 @@ def classified_rows(
     batches: Iterator[Batch],
     classifier: Classifier,
     summary: RunSummary,
+    options: RunOptions,
     *,
     bar: Any,
     csv: ProbabilityCsvWriter | None,
-    threshold: float,
-    max_classifications: int | None,
 ) -> Iterator[tuple[CropRef, Classifications]]:
     """Classify each batch (one in flight) and yield each crop's ``((file, index), classifications)``.
 
@@ -220,7 +241,7 @@ def classified_rows(
         if csv is not None:
             csv.write_rows([key for _, _, key in keys], probabilities)
         lists = classifier.classification_lists(
-            probabilities, threshold=threshold, max_classifications=max_classifications
+            probabilities, threshold=options.classification_threshold, max_classifications=options.max_classifications
         )
         summary.classified += len(keys)
         bar.update(len(keys))
@@ -267,19 +288,11 @@ def _progress_bar(total: int, progress: bool) -> Iterator[Any]:
             yield bar
 
 
-def _finish(
-    summary: RunSummary,
-    results: DetectionResults,
-    *,
-    output_json: str | Path,
-    output_csv: str | Path | None,
-    logdir: str | Path,
-    started: float,
-) -> RunSummary:
+def _finish(summary: RunSummary, results: DetectionResults, options: RunOptions, started: float) -> RunSummary:
     """Write the merged results and the log; complete the summary."""
-    write_detections(output_json, results.data)
-    summary.output_json = Path(output_json)
-    summary.output_csv = Path(output_csv) if output_csv is not None else None
-    summary.crop.log_path = write_crop_log(logdir, summary.crop, prefix="run_log")
+    write_detections(options.output_json, results.data)
+    summary.output_json = Path(options.output_json)
+    summary.output_csv = Path(options.output_csv) if options.output_csv is not None else None
+    summary.crop.log_path = write_crop_log(options.logdir, summary.crop, prefix="run_log")
     summary.seconds = time.perf_counter() - started
     return summary
