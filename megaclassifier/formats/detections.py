@@ -133,7 +133,7 @@ def validate_detections(data: Any, path: str | Path) -> None:
         raise InputFileError(path, '"detection_categories" is not an object of ID to name strings')
     first_entry: dict[str, int] = {}
     for i, image in enumerate(data["images"]):
-        _check_image(i, image, path)
+        check_image(i, image, path)
         earlier = first_entry.setdefault(image["file"], i)
         if earlier != i:
             raise InputFileError(
@@ -143,7 +143,8 @@ def validate_detections(data: Any, path: str | Path) -> None:
             )
 
 
-def _check_image(i: int, image: Any, path: str | Path) -> None:
+def check_image(i: int, image: Any, path: str | Path) -> None:
+    """Check one ``images`` entry (``file``, and each detection's ``category``, ``bbox`` and ``conf``)."""
     if not isinstance(image, dict):
         raise InputFileError(path, f"images[{i}] is not an object")
     if not isinstance(image.get("file"), str) or not image["file"]:

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import atomic_path
+from megaclassifier.formats.detections import check_image as detections_check_image
 
 _HINT = "; is this a MegaDetector output file?"
 
@@ -155,19 +156,12 @@ def _check_header(header: dict[str, Any], path: Path) -> None:
 
 
 def check_image(i: int, image: Any, path: str | Path) -> None:
-    """The structure the post-processing steps rely on; raise on the first problem."""
-    if not isinstance(image, dict):
-        raise InputFileError(path, f"images[{i}] is not an object")
-    if not isinstance(image.get("file"), str) or not image["file"]:
-        raise InputFileError(path, f'images[{i}] has no "file"')
-    detections = image.get("detections")
-    if detections is None:
-        return
-    if not isinstance(detections, list):
-        raise InputFileError(path, f'images[{i}] ("{image["file"]}"): "detections" is not a list')
-    for j, det in enumerate(detections):
-        if not isinstance(det, dict) or "category" not in det:
-            raise InputFileError(path, f'images[{i}] ("{image["file"]}") detection {j} has no "category"')
+    """Check what the post-processing steps rely on; raise on the first problem.
+
+    That is :func:`~megaclassifier.formats.detections.check_image`, and well-formed ``classifications``.
+    """
+    detections_check_image(i, image, path)
+    for j, det in enumerate(image.get("detections") or []):
         classes = det.get("classifications")
         if classes is not None and not (
             isinstance(classes, list)
