@@ -47,8 +47,13 @@ GEOFENCE = {
     "mammalia;cetartiodactyla;cervidae;;": {"allow": {"USA": []}},
 }
 
-CLASSIFIER = "always_crop_test.pt"
-LABELS_FILE = "always_crop_test.labels.txt"
+#: info.json's file names.
+FILES = {
+    "classifier": "always_crop_test.pt",
+    "classifier_labels": "always_crop_test.labels.txt",
+    "taxonomy": "taxonomy_release.txt",
+    "geofence": "geofence_release.json",
+}
 
 
 class _Net(torch.nn.Module):
@@ -61,26 +66,21 @@ class _Net(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.conv(x.permute(0, 3, 1, 2) * 4.0 - 2.0))
-        return self.head(y.mean(dim=(2, 3))) * 3.0
+        return self.head(y.mean(dim=(2, 3)) * 3.0)
 
 
-def build_release(folder: Path, *, release_type: str = "always_crop", seed: int = 7) -> Path:
-    """Write a release into ``folder`` (created) and return it."""
+def build_release(
+    folder: Path, *, release_type: str = "always_crop", seed: int = 7, files: dict[str, str] | None = None
+) -> Path:
+    """Write a release into ``folder`` (created) and return it; ``files`` replaces :data:`FILES` names."""
+    names = {**FILES, **(files or {})}
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     module = torch.fx.symbolic_trace(_Net(len(LABELS)).eval())
-    torch.save(module, folder / CLASSIFIER)
-    (folder / LABELS_FILE).write_text("\n".join(LABELS) + "\n", encoding="utf-8")
-    (folder / "taxonomy_release.txt").write_text("\n".join(LABELS + EXTRA_TAXA) + "\n", encoding="utf-8")
-    (folder / "geofence_release.json").write_text(json.dumps(GEOFENCE), encoding="utf-8")
-    info = {
-        "version": "4.0.1a-test",
-        "type": release_type,
-        "classifier": CLASSIFIER,
-        "classifier_labels": LABELS_FILE,
-        "detector": "https://example.invalid/md_v5a.0.0.pt",
-        "taxonomy": "taxonomy_release.txt",
-        "geofence": "geofence_release.json",
-    }
-    (folder / "info.json").write_text(json.dumps(info), encoding="utf-8")
+    torch.save(module, folder / names["classifier"])
+    (folder / names["classifier_labels"]).write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    (folder / names["taxonomy"]).write_text("\n".join(LABELS + EXTRA_TAXA) + "\n", encoding="utf-8")
+    (folder / names["geofence"]).write_text(json.dumps(GEOFENCE), encoding="utf-8")
+    info = {"version": "4.0.1a-test", "type": release_type, "detector": "md_v5a.0.0.pt"}
+    (folder / "info.json").write_text(json.dumps({**info, **names}), encoding="utf-8")
     return folder

@@ -251,9 +251,10 @@ class TorchEngine(Engine):
         bias = head.bias.detach().clone() if getattr(head, "bias", None) is not None else None
         width = int(weight.shape[1])
         logits = torch.from_numpy(run_probe(copy, path, self.image_size, self.preprocessing))
-        head.weight = torch.eye(width)
+        wrap: Any = torch.nn.Parameter if isinstance(head, torch.nn.Linear) else (lambda t: t)
+        head.weight = wrap(torch.eye(width))
         if bias is not None:
-            head.bias = torch.zeros(width)
+            head.bias = wrap(torch.zeros(width))
         with torch.inference_mode():
             feats = copy(probe_input(self.image_size, profile=self.preprocessing))
         ok = isinstance(feats, torch.Tensor) and feats.shape == (2, width)
