@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# SpeciesNet's own classifier, the test oracle; without its dependencies (yolov5 and the detector stack)
+	$(BIN)/python -m pip install --quiet --no-deps 'speciesnet==5.0.6'
 	touch $(STAMP)
 
 # the same checks as .pre-commit-config.yaml

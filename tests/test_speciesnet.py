@@ -13,7 +13,9 @@ import importlib
 import importlib.util
 import json
 import sys
+import threading
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,11 @@ from speciesnet_data import ANIMAL, EXTRA_TAXA, GEOFENCE, LABELS, build_release
 
 from megaclassifier.crop.core import CutOptions, PlannedCrop, cut_image
 from megaclassifier.crop.geometry import CropBox, full_image_box, speciesnet_box
-from megaclassifier.errors import ModelError
+from megaclassifier.errors import DownloadError, ModelError
 from megaclassifier.formats.naming import parse_crop_filename
+from megaclassifier.models.download import download_model
 from megaclassifier.models.loading import SPECIESNET, load_model
+from megaclassifier.models.registry import KNOWN_MODELS, categories_for, resolve_model
 from megaclassifier.models.speciesnet import (
     SPECIESNET_PREPROCESSING,
     common_name,
@@ -439,3 +443,51 @@ def test_run_with_country(release: Path, photos: PhotoSet, tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     step = json.loads(out.read_text())["info"]["classification_postprocessing"][0]
     assert (step["step"], step["country"], step["admin1_region"]) == ("geofence", "GBR", None)
+
+
+# --- the registry and download ---------------------------------------------------------------------
+
+PUBLISHED = "speciesnet-v4.0.2a"
+
+
+@pytest.fixture
+def release_server(tmp_path: Path) -> Iterator[Any]:
+    """The published release's files (stand-ins with the published names) on an HTTP server on 127.0.0.1."""
+    from test_download import Server
+
+    known = KNOWN_MODELS[PUBLISHED]
+    names = [f.filename for f in known.files if f.role == "release-file"]
+    files = dict(zip(["classifier", "classifier_labels", "taxonomy", "geofence"], names, strict=True))
+    build_release(tmp_path / "www" / "models", files=files)
+    server = Server(tmp_path / "www" / "models")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_a_release(release_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEGACLASSIFIER_CACHE_DIR", str(tmp_path / "cache"))
+    summary = download_model(PUBLISHED, base_url=release_server.base)
+    folder = tmp_path / "cache" / "models" / PUBLISHED
+    assert summary.num_classes == len(LABELS) and summary.fetched == 5
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f.filename for f in KNOWN_MODELS[PUBLISHED].files)
+    assert resolve_model(PUBLISHED) == folder
+    assert categories_for(PUBLISHED, None) == [common_name(label) for label in LABELS]
+    assert load_model(resolve_model(PUBLISHED)).kind == SPECIESNET
+
+
+def test_a_release_that_does_not_fit_its_labels_is_deleted(release_server: Any, tmp_path: Path) -> None:
+    known = KNOWN_MODELS[PUBLISHED]
+    labels = release_server.root / known.files[2].filename
+    labels.write_text("\n".join(LABELS[:5]) + "\n", encoding="utf-8")
+    with pytest.raises(DownloadError, match=r"the model has 9 outputs but .* has 5\); deleted it"):
+        download_model(PUBLISHED, output_dir=tmp_path / "out", base_url=release_server.base)
+    assert not (tmp_path / "out" / known.files[1].filename).exists()
+
+
+def test_a_release_name_before_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEGACLASSIFIER_CACHE_DIR", str(tmp_path))
+    with pytest.raises(ModelError, match=rf"^{PUBLISHED}: not downloaded .*run `megaclassifier download {PUBLISHED}`"):
+        resolve_model(PUBLISHED)
