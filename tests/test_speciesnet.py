@@ -491,3 +491,29 @@ def test_a_release_name_before_download(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("MEGACLASSIFIER_CACHE_DIR", str(tmp_path))
     with pytest.raises(ModelError, match=rf"^{PUBLISHED}: not downloaded .*run `megaclassifier download {PUBLISHED}`"):
         resolve_model(PUBLISHED)
+
+
+@pytest.mark.parametrize(
+    ("package", "hint"),
+    [("onnx2torch.node_converters", "pip install 'megaclassifier[speciesnet]'"), ("zz_nowhere", "not installed")],
+)
+def test_a_module_class_that_cannot_be_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str, hint: str
+) -> None:
+    """The published classifier unpickles onnx2torch classes: without the package, one line says what to install."""
+    module = types.ModuleType(package)
+    exec("import torch\nclass Node(torch.nn.Module):\n    def forward(self, x):\n        return x.mean(dim=(1, 2))\n",
+         module.__dict__)  # fmt: skip
+    module.Node.__module__ = package
+    monkeypatch.setitem(sys.modules, package.split(".")[0], types.ModuleType(package.split(".")[0]))
+    monkeypatch.setitem(sys.modules, package, module)
+    folder = build_release(tmp_path / "release")
+    torch.save(module.Node(), folder / "always_crop_test.pt")
+    for name in (package, package.split(".")[0]):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    with pytest.raises(ModelError) as e:
+        load_model(folder)
+    assert str(e.value).startswith(
+        f"{folder / 'always_crop_test.pt'}: its module classes come from the {package.split('.')[0]}"
+    )
+    assert str(e.value).endswith(f" package ({hint})")

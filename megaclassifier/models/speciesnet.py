@@ -229,9 +229,10 @@ def load_classifier(release: SpeciesNetRelease) -> torch.nn.Module:
             warnings.simplefilter("ignore")
             module = torch.load(path, map_location="cpu", weights_only=False)
     except ModuleNotFoundError as e:
-        raise ModelError(
-            f"{path}: needs the {e.name} package to load (pip install 'megaclassifier[speciesnet]')"
-        ) from None
+        hint = (
+            "pip install 'megaclassifier[speciesnet]'" if (e.name or "").startswith("onnx2torch") else "not installed"
+        )
+        raise ModelError(f"{path}: its module classes come from the {e.name} package ({hint})") from None
     except Exception as e:  # UnpicklingError, RuntimeError, EOFError ...
         raise ModelError(f"{path}: cannot load as a whole PyTorch module ({first_line(e)})") from None
     if not isinstance(module, torch.nn.Module):
