@@ -18,7 +18,7 @@ import numpy as np
 from megaclassifier.classify.discovery import CropList
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.hardware import available_cpus, physical_cpu_count
-from megaclassifier.preprocess import REFERENCE, Preprocessing, load_crop_file
+from megaclassifier.preprocess import REFERENCE, Preprocessing, load_crop, load_crop_file
 
 if TYPE_CHECKING:
     import torch
@@ -68,9 +68,15 @@ class CropDataset:
     def __len__(self) -> int:
         return len(self.crops)
 
+    def _read(self, index: int) -> np.ndarray:
+        path = self.crops.path(index)
+        if self.preprocessing == REFERENCE:
+            return load_crop(path, self.image_size)
+        return load_crop_file(path, self.image_size, self.preprocessing)
+
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str | None]:
         try:
-            return index, load_crop_file(self.crops.path(index), self.image_size, self.preprocessing), None
+            return index, self._read(index), None
         except Exception as e:  # any decoding problem is this crop's own failure
             reason = " ".join(str(e).split()) or type(e).__name__
             return index, None, reason

@@ -220,8 +220,8 @@ def load_fence(classifier: Classifier, options: RunOptions) -> Fence | None:
         )
     from megaclassifier.models.speciesnet import read_geofence, read_taxonomy_map
 
-    return Fence(read_geofence(release.geofence), read_taxonomy_map(release.taxonomy), options.country,
-                 options.admin1_region)  # fmt: skip
+    region = options.admin1_region.upper() if options.admin1_region else None
+    return Fence(read_geofence(release.geofence), read_taxonomy_map(release.taxonomy), options.country.upper(), region)
 
 
 def speciesnet_steps(
