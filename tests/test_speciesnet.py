@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import threading
 import types
@@ -517,3 +518,46 @@ def test_a_module_class_that_cannot_be_imported(
         f"{folder / 'always_crop_test.pt'}: its module classes come from the {package.split('.')[0]}"
     )
     assert str(e.value).endswith(f" package ({hint})")
+
+
+# --- engines: pixel uploads, staging, the GPU ------------------------------------------------------
+
+
+def _pixels(photos: PhotoSet) -> np.ndarray:
+    data = json.loads(photos.detections.read_text())
+    image = next(im for im in data["images"] if im.get("detections"))
+    crops = [PlannedCrop(i, tuple(d["bbox"]), f"k{i}", Path(f"k{i}.jpg")) for i, d in enumerate(image["detections"])]
+    profile = SPECIESNET_PREPROCESSING["always_crop"]
+    cut = cut_image(image["file"], crops, CutOptions(images_dir=str(photos.images), geometry="speciesnet"),
+                    lambda crop: to_pixels(crop, 480, profile))  # fmt: skip
+    return np.stack([p for _, p in cut.crops if p is not None])
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_torch_engine_scales_uint8_pixels_as_speciesnet(release: Path, photos: PhotoSet, staged: bool) -> None:
+    from megaclassifier.engines import open_engine
+
+    pixels = _pixels(photos)
+    engine = open_engine(release, backend="torch", device="cpu")
+    engine._stage = staged  # type: ignore[attr-defined]  # the GPU path: uint8 uploaded, scaled on the device
+    got = engine.predict(pixels)
+    module = load_model(release).module
+    expected = torch.softmax(module(torch.from_numpy((pixels / 255.0).astype(np.float32))), dim=1).detach().numpy()
+    assert got.shape == (len(pixels), len(LABELS))
+    assert np.abs(got - expected).max() <= 1e-6
+    assert np.array_equal(engine.predict(model_input(pixels, engine.preprocessing)), got)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available() and os.environ.get("MEGACLASSIFIER_REQUIRE_GPU") != "1",
+    reason="needs a CUDA GPU (make test-gpu on one)",
+)
+def test_cuda_engine_matches_the_cpu(release: Path, photos: PhotoSet) -> None:
+    from megaclassifier.engines import open_engine
+
+    pixels = _pixels(photos)
+    cpu = open_engine(release, backend="torch", device="cpu").predict(pixels)
+    for batch in (pixels, model_input(pixels, SPECIESNET_PREPROCESSING["always_crop"])):
+        gpu = open_engine(release, backend="torch", device="cuda").predict(batch)
+        assert np.abs(gpu - cpu).max() <= TOLERANCE
