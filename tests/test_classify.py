@@ -326,7 +326,7 @@ def test_missing_model_is_a_usage_error(real_crops, tmp_path):
     assert result.exit_code == 2
     assert (
         f"Invalid value for 'MODEL': '{tmp_path / 'nope.pt'}' is neither a file nor a published model name "
-        "(megaclassifier-v0.1, idfg-classifier)"
+        "(megaclassifier-v0.1, idfg-classifier, speciesnet-v4.0.2a)"
     ) in result.output
 
 

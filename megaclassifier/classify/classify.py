@@ -31,6 +31,7 @@ from megaclassifier.engines import Engine, Pending, open_engine, pipelined
 from megaclassifier.errors import ModelError
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.models import categories_for
+from megaclassifier.preprocess import REFERENCE, Preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def run_batches(
     num_workers: int,
     progress: bool,
     desc: str,
+    preprocessing: Preprocessing = REFERENCE,
 ) -> tuple[int, list[CropFailure]]:
     """Feed every crop through ``submit`` and ``write`` the rows; return (rows, failures).
 
@@ -123,7 +125,10 @@ def run_batches(
     redirect = logging_redirect_tqdm([logging.getLogger("megaclassifier")]) if progress else contextlib.nullcontext()
 
     def readable_batches() -> Iterator[tuple[list[str], np.ndarray]]:
-        for batch in iter_batches(crops, image_size=image_size, batch_size=batch_size, num_workers=num_workers):
+        batches = iter_batches(
+            crops, image_size=image_size, batch_size=batch_size, num_workers=num_workers, preprocessing=preprocessing
+        )
+        for batch in batches:
             for index, reason in batch.failures:
                 failure = CropFailure(crops.keys[index], reason)
                 logger.warning("%s: cannot read this crop (%s); no row written", failure.key, failure.reason)
@@ -198,6 +203,7 @@ def classify_crops(
                 engine.submit,
                 writer.write_rows,
                 image_size=engine.image_size,
+                preprocessing=engine.preprocessing,
                 batch_size=batch_size,
                 num_workers=workers,
                 progress=progress,

@@ -42,6 +42,7 @@ from megaclassifier.engines.base import Pending
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.formats.atomic import atomic_path
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
+from megaclassifier.preprocess import input_shape
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,8 @@ def extract_features(
     )
     with engine:
         # one blank image first: a model without features fails here, before any crop is read
-        width = int(engine.features(np.zeros((1, 3, engine.image_size, engine.image_size), np.float32)).shape[1])
+        blank = np.zeros(input_shape(engine.preprocessing, 1, engine.image_size), np.float32)
+        width = int(engine.features(blank).shape[1])
         logger.info("extracting %d features per crop with %s", width, engine.describe())
         if output.name.lower().endswith(".npz"):
             writer: contextlib.AbstractContextManager = NpzFeatureWriter(output, width)
@@ -176,6 +178,7 @@ def extract_features(
                 lambda batch: Pending.ready(engine.features(batch)),
                 w.write_rows,
                 image_size=engine.image_size,
+                preprocessing=engine.preprocessing,
                 batch_size=batch_size,
                 num_workers=default_num_workers(engine.device) if num_workers is None else num_workers,
                 progress=progress,

@@ -18,7 +18,7 @@ import numpy as np
 from megaclassifier.classify.discovery import CropList
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.hardware import available_cpus, physical_cpu_count
-from megaclassifier.preprocess import load_crop
+from megaclassifier.preprocess import REFERENCE, Preprocessing, load_crop, load_crop_file
 
 if TYPE_CHECKING:
     import torch
@@ -47,7 +47,8 @@ class Batch:
 
     Attributes:
         indices: crop indices of the rows of ``images``, in order.
-        images: float32 (len(indices), 3, S, S), or None when every crop of the batch failed.
+        images: the model's float32 input (N, 3, S, S), or (N, S, S, 3) for SpeciesNet; None when
+            every crop of the batch failed.
         failures: (crop index, reason) of the crops that could not be read.
     """
 
@@ -59,16 +60,23 @@ class Batch:
 class CropDataset:
     """Map-style dataset: index -> (index, preprocessed crop or None, failure reason or None)."""
 
-    def __init__(self, crops: CropList, image_size: int) -> None:
+    def __init__(self, crops: CropList, image_size: int, preprocessing: Preprocessing = REFERENCE) -> None:
         self.crops = crops
         self.image_size = image_size
+        self.preprocessing = preprocessing
 
     def __len__(self) -> int:
         return len(self.crops)
 
+    def _read(self, index: int) -> np.ndarray:
+        path = self.crops.path(index)
+        if self.preprocessing == REFERENCE:
+            return load_crop(path, self.image_size)
+        return load_crop_file(path, self.image_size, self.preprocessing)
+
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str | None]:
         try:
-            return index, load_crop(self.crops.path(index), self.image_size), None
+            return index, self._read(index), None
         except Exception as e:  # any decoding problem is this crop's own failure
             reason = " ".join(str(e).split()) or type(e).__name__
             return index, None, reason
@@ -84,7 +92,14 @@ def collate(samples: list[tuple[int, np.ndarray | None, str | None]]) -> Batch:
     return Batch([i for i, _ in ok], images, failures)
 
 
-def iter_batches(crops: CropList, *, image_size: int, batch_size: int, num_workers: int) -> Iterator[Batch]:
+def iter_batches(
+    crops: CropList,
+    *,
+    image_size: int,
+    batch_size: int,
+    num_workers: int,
+    preprocessing: Preprocessing = REFERENCE,
+) -> Iterator[Batch]:
     """Yield batches of preprocessed crops in crop order.
 
     Raises:
@@ -97,7 +112,7 @@ def iter_batches(crops: CropList, *, image_size: int, batch_size: int, num_worke
     if num_workers < 0:
         raise MegaClassifierError(f"--num-workers {num_workers}: must be 0 or more")
     loader: DataLoader[Batch] = DataLoader(
-        CropDataset(crops, image_size),  # type: ignore[arg-type]
+        CropDataset(crops, image_size, preprocessing),  # type: ignore[arg-type]
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,

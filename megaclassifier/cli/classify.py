@@ -14,6 +14,7 @@ from megaclassifier.cli.options import (
     categories_option,
     crop_reader_options,
     model_argument,
+    refuse_speciesnet_flags,
 )
 
 
@@ -28,9 +29,10 @@ def classify(ctx: click.Context, **options: Any) -> None:
     """Classify crops and write a probability CSV (path, then one column per class).
 
     MODEL is a TorchScript file (as megaclassifier_v0.1_efficientnet-b3_compiled.pt),
-    an EfficientNet checkpoint (as megaclassifier_v0.1_efficientnet-b3.pt), or the
-    name of a downloaded model (megaclassifier-v0.1, idfg-classifier). OUTPUT ending
-    in .gz is gzipped. Unreadable crops are reported and get no row.
+    an EfficientNet checkpoint (as megaclassifier_v0.1_efficientnet-b3.pt), a SpeciesNet
+    release folder (each crop stretched to 480 x 480 as SpeciesNet does), or the
+    name of a downloaded model (megaclassifier-v0.1, idfg-classifier, speciesnet-v4.0.2a).
+    OUTPUT ending in .gz is gzipped. Unreadable crops are reported and get no row.
 
     \b
     Example:
@@ -39,6 +41,7 @@ def classify(ctx: click.Context, **options: Any) -> None:
     """
     from megaclassifier.classify import classify_crops
 
+    refuse_speciesnet_flags(ctx, options["model"])
     result = classify_crops(**options, progress=show_progress(ctx))
     arch = f"{result.arch}, " if result.arch else ""
     unreadable = f" ({result.failed} unreadable, no row)" if result.failed else ""

@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.cli.options import COMMAND_SETTINGS, OUTPUT_FILE, crop_reader_options, model_argument
+from megaclassifier.cli.options import (
+    COMMAND_SETTINGS,
+    OUTPUT_FILE,
+    crop_reader_options,
+    model_argument,
+    refuse_speciesnet_flags,
+)
 
 
 def _output_argument(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
@@ -29,7 +35,8 @@ def features(ctx: click.Context, **options: Any) -> None:
     These are the inputs of the classifier's last layer (1536 values for
     MegaClassifier's EfficientNet-B3), as the reference README computes them.
     CHECKPOINT is an EfficientNet checkpoint (megaclassifier_v0.1_efficientnet-b3.pt),
-    a TorchScript model whose last layer is linear, or a downloaded model's name.
+    a TorchScript model whose last layer is linear, a SpeciesNet release folder, or a
+    downloaded model's name.
     OUTPUT is .npz (arrays "paths" and "features", float32) or .csv / .csv.gz
     (path,0,1,...). Crops are found and preprocessed as by classify.
 
@@ -39,6 +46,7 @@ def features(ctx: click.Context, **options: Any) -> None:
     """
     from megaclassifier.classify import extract_features
 
+    refuse_speciesnet_flags(ctx, options["checkpoint"])
     result = extract_features(**options, progress=show_progress(ctx))
     unreadable = f" ({result.failed} unreadable, no row)" if result.failed else ""
     summary(

@@ -53,10 +53,14 @@ def _apply(command: F, options: Sequence[Callable[[Any], Any]]) -> F:
 def _check_model(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from megaclassifier.models.registry import KNOWN_MODELS
 
-    if value in KNOWN_MODELS or Path(value).is_file():
+    if value in KNOWN_MODELS or Path(value).is_file() or (Path(value) / "info.json").is_file():
         return value
     if Path(value).is_dir():
-        raise click.BadParameter(f"{value!r} is a folder; expected a model file", ctx, param)
+        raise click.BadParameter(
+            f"{value!r} is a folder without info.json; expected a model file or a SpeciesNet release folder",
+            ctx,
+            param,
+        )
     names = ", ".join(KNOWN_MODELS)
     raise click.BadParameter(f"{value!r} is neither a file nor a published model name ({names})", ctx, param)
 
@@ -72,8 +76,73 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
 
 
 def model_argument(name: str = "model") -> Callable[[F], F]:
-    """The MODEL argument: a model file or a published model's name (checked before any work)."""
+    """The MODEL argument: a model file, a SpeciesNet release folder or a published model's name."""
     return click.argument(name, callback=_check_model)
+
+
+#: Options that a SpeciesNet release's own preprocessing replaces.
+NOT_FOR_SPECIESNET = {
+    "image_size": "--image-size",
+    "square_crops": "--square-crops",
+    "jpeg_roundtrip": "--jpeg-roundtrip/--no-jpeg-roundtrip",
+    "arch": "--arch",
+}
+
+
+def refuse_speciesnet_flags(ctx: click.Context, model: str) -> None:
+    """A usage error (exit 2) when MODEL is a SpeciesNet release and an option it replaces was given."""
+    from megaclassifier.models.registry import known_model
+
+    known = known_model(model)
+    if not ((known is not None and known.file("release") is not None) or (Path(model) / "info.json").is_file()):
+        return
+    given = [
+        flag
+        for name, flag in NOT_FOR_SPECIESNET.items()
+        if name in ctx.params and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)}: not for a SpeciesNet release; {model} sets its own preprocessing "
+            "(480 px, SpeciesNet's crops, no JPEG round trip)",
+            ctx,
+        )
+
+
+def _check_country(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 3 or not value.isalpha():
+        raise click.BadParameter(f"{value!r} is not an ISO 3166-1 alpha-3 country code (as USA, KEN)", ctx, param)
+    return value.upper()
+
+
+def _check_region(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 2 or not value.isalnum():
+        raise click.BadParameter(f"{value!r} is not a two-character first-level region code (as CA)", ctx, param)
+    return value.upper()
+
+
+def geofence_options(command: F) -> F:
+    """``--country`` and ``--admin1-region``: a SpeciesNet release's geofence (``run``)."""
+    return _apply(
+        command,
+        [
+            click.option(
+                "--country",
+                callback=_check_country,
+                help="ISO 3166-1 alpha-3 country of the images: a class a SpeciesNet release's geofence does not "
+                "allow there moves up to its nearest allowed ancestor, as SpeciesNet's ensemble does.",
+            ),
+            click.option(
+                "--admin1-region",
+                callback=_check_region,
+                help="First-level region within --country (ISO 3166-2 suffix, as CA for USA-CA) for the geofence.",
+            ),
+        ],
+    )
 
 
 def images_dir_option(*, required: bool) -> Callable[[F], F]:

@@ -15,9 +15,11 @@ from megaclassifier.cli.options import (
     categories_option,
     crop_options,
     engine_options,
+    geofence_options,
     logdir_option,
     merge_info_options,
     model_argument,
+    refuse_speciesnet_flags,
     smooth_settings,
     smoothing_options,
     target_mapping_option,
@@ -49,6 +51,7 @@ DECODER_WORKERS_HELP = (
     "(identical probabilities to the chain); off is a little faster.",
 )
 @taxonomy_option
+@geofence_options
 @smoothing_options(level_flag="--smooth")
 @logdir_option
 @click.pass_context
@@ -56,7 +59,9 @@ def run(ctx: click.Context, **options: Any) -> None:
     """Crop, classify and merge in one pass: MegaDetector JSON in, classified JSON out.
 
     Replaces crop + classify (+ aggregate) + merge (+ smooth) with the same answers,
-    without writing crop files; each image is decoded once.
+    without writing crop files; each image is decoded once. MODEL may be a SpeciesNet
+    release folder: its crops, labels (as class descriptions) and, with --country,
+    its geofence are used.
 
     \b
     Example:
@@ -66,6 +71,9 @@ def run(ctx: click.Context, **options: Any) -> None:
     """
     from megaclassifier.run import RunOptions, run_pipeline
 
+    refuse_speciesnet_flags(ctx, options["model"])
+    if options["admin1_region"] is not None and options["country"] is None:
+        raise click.UsageError("--admin1-region needs --country", ctx)
     smooth = smooth_settings(ctx, options, images_dir=options["images_dir"], level_flag="--smooth")
     detections_json, model = options.pop("detections_json"), options.pop("model")
     result = run_pipeline(detections_json, model, RunOptions(**options, smooth=smooth), progress=show_progress(ctx))
@@ -74,6 +82,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     summary(
         f"{result.classified} crops classified ({result.crops_per_second:.1f} crops/s, {result.engine}), "
         f"{result.merged} detections merged"
+        f"{f', {result.geofenced} moved by the geofence' if result.geofenced is not None else ''}"
         f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}, "
         f"{crop.failed_images} images failed"
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "

@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 from PIL import Image
 
 from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_TIMEOUT
-from megaclassifier.crop.geometry import CropBox, crop_box, extract_crop
+from megaclassifier.crop.geometry import CropBox, box_for, extract_crop
 from megaclassifier.crop.images import ImageLoadError, SourceImage, load_image
 from megaclassifier.formats.atomic import write_bytes_atomic
 
@@ -57,6 +57,9 @@ class CutOptions:
         timeout: seconds a server may take to connect or send more bytes.
         allow_outside_images_dir: read relative ``file`` paths that lead out of ``images_dir``.
         square_crops: square crops, the reference geometry.
+        geometry: ``reference`` (:func:`~megaclassifier.crop.geometry.crop_box`), ``speciesnet`` (its
+            crop of a box) or ``full_image`` (SpeciesNet's trimmed whole image, the same for every box);
+            see :func:`~megaclassifier.crop.geometry.box_for`.
         save_full_images: keep each fetched image under ``images_dir``.
         write_crops: write each crop's JPEG to its planned path.
         jpeg_roundtrip: hand on the crop decoded from its JPEG bytes, as the chain reads crop files.
@@ -67,6 +70,7 @@ class CutOptions:
     timeout: float = DEFAULT_TIMEOUT
     allow_outside_images_dir: bool = False
     square_crops: bool = False
+    geometry: str = "reference"
     save_full_images: bool = False
     write_crops: bool = False
     jpeg_roundtrip: bool = False
@@ -150,14 +154,18 @@ def cut_image(
         return result
     result.downloaded, result.warnings = loaded.downloaded, loaded.warnings
     try:
+        converted: dict[CropBox, T | None] = {}  # full_image: one region for all boxes, converted once
         for crop in crops:
-            box = crop_box(crop.bbox, loaded.image.width, loaded.image.height, square=options.square_crops)
+            box = box_for(crop.bbox, loaded.image.width, loaded.image.height,
+                          geometry=options.geometry, square=options.square_crops)  # fmt: skip
             if box is None:
                 logger.debug("skipping size-0 crop of detection %d at %s", crop.index, file)
                 result.size_zero += 1
                 continue
-            pixels = _cut_one(loaded.image, box, crop, options, result)
-            result.crops.append((crop, convert(pixels) if convert is not None else None))
+            if box not in converted or options.write_crops:
+                pixels = _cut_one(loaded.image, box, crop, options, result)
+                converted[box] = convert(pixels) if convert is not None else None
+            result.crops.append((crop, converted[box]))
     except _CropWriteError as e:
         result.failure = f"cannot write crop: {e.__cause__}"
         result.crops.clear()

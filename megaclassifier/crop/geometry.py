@@ -103,6 +103,55 @@ def crop_box(bbox: Sequence[float], width: int, height: int, *, square: bool) ->
     return CropBox(xmin, ymin, xmin + bw, ymin + bh, pad_to)
 
 
+#: SpeciesNet's full-image trim: at most this share of the height, and at most this many pixels, go.
+FULL_IMAGE_MAX_TRIM_RATIO = 0.3
+FULL_IMAGE_MAX_TRIM_PIXELS = 400
+
+
+def speciesnet_box(bbox: Sequence[float], width: int, height: int) -> CropBox | None:
+    """SpeciesNet's crop of a box: ``int`` of each edge and size, not squared, not clipped; None when empty.
+
+    As its classifier's ``F.crop(image, int(ymin*H), int(xmin*W), int(h*H), int(w*W))``; pixels
+    outside the image are black.
+
+    Raises:
+        ValueError: a value of the box is not finite.
+    """
+    if not all(math.isfinite(v) for v in bbox):
+        raise ValueError(f"bbox {list(bbox)} has a value that is not a finite number")
+    x, y, w, h = bbox
+    left, top, bw, bh = int(x * width), int(y * height), int(w * width), int(h * height)
+    if bw <= 0 or bh <= 0:
+        return None
+    return CropBox(left, top, left + bw, top + bh)
+
+
+def full_image_box(width: int, height: int) -> CropBox:
+    """SpeciesNet's full-image crop: the whole width, top and bottom trimmed, centred.
+
+    The kept height is ``max(int(H * 0.7), H - 400)``; the top is torchvision's
+    ``center_crop`` offset, ``int(round((H - kept) / 2))``.
+    """
+    kept = max(int(height * (1.0 - FULL_IMAGE_MAX_TRIM_RATIO)), height - FULL_IMAGE_MAX_TRIM_PIXELS)
+    top = int(round((height - kept) / 2.0))
+    return CropBox(0, top, width, top + kept)
+
+
+def box_for(bbox: Sequence[float], width: int, height: int, *, geometry: str, square: bool) -> CropBox | None:
+    """The pixel region of a box under ``geometry``: ``reference``, ``speciesnet`` or ``full_image``.
+
+    Raises:
+        ValueError: a value of the box is not finite, or an unknown geometry.
+    """
+    if geometry == "reference":
+        return crop_box(bbox, width, height, square=square)
+    if geometry == "speciesnet":
+        return speciesnet_box(bbox, width, height)
+    if geometry == "full_image":
+        return full_image_box(width, height)
+    raise ValueError(f"unknown crop geometry {geometry!r}")
+
+
 def extract_crop(image: Image.Image | SourceImage, box: CropBox) -> Image.Image:
     """Cut ``box`` out of an image (RGB result); out-of-image pixels are black."""
     if isinstance(image, SourceImage):

@@ -9,7 +9,7 @@ from megaclassifier.constants import BACKENDS, DEFAULT_IMAGE_SIZE, EFFICIENTNET_
 from megaclassifier.engines.base import Engine
 from megaclassifier.errors import MegaClassifierError, ModelError
 from megaclassifier.hardware import check_precision, resolve_device
-from megaclassifier.models.loading import load_model
+from megaclassifier.models.loading import LoadedModel, load_model
 from megaclassifier.models.registry import known_model, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ def open_engine(
     """Load a classifier and make it ready to run.
 
     Args:
-        model: a TorchScript file, an EfficientNet checkpoint, or a downloaded model's name
-            (``megaclassifier-v0.1``).
+        model: a TorchScript file, an EfficientNet checkpoint, a SpeciesNet release folder, or a
+            downloaded model's name (``megaclassifier-v0.1``).
         backend: ``auto`` (ONNX Runtime for fp32 on the CPU, else torch), ``torch`` or ``onnxruntime``.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``N``.
         precision: ``fp32``, ``fp16`` (CUDA only) or ``bf16``.
@@ -76,8 +76,8 @@ def open_engine(
     if features and chosen != "torch":
         raise MegaClassifierError("features need the torch backend")
     loaded = load_model(path, arch=arch)
-    size = _image_size(image_size, loaded.arch, model)
-    logits = run_probe(loaded.module, path, size)
+    size = _image_size(image_size, loaded, model)
+    logits = run_probe(loaded.module, path, size, loaded.preprocessing)
     width = int(logits.shape[1])
     if num_classes is not None and width != num_classes:
         raise ModelError(f"{path}: the model has {width} outputs, expected {num_classes}")
@@ -93,7 +93,14 @@ def open_engine(
     return TorchEngine(loaded, device=resolved_device, precision=precision, image_size=size, num_classes=width)
 
 
-def _image_size(image_size: int | None, arch: str | None, model: str | Path) -> int:
+def _image_size(image_size: int | None, loaded: LoadedModel, model: str | Path) -> int:
+    fixed = loaded.preprocessing.image_size
+    if fixed is not None:
+        if image_size is not None and image_size != fixed:
+            raise MegaClassifierError(f"--image-size does not apply to {model}: its {loaded.kind} input is {fixed} px")
+        logger.info("image size %d px (fixed by %s)", fixed, loaded.kind)
+        return fixed
+    arch = loaded.arch
     if image_size is not None:
         if image_size < 1:
             raise MegaClassifierError(f"--image-size {image_size}: must be a positive number of pixels")

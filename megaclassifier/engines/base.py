@@ -13,7 +13,10 @@ A batch is either what :func:`megaclassifier.preprocess.preprocess_image`
 makes, stacked (ImageNet-normalised float32 (N, 3, S, S)), or the uint8 pixels
 (N, S, S, 3) that :func:`~megaclassifier.preprocess.resize_and_crop`
 makes, which the engine normalises with the same arithmetic (the torch engine
-on its device, after a four-times-smaller upload).
+on its device, after a four-times-smaller upload). A model with another
+:class:`~megaclassifier.preprocess.Preprocessing` profile (a SpeciesNet
+release: NHWC float32 in [0, 1]) takes that input instead, or the same uint8
+pixels, which the engine scales as the profile says.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import TypeVar
 import numpy as np
 
 from megaclassifier.errors import ModelError
-from megaclassifier.preprocess import normalize
+from megaclassifier.preprocess import REFERENCE, Preprocessing, input_shape, model_input
 
 T = TypeVar("T")
 
@@ -66,6 +69,7 @@ class Engine(abc.ABC):
         num_classes: the width C of the output.
         arch: the EfficientNet variant, or None when not recognised.
         model_path: the model file.
+        preprocessing: the input the model wants.
     """
 
     backend: str
@@ -75,6 +79,7 @@ class Engine(abc.ABC):
     num_classes: int
     arch: str | None
     model_path: Path
+    preprocessing: Preprocessing = REFERENCE
 
     @abc.abstractmethod
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -137,8 +142,11 @@ def pipelined(
         yield previous[0], previous[1].result()
 
 
-def is_pixel_batch(batch: np.ndarray, image_size: int) -> bool:
-    """Whether ``batch`` is uint8 pixels (N, S, S, 3) rather than normalised float32 (N, 3, S, S).
+def is_pixel_batch(batch: np.ndarray, image_size: int, profile: Preprocessing = REFERENCE) -> bool:
+    """Whether ``batch`` is uint8 pixels (N, S, S, 3) rather than the model's float32 input.
+
+    The model's input is normalised (N, 3, S, S), or (N, S, S, 3) in [0, 1] for a
+    channels-last profile (SpeciesNet).
 
     Raises:
         ValueError: it is neither.
@@ -147,22 +155,23 @@ def is_pixel_batch(batch: np.ndarray, image_size: int) -> bool:
     dtype = getattr(batch, "dtype", None)
     if dtype == np.uint8 and len(shape) == 4 and shape[1:] == (image_size, image_size, 3):
         return True
-    if dtype != np.uint8 and len(shape) == 4 and shape[1:] == (3, image_size, image_size):
+    wanted = input_shape(profile, 0, image_size)[1:]
+    if dtype != np.uint8 and len(shape) == 4 and shape[1:] == wanted:
         return False
     raise ValueError(
-        f"expected a float32 (N, 3, {image_size}, {image_size}) or uint8 (N, {image_size}, {image_size}, 3) "
+        f"expected a float32 (N, {', '.join(map(str, wanted))}) or uint8 (N, {image_size}, {image_size}, 3) "
         f"batch, got {dtype} {shape}"
     )
 
 
-def check_batch(batch: np.ndarray, image_size: int) -> np.ndarray:
-    """Return ``batch`` as a C-contiguous, normalised float32 (N, 3, S, S) array.
+def check_batch(batch: np.ndarray, image_size: int, profile: Preprocessing = REFERENCE) -> np.ndarray:
+    """Return ``batch`` as the model's C-contiguous float32 input (pixels scaled as ``profile`` says).
 
     Raises:
         ValueError: wrong shape.
     """
-    if is_pixel_batch(batch, image_size):
-        batch = normalize(batch)
+    if is_pixel_batch(batch, image_size, profile):
+        batch = model_input(batch, profile)
     return np.ascontiguousarray(batch, dtype=np.float32)
 
 

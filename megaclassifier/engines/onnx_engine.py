@@ -36,6 +36,7 @@ from megaclassifier.formats.atomic import apply_umask
 from megaclassifier.hardware import physical_cpu_count
 from megaclassifier.models.loading import LoadedModel
 from megaclassifier.models.registry import user_cache_dir
+from megaclassifier.preprocess import REFERENCE, Preprocessing, input_shape
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +70,9 @@ def _candidates(model_path: Path, name: str) -> list[Path]:
     return [model_path.parent / name, user_cache_dir() / "onnx" / name]
 
 
-def export_onnx(module: torch.nn.Module, destination: Path, image_size: int) -> None:
+def export_onnx(
+    module: torch.nn.Module, destination: Path, image_size: int, profile: Preprocessing = REFERENCE
+) -> None:
     """Export ``module`` (fp32, CPU) to ONNX at ``destination``, atomically.
 
     Raises:
@@ -84,7 +87,7 @@ def export_onnx(module: torch.nn.Module, destination: Path, image_size: int) -> 
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        dummy = torch.zeros((1, 3, image_size, image_size))
+        dummy = torch.zeros(input_shape(profile, 1, image_size))
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             try:
@@ -119,7 +122,7 @@ def cached_onnx(loaded: LoadedModel, image_size: int) -> Path:
     for path in candidates:
         try:
             logger.info("exporting %s to ONNX (once; cached as %s)", loaded.path.name, path)
-            export_onnx(loaded.module, path, image_size)
+            export_onnx(loaded.module, path, image_size, loaded.preprocessing)
             return path
         except OSError as e:
             logger.debug("cannot write %s: %s", path, e)
@@ -143,6 +146,7 @@ class OnnxEngine(Engine):
         num_classes: int,
         arch: str | None,
         threads: int | None = None,
+        preprocessing: Preprocessing = REFERENCE,
     ) -> None:
         import onnxruntime as ort
 
@@ -152,6 +156,7 @@ class OnnxEngine(Engine):
         self.image_size = image_size
         self.num_classes = num_classes
         self.arch = arch
+        self.preprocessing = preprocessing
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or physical_cpu_count()
         options.inter_op_num_threads = 1
@@ -174,7 +179,7 @@ class OnnxEngine(Engine):
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """The model's raw output, float32 (N, C)."""
-        x = check_batch(batch, self.image_size)
+        x = check_batch(batch, self.image_size, self.preprocessing)
         step = self._chunk or len(x)
         parts = [self._session.run(None, {self._input: x[i : i + step]})[0] for i in range(0, len(x), step)]
         out = np.concatenate(parts) if len(parts) != 1 else parts[0]
@@ -204,9 +209,15 @@ def open_onnx_engine(
 
     path = cached_onnx(loaded, image_size)
     engine = OnnxEngine(
-        path, model_path=loaded.path, device=device, image_size=image_size, num_classes=num_classes, arch=loaded.arch
+        path,
+        model_path=loaded.path,
+        device=device,
+        image_size=image_size,
+        num_classes=num_classes,
+        arch=loaded.arch,
+        preprocessing=loaded.preprocessing,
     )
-    got = engine.predict(probe_input(image_size).numpy())
+    got = engine.predict(probe_input(image_size, profile=loaded.preprocessing).numpy())
     diff = float(np.abs(got - softmax(reference_logits)).max())
     if not diff <= TOLERANCE:
         raise ModelError(

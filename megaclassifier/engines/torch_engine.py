@@ -34,7 +34,8 @@ from megaclassifier.constants import IMAGENET_MEAN, IMAGENET_STD
 from megaclassifier.engines.base import Engine, Pending, is_pixel_batch
 from megaclassifier.errors import ModelError, first_line
 from megaclassifier.hardware import physical_cpu_count
-from megaclassifier.models.loading import CHECKPOINT, LoadedModel, load_model
+from megaclassifier.models.loading import CHECKPOINT, SPECIESNET, LoadedModel, load_model
+from megaclassifier.preprocess import REFERENCE, Preprocessing, input_shape
 
 if TYPE_CHECKING:
     import torch
@@ -45,15 +46,16 @@ logger = logging.getLogger(__name__)
 _HEAD_NAMES = ("_fc", "fc", "classifier", "head")
 
 
-def probe_input(image_size: int, batch: int = 2) -> torch.Tensor:
-    """A fixed pseudo-random input batch, for checks that compare engines."""
+def probe_input(image_size: int, batch: int = 2, profile: Preprocessing = REFERENCE) -> torch.Tensor:
+    """A fixed pseudo-random input batch in the model's layout, for checks that compare engines."""
     import torch
 
     generator = torch.Generator().manual_seed(1234)
-    return torch.randn((batch, 3, image_size, image_size), generator=generator)
+    x = torch.randn(input_shape(profile, batch, image_size), generator=generator)
+    return x.sigmoid() if profile.channels_last else x  # [0, 1] as the model expects
 
 
-def run_probe(module: torch.nn.Module, path: Path, image_size: int) -> np.ndarray:
+def run_probe(module: torch.nn.Module, path: Path, image_size: int, profile: Preprocessing = REFERENCE) -> np.ndarray:
     """Run ``module`` on :func:`probe_input` and return its logits, checking their shape.
 
     Raises:
@@ -61,12 +63,12 @@ def run_probe(module: torch.nn.Module, path: Path, image_size: int) -> np.ndarra
     """
     import torch
 
-    x = probe_input(image_size)
+    x = probe_input(image_size, profile=profile)
     try:
         with torch.inference_mode():
             out = module(x)
     except Exception as e:  # any failure inside the model
-        problem = f"the model fails on a 2x3x{image_size}x{image_size} input ({first_line(e)})"
+        problem = f"the model fails on a {'x'.join(map(str, x.shape))} input ({first_line(e)})"
         raise ModelError(f"{path}: {problem}") from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -75,12 +77,16 @@ def run_probe(module: torch.nn.Module, path: Path, image_size: int) -> np.ndarra
 
 
 def _find_head(module: torch.nn.Module, num_classes: int) -> Any:
+    """The final linear layer: by its usual name, else the last ``Linear`` with ``num_classes`` outputs."""
+    import torch
+
     for name in _HEAD_NAMES:
         head = getattr(module, name, None)
         weight = getattr(head, "weight", None)
         if weight is not None and weight.ndim == 2 and weight.shape[0] == num_classes:
             return head
-    return None
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_classes]
+    return linears[-1] if linears else None
 
 
 class _Slot:
@@ -107,6 +113,7 @@ class TorchEngine(Engine):
         self.num_classes = num_classes
         self.arch = loaded.arch
         self.model_path = loaded.path
+        self.preprocessing = loaded.preprocessing
         self._loaded = loaded
         self._torch_device = torch.device(device)
         self._cuda = self._torch_device.type == "cuda"
@@ -148,10 +155,12 @@ class TorchEngine(Engine):
         """The batch on the device: normalised float32 (N, 3, S, S), channels-last."""
         import torch
 
-        pixels = is_pixel_batch(batch, self.image_size)
+        pixels = is_pixel_batch(batch, self.image_size, self.preprocessing)
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.uint8 if pixels else np.float32))
         if self._stage:
             x = self._upload(x)
+        if self.preprocessing.channels_last:  # the model takes NHWC in [0, 1] (SpeciesNet)
+            return x.float().div_(self._scale) if pixels else x
         if not pixels:
             return x.contiguous(memory_format=torch.channels_last)
         # (N, S, S, 3) viewed as (N, 3, S, S) is channels-last already; then ToTensor + Normalize
@@ -231,7 +240,7 @@ class TorchEngine(Engine):
         if self._feature_model is not None:
             return self._feature_model
         path = self.model_path
-        copy = load_model(path).module
+        copy = load_model(path.parent if self._loaded.kind == SPECIESNET else path).module
         head = _find_head(copy, self.num_classes)
         if head is None:
             raise ModelError(
@@ -241,12 +250,13 @@ class TorchEngine(Engine):
         weight = head.weight.detach().clone()
         bias = head.bias.detach().clone() if getattr(head, "bias", None) is not None else None
         width = int(weight.shape[1])
-        logits = torch.from_numpy(run_probe(copy, path, self.image_size))
-        head.weight = torch.eye(width)
+        logits = torch.from_numpy(run_probe(copy, path, self.image_size, self.preprocessing))
+        wrap: Any = torch.nn.Parameter if isinstance(head, torch.nn.Linear) else (lambda t: t)
+        head.weight = wrap(torch.eye(width))
         if bias is not None:
-            head.bias = torch.zeros(width)
+            head.bias = wrap(torch.zeros(width))
         with torch.inference_mode():
-            feats = copy(probe_input(self.image_size))
+            feats = copy(probe_input(self.image_size, profile=self.preprocessing))
         ok = isinstance(feats, torch.Tensor) and feats.shape == (2, width)
         if ok:
             rebuilt = feats.float() @ weight.T + (bias if bias is not None else 0)

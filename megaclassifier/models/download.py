@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from megaclassifier import __version__
 from megaclassifier.constants import DEFAULT_TIMEOUT, FETCH_RETRIES
@@ -66,9 +67,9 @@ class DownloadSummary:
     num_classes: int | None = None
 
 
-def base_url_from_env(base_url: str | None = None) -> str:
-    """The URL base to download from, ending in ``/``."""
-    base = base_url or os.environ.get("MEGACLASSIFIER_DOWNLOAD_BASE_URL") or DEFAULT_BASE_URL
+def base_url_from_env(base_url: str | None = None, default: str | None = None) -> str:
+    """The URL base to download from, ending in ``/`` (``default``: the model's own, else lila.science)."""
+    base = base_url or os.environ.get("MEGACLASSIFIER_DOWNLOAD_BASE_URL") or default or DEFAULT_BASE_URL
     return base if base.endswith("/") else base + "/"
 
 
@@ -105,7 +106,7 @@ def download_model(
         raise MegaClassifierError(f"unknown model {name!r}; published models: {', '.join(KNOWN_MODELS)}")
     out = Path(output_dir) if output_dir is not None else default_model_dir(name)
     out.mkdir(parents=True, exist_ok=True)
-    base = base_url_from_env(base_url)
+    base = base_url_from_env(base_url, known.base_url)
     summary = DownloadSummary(name, out)
     for entry in known.files:
         dest = out / entry.filename
@@ -116,7 +117,8 @@ def download_model(
         summary.bytes_fetched += fetch(base + entry.url_path, dest, progress=progress, timeout=timeout, retries=retries)
         summary.fetched += 1
     if check:
-        summary.num_classes = check_model_files(known, out)
+        release = known.file("release") is not None
+        summary.num_classes = check_release_files(out) if release else check_model_files(known, out)
     return summary
 
 
@@ -248,7 +250,28 @@ def check_model_files(known: KnownModel, folder: Path) -> int | None:
     return width
 
 
-def _reject(path: Path, problem: object) -> None:
+def check_release_files(folder: Path) -> int:
+    """Load a downloaded SpeciesNet release and check its width against its labels; a bad file is deleted."""
+    from megaclassifier.engines.torch_engine import run_probe
+    from megaclassifier.models.loading import load_model
+    from megaclassifier.models.speciesnet import read_labels, read_release
+
+    release = read_release(folder)
+    labels = read_labels(release.classifier_labels)
+    try:
+        loaded = load_model(folder)
+        width = int(run_probe(loaded.module, release.classifier, 480, loaded.preprocessing).shape[1])
+    except MegaClassifierError as e:
+        _reject(release.classifier, e)
+    if width != len(labels):
+        _reject(
+            release.classifier, f"the model has {width} outputs but {release.classifier_labels.name} has {len(labels)}"
+        )
+    logger.info("%s loads: %d classes", release.classifier.name, width)
+    return width
+
+
+def _reject(path: Path, problem: object) -> NoReturn:
     with contextlib.suppress(OSError):
         path.unlink()
     text = str(problem)

@@ -13,6 +13,11 @@ Two kinds of model file are accepted:
 The EfficientNet variant is inferred from the weights (number of blocks and
 width of the stem and head), for checkpoints and TorchScript alike, so the
 native input size is known (B3: 300 px). Files saved on a GPU load on the CPU.
+
+A third kind is a **SpeciesNet release folder** (:mod:`.speciesnet`): its
+``info.json`` names a whole pickled module, which is unpickled (code from the
+file runs, so only trusted releases belong there); the folder also sets the
+preprocessing profile.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from megaclassifier.constants import EFFICIENTNET_NATIVE_SIZE
 from megaclassifier.errors import ModelError, first_line
+from megaclassifier.preprocess import REFERENCE, Preprocessing
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 TORCHSCRIPT = "torchscript"
 CHECKPOINT = "checkpoint"
+SPECIESNET = "speciesnet"
 
 #: Architectures a checkpoint can be built as (``--arch``).
 ARCHITECTURES: tuple[str, ...] = tuple(EFFICIENTNET_NATIVE_SIZE)
@@ -47,14 +54,17 @@ class LoadedModel:
     Attributes:
         module: the ``torch.nn.Module`` (a ``ScriptModule`` for TorchScript).
         path: the file it came from.
-        kind: ``torchscript`` or ``checkpoint``.
+        kind: ``torchscript``, ``checkpoint`` or ``speciesnet``.
         arch: the EfficientNet variant (``efficientnet-b3``), or None when not recognised.
+        preprocessing: the input the model wants (:data:`~megaclassifier.preprocess.REFERENCE` but
+            for SpeciesNet releases).
     """
 
     module: torch.nn.Module
     path: Path
     kind: str
     arch: str | None
+    preprocessing: Preprocessing = REFERENCE
 
 
 def model_kind(path: str | Path) -> str:
@@ -128,6 +138,8 @@ def load_model(path: str | Path, *, arch: str | None = None) -> LoadedModel:
         ModelError: the file cannot be loaded; the message names it.
     """
     path = Path(path)
+    if path.is_dir():
+        return _load_speciesnet(path)
     kind = model_kind(path)
     if kind == TORCHSCRIPT:
         module = _load_torchscript(path)
@@ -137,6 +149,14 @@ def load_model(path: str | Path, *, arch: str | None = None) -> LoadedModel:
         return LoadedModel(module, path, TORCHSCRIPT, arch or inferred)
     module, arch = _load_checkpoint(path, arch)
     return LoadedModel(module, path, CHECKPOINT, arch)
+
+
+def _load_speciesnet(folder: Path) -> LoadedModel:
+    """A SpeciesNet release: its classifier module (unpickled; see :mod:`.speciesnet`) and profile."""
+    from megaclassifier.models.speciesnet import load_classifier, read_release
+
+    release = read_release(folder)
+    return LoadedModel(load_classifier(release), release.classifier, SPECIESNET, None, release.preprocessing)
 
 
 def _load_torchscript(path: Path) -> torch.nn.Module:

@@ -11,6 +11,9 @@ megaclassifier-v0.1  ``megaclassifier_v0.1_efficientnet-b3_compiled.pt`` 300
                      ``idfg_to_megaclassifier_labels.json``
 idfg-classifier      ``idfg_classifier_ckpt_14_compiled.pt`` (TorchScript),  300
                      ``label_index.json``
+speciesnet-v4.0.2a   a SpeciesNet release folder (``info.json``, the      480
+                     classifier, its labels, taxonomy and geofence), from
+                     the Hugging Face mirror ``Addax-Data-Science/SPECIESNET-v4-0-2-A``
 ==================== ================================================ ==========
 
 ``megaclassifier download NAME`` stores them in ``<cache>/models/NAME/``,
@@ -26,9 +29,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from megaclassifier.errors import ModelError
 from megaclassifier.formats.probabilities import load_label_index
+
+if TYPE_CHECKING:
+    from megaclassifier.models.speciesnet import SpeciesNetRelease
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +49,8 @@ class ModelFile:
 
     Attributes:
         url_path: path below the base URL.
-        role: ``model`` (TorchScript), ``checkpoint``, ``categories`` (index-to-name JSON) or ``mapping``.
+        role: ``model`` (TorchScript), ``checkpoint``, ``categories`` (index-to-name JSON), ``mapping``,
+            or, for a SpeciesNet release, ``release`` (its ``info.json``) and ``release-file`` (the files it names).
     """
 
     url_path: str
@@ -56,12 +64,17 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class KnownModel:
-    """A published classifier that ``download`` fetches and commands accept by name."""
+    """A published classifier that ``download`` fetches and commands accept by name.
+
+    Attributes:
+        base_url: where its files are, when not below :data:`DEFAULT_BASE_URL`.
+    """
 
     name: str
     description: str
     files: tuple[ModelFile, ...]
     image_size: int
+    base_url: str | None = None
 
     def file(self, role: str) -> ModelFile | None:
         """The file with this role, or None."""
@@ -88,6 +101,19 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             ModelFile("idfg_classifier/idfg_classifier_20200905_042558/label_index.json", "categories"),
         ),
         image_size=300,
+    ),
+    "speciesnet-v4.0.2a": KnownModel(
+        name="speciesnet-v4.0.2a",
+        description="SpeciesNet v4.0.2a classifier (always_crop, EfficientNet V2 M); loading it runs pickled code",
+        files=(
+            ModelFile("info.json", "release"),
+            ModelFile("always_crop_99710272_22x8_v12_epoch_00148.pt", "release-file"),
+            ModelFile("always_crop_99710272_22x8_v12_epoch_00148.labels.20251208.txt", "release-file"),
+            ModelFile("taxonomy_release.20251208.txt", "release-file"),
+            ModelFile("geofence_release.20251208.json", "release-file"),
+        ),
+        image_size=480,
+        base_url="https://huggingface.co/Addax-Data-Science/SPECIESNET-v4-0-2-A/resolve/main/",
     ),
 }
 
@@ -124,8 +150,11 @@ def known_model(model: str | Path) -> KnownModel | None:
 def resolve_model(model: str | Path, *, role: str = "model") -> Path:
     """Return the file to load for ``model``: a path, or a downloaded published model's file.
 
+    A SpeciesNet release (a folder with ``info.json``, or a published release's name)
+    resolves to its folder.
+
     Args:
-        model: a model file, or a name from :data:`KNOWN_MODELS`.
+        model: a model file or release folder, or a name from :data:`KNOWN_MODELS`.
         role: for a name, which file: ``model`` (TorchScript), ``checkpoint`` or ``categories``;
             ``checkpoint`` falls back to the TorchScript model when none is published.
 
@@ -138,9 +167,20 @@ def resolve_model(model: str | Path, *, role: str = "model") -> Path:
         if not path.exists():
             names = ", ".join(KNOWN_MODELS)
             raise ModelError(f"{model}: no such model file (or use a published model name: {names})")
-        if path.is_dir():
-            raise ModelError(f"{model}: is a folder; expected a TorchScript model or a checkpoint file")
+        if path.is_dir() and not (path / "info.json").is_file():
+            raise ModelError(
+                f"{model}: is a folder without info.json; expected a TorchScript model, a checkpoint file "
+                "or a SpeciesNet release folder"
+            )
         return path
+    if known.file("release") is not None:  # a SpeciesNet release: the folder is the model
+        folder = default_model_dir(known.name)
+        if not (folder / "info.json").is_file():
+            raise ModelError(
+                f"{known.name}: not downloaded ({folder / 'info.json'} is missing); "
+                f"run `megaclassifier download {known.name}` first"
+            )
+        return folder
     wanted = known.file(role) or (known.file("model") if role == "checkpoint" else None)
     if wanted is None:
         raise ModelError(f"{known.name}: has no {role} file")
@@ -150,6 +190,22 @@ def resolve_model(model: str | Path, *, role: str = "model") -> Path:
             f"{known.name}: not downloaded ({path} is missing); run `megaclassifier download {known.name}` first"
         )
     return path
+
+
+def release_for(model: str | Path) -> SpeciesNetRelease | None:
+    """The SpeciesNet release ``model`` names (a folder with ``info.json``, or a published release), or None.
+
+    Raises:
+        ModelError: a release that is not downloaded, or whose ``info.json`` is unusable.
+    """
+    known = known_model(model)
+    if known is not None and known.file("release") is None:
+        return None
+    if known is None and not (Path(model).is_dir() and (Path(model) / "info.json").is_file()):
+        return None
+    from megaclassifier.models.speciesnet import read_release
+
+    return read_release(resolve_model(model))
 
 
 def categories_for(model: str | Path, classifier_categories: str | Path | None) -> list[str] | None:
@@ -163,6 +219,11 @@ def categories_for(model: str | Path, classifier_categories: str | Path | None) 
     """
     if classifier_categories is not None:
         return load_label_index(classifier_categories)
+    release = release_for(model)
+    if release is not None:
+        from megaclassifier.models.speciesnet import common_name, read_labels
+
+        return [common_name(label) for label in read_labels(release.classifier_labels)]
     known = known_model(model)
     entry = known.file("categories") if known else None
     if known is not None and entry is not None:

@@ -22,6 +22,8 @@ from megaclassifier.formats.probabilities import format_float32
 from megaclassifier.labels.aggregate import check_mapping_covers, load_target_mapping, sum_groups
 from megaclassifier.merge import Classifications, classification_list
 from megaclassifier.models import categories_for
+from megaclassifier.models.registry import release_for
+from megaclassifier.models.speciesnet import SpeciesNetRelease, read_labels
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class Classifier:
         merge_names: the classes the merge writes: the targets of a mapping, else ``class_names``.
         groups: each target's class positions, or None without a mapping.
         name: ``info.classifier``.
+        release: the SpeciesNet release the model comes from, or None.
+        labels: a SpeciesNet release's seven-token label of each class, or None.
     """
 
     engine: Engine
@@ -43,6 +47,15 @@ class Classifier:
     merge_names: list[str]
     groups: list[list[int]] | None
     name: str
+    release: SpeciesNetRelease | None = None
+    labels: list[str] | None = None
+
+    @property
+    def descriptions(self) -> dict[str, str] | None:
+        """``classification_category_descriptions``: a SpeciesNet release's labels (without a target mapping)."""
+        if self.labels is None or self.groups is not None:
+            return None
+        return {str(i): label for i, label in enumerate(self.labels)}
 
     @property
     def categories(self) -> dict[str, str]:
@@ -82,7 +95,7 @@ def open_classifier(
     """Open the model and check its class names and target mapping.
 
     Args:
-        model: TorchScript file, EfficientNet checkpoint or downloaded model name.
+        model: TorchScript file, EfficientNet checkpoint, SpeciesNet release folder or downloaded model name.
         classifier_categories: the model's index-to-name JSON (default: a downloaded model's own,
             else ``0``..``N-1``).
         target_mapping: sum classes into these targets (``aggregate``'s mapping JSON).
@@ -111,9 +124,11 @@ def open_classifier(
             )
             merge_names, groups = _target_groups(mapping, class_names)
         guard.pop_all()
-    name = classifier_name or Path(str(model)).name.rsplit(".", 1)[0]
+    release = release_for(model)
+    name = classifier_name or (release.name if release else Path(str(model)).name.rsplit(".", 1)[0])
+    labels = read_labels(release.classifier_labels) if release is not None else None
     logger.info("%s", engine.describe())
-    return Classifier(engine, class_names, merge_names, groups, name)
+    return Classifier(engine, class_names, merge_names, groups, name, release, labels)
 
 
 def _target_groups(mapping: dict[str, list[str]], class_names: Sequence[str]) -> tuple[list[str], list[list[int]]]:

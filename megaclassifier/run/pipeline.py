@@ -33,10 +33,12 @@ from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, write_crop_log
 from megaclassifier.engines import pipelined
+from megaclassifier.errors import MegaClassifierError
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.labels.descriptions import load_taxonomy_file
 from megaclassifier.merge import Classifications, CropRef, merge_rows
+from megaclassifier.preprocess import REFERENCE, Preprocessing
 from megaclassifier.run.classifier import Classifier, open_classifier
 from megaclassifier.run.prepare import PrepareOptions, default_run_workers, prepared_stream
 
@@ -59,6 +61,7 @@ class RunSummary:
     merged: int = 0
     seconds: float = 0.0
     engine: str = ""
+    geofenced: int | None = None
     output_json: Path | None = None
     output_csv: Path | None = None
     postprocessed: PostprocessSummary | None = None
@@ -85,7 +88,10 @@ class RunOptions:
         num_workers: image-decoding processes (0: in this process; default: :func:`default_run_workers`).
         jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do.
         taxonomy: class name -> taxonomy CSV: write ``classification_category_descriptions`` (as ``merge``),
-            and the taxonomy that smoothing and roll-up use.
+            and the taxonomy that smoothing and roll-up use. A SpeciesNet release writes its own labels
+            there without it.
+        country, admin1_region: apply a SpeciesNet release's geofence for this ISO 3166-1 alpha-3 country
+            (and first-level region), as its ensemble does (:mod:`megaclassifier.smooth.geofence`).
         smooth: smooth the merged results before writing them, as ``smooth`` does.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
     """
@@ -115,19 +121,26 @@ class RunOptions:
     arch: str | None = None
     jpeg_roundtrip: bool = True
     taxonomy: str | Path | None = None
+    country: str | None = None
+    admin1_region: str | None = None
     smooth: SmoothOptions | None = None
     logdir: str | Path = "."
 
-    def cut_options(self) -> CutOptions:
-        """How the crop core finds the images and treats each crop."""
+    def cut_options(self, profile: Preprocessing = REFERENCE) -> CutOptions:
+        """How the crop core finds the images and treats each crop, for a model with ``profile``.
+
+        A SpeciesNet profile cuts its own geometry, never squared, with no JPEG round trip.
+        """
+        reference = profile.crop_geometry == "reference"
         return CutOptions(
             images_dir=str(self.images_dir) if self.images_dir is not None else None,
             container_url=self.container_url,
             timeout=self.timeout,
             allow_outside_images_dir=self.allow_outside_images_dir,
-            square_crops=self.square_crops,
+            square_crops=self.square_crops and reference,
+            geometry=profile.crop_geometry,
             write_crops=self.save_crops is not None,
-            jpeg_roundtrip=self.jpeg_roundtrip,
+            jpeg_roundtrip=self.jpeg_roundtrip and reference,
         )
 
 
@@ -150,10 +163,11 @@ def run_pipeline(
     detector = resolve_detector(results, options.detector_version)
     class_taxa = load_taxonomy_file(options.taxonomy) if options.taxonomy is not None else None
     classifier = _open_classifier(model, options)
+    fence = load_fence(classifier, options)
     summary = RunSummary(engine=classifier.engine.describe())
     plans = _plan(results, summary.crop, options, detector)
     workers = default_run_workers(classifier.engine.device) if options.num_workers is None else options.num_workers
-    images = prepared_stream(plans, PrepareOptions(options.cut_options(), classifier.engine.image_size), workers)
+    images = prepared_stream(plans, _prepare_options(options, classifier), workers)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.engine)
         bar = stack.enter_context(_progress_bar(sum(len(crops) for _, crops in plans), progress))
@@ -168,8 +182,71 @@ def run_pipeline(
             typical_classification_threshold=options.typical_classification_threshold,
             class_taxa=class_taxa,
         ).detections_classified
+    summary.geofenced = speciesnet_steps(results, classifier, fence, taxonomy=options.taxonomy)
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
     return _finish(summary, results, options, started)
+
+
+def _prepare_options(options: RunOptions, classifier: Classifier) -> PrepareOptions:
+    """What the decoding workers do: cut as the model's profile says, resize to its input."""
+    profile = classifier.engine.preprocessing
+    return PrepareOptions(options.cut_options(profile), classifier.engine.image_size, profile)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """``--country``'s geofence: a SpeciesNet release's rules and taxonomy, and where."""
+
+    geofence: dict[str, dict[str, Any]]
+    taxonomy_map: dict[str, str]
+    country: str
+    admin1_region: str | None
+
+
+def load_fence(classifier: Classifier, options: RunOptions) -> Fence | None:
+    """The release's geofence for ``--country``, read before any image is; None without ``--country``.
+
+    Raises:
+        MegaClassifierError: ``--country`` without a SpeciesNet release, or with a target mapping.
+        ModelError: the release's taxonomy or geofence file is unusable.
+    """
+    if options.country is None:
+        return None
+    release = classifier.release
+    if release is None or classifier.descriptions is None:
+        raise MegaClassifierError(
+            "--country applies a SpeciesNet release's geofence: give a SpeciesNet release folder as MODEL"
+            + (" (and no --target-mapping)" if release is not None else "")
+        )
+    from megaclassifier.models.speciesnet import read_geofence, read_taxonomy_map
+
+    region = options.admin1_region.upper() if options.admin1_region else None
+    return Fence(read_geofence(release.geofence), read_taxonomy_map(release.taxonomy), options.country.upper(), region)
+
+
+def speciesnet_steps(
+    results: DetectionResults, classifier: Classifier, fence: Fence | None, *, taxonomy: str | Path | None
+) -> int | None:
+    """A SpeciesNet release's labels as the class descriptions (unless ``--taxonomy``), then the geofence.
+
+    Returns:
+        Detections the geofence moved, or None without one.
+    """
+    descriptions = classifier.descriptions
+    if descriptions is not None and taxonomy is None:
+        results.data["classification_category_descriptions"] = descriptions
+    if fence is None:
+        return None
+    from megaclassifier.smooth.api import geofence_results
+
+    return geofence_results(
+        results.data,
+        geofence=fence.geofence,
+        taxonomy_map=fence.taxonomy_map,
+        country=fence.country,
+        admin1_region=fence.admin1_region,
+        source=str(results.path),
+    ).detections_changed
 
 
 def _open_classifier(model: str | Path, options: RunOptions) -> Classifier:

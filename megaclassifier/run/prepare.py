@@ -22,7 +22,7 @@ import numpy as np
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_image
 from megaclassifier.hardware import available_cpus
 from megaclassifier.parallel import bounded_map
-from megaclassifier.preprocess import resize_and_crop
+from megaclassifier.preprocess import REFERENCE, Preprocessing, to_pixels
 
 #: Images in flight per decoding process.
 WINDOW_PER_WORKER = 3
@@ -30,10 +30,11 @@ WINDOW_PER_WORKER = 3
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """What a decoding worker needs: where the images are, how to cut, the model's input side."""
+    """What a decoding worker needs: where the images are, how to cut, the model's input side and profile."""
 
     cut: CutOptions
     image_size: int
+    preprocessing: Preprocessing = REFERENCE
 
 
 _worker_options: PrepareOptions | None = None
@@ -52,7 +53,7 @@ def _prepare_in_worker(file: str, crops: list[PlannedCrop]) -> CutImage[np.ndarr
 
 def prepare_image(file: str, crops: Sequence[PlannedCrop], options: PrepareOptions) -> CutImage[np.ndarray]:
     """Decode one image and return its crops as the classifier's uint8 (S, S, 3) inputs."""
-    convert = functools.partial(resize_and_crop, image_size=options.image_size)
+    convert = functools.partial(to_pixels, image_size=options.image_size, profile=options.preprocessing)
     return cut_image(file, crops, options.cut, convert)
 
 

@@ -28,6 +28,7 @@ from megaclassifier import __version__
 from megaclassifier.errors import InputFileError, MegaClassifierError
 from megaclassifier.formats.detections_stream import InMemoryResults, StreamedResults, results_writer
 from megaclassifier.smooth.classes import ClassTable
+from megaclassifier.smooth.geofence import Geofence
 from megaclassifier.smooth.groups import Changes, Group, GroupSmoother, apply_changes
 from megaclassifier.smooth.options import SmoothOptions
 from megaclassifier.smooth.restrict import Restriction, read_taxa_list
@@ -319,6 +320,37 @@ def _restrict(results: Results, table: ClassTable, taxa_list: str | Path, sink: 
 
 def _restrict_record(summary: PostprocessSummary, taxa_list: str | Path) -> dict[str, Any]:
     return {"step": "restrict", "taxa_list": Path(taxa_list).name, "detections_changed": dict(summary.changed)}
+
+
+def geofence_results(
+    data: dict[str, Any],
+    *,
+    geofence: dict[str, dict[str, Any]],
+    taxonomy_map: dict[str, str],
+    country: str,
+    admin1_region: str | None = None,
+    source: str = "<results>",
+) -> PostprocessSummary:
+    """Move fenced-out detections of a loaded results dict to their nearest allowed ancestor (see :mod:`.geofence`).
+
+    The classes' ``classification_category_descriptions`` must be SpeciesNet labels (``run`` with a
+    SpeciesNet release writes them).
+    """
+    results = InMemoryResults(data, source)
+    table = ClassTable.from_header(data, source)
+    labels = {str(k): v for k, v in (data.get("classification_category_descriptions") or {}).items()}
+    fence = Geofence(table, labels, geofence=geofence, taxonomy_map=taxonomy_map, country=country,
+                     admin1_region=admin1_region)  # fmt: skip
+    prepare = _Preparer(table)
+    for image in results.images():
+        prepare(image)
+        for det in image.get("detections") or ():
+            fence.apply(det)
+    record = {"step": "geofence", "country": country, "admin1_region": admin1_region,
+              "detections_changed": dict(fence.by_level)}  # fmt: skip
+    summary = PostprocessSummary("geofence", prepare.images, prepare.classified, dict(fence.by_level))
+    _finish(data, table, summary, record)
+    return summary
 
 
 # --- shared -------------------------------------------------------------------------------------
