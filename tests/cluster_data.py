@@ -66,8 +66,7 @@ def run_args(inputs: RunInputs, out: Path, *extra: object) -> list[object]:
         8,
         "--backend",
         "onnxruntime",
-        "--num-workers",
-        0,
+        *(["--num-workers", 0] if "--ray" not in extra else []),  # Ray runs its own decoding tasks
         "--logdir",
         out,
         *extra,

@@ -7,6 +7,7 @@ On the real photos with the seeded EfficientNet-B0 at 64 px, ONNX Runtime on CPU
 * a decoding worker that dies is replaced and its images retried: the same output, each crop once;
 * a driver that crashes leaves a progress file; the rerun sends only the rest to the cluster
   and writes the same output; another run's progress file is refused;
+* images through ``--container-url`` (fsspec) and ``--save-crops`` work on the cluster;
 * the CLI starts its own local cluster without ``--ray-address``;
 * ``run --help`` does not import Ray.
 """
@@ -88,6 +89,21 @@ def test_ray_equals_single_machine_run(ray_cluster: Any, inputs: RunInputs, sing
     assert read_csv(tmp_path / "probs.csv") == read_csv(single / "probs.csv")  # same rows, same order
     logs = list(tmp_path.glob("run_log_*.json"))
     assert len(logs) == 1 and json.loads(logs[0].read_text(encoding="utf-8"))["failure_reasons"] == {}
+
+
+def test_images_from_a_container_url_and_crops_saved(
+    ray_cluster: Any, inputs: RunInputs, single: Path, tmp_path: Path
+) -> None:
+    args = run_args(inputs, tmp_path, "--ray", "--container-url", inputs.images.as_uri() + "/")
+    at = args.index("--images-dir")
+    del args[at : at + 2]  # every image comes through fsspec
+    result = invoke(*args, "--save-crops", tmp_path / "crops")
+    assert result.exit_code == 0, result.output
+    assert_same_output(tmp_path, single)
+    log = json.loads(next(tmp_path.glob("run_log_*.json")).read_text(encoding="utf-8"))
+    saved = sorted((tmp_path / "crops").rglob("*.jpg"))
+    assert log["num_new_crops"] == len(saved) == inputs.crops
+    assert all(p.name.endswith("_md_v5a.0.0.pt.jpg") and "___crop" in p.name for p in saved)
 
 
 def crash_once(file: str, crops: Sequence[Any], options: Any) -> Any:
@@ -179,6 +195,14 @@ def test_the_cli_starts_a_local_cluster(inputs: RunInputs, single: Path, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "Ray, 1 CPU actor" in done.stderr
     assert_same_output(tmp_path, single)
+
+
+def test_without_ray_installed(inputs: RunInputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    result = invoke(*run_args(inputs, tmp_path, "--ray"))
+    assert result.exit_code == 1
+    assert result.output == "Error: --ray needs Ray: pip install 'megaclassifier[ray]'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, no progress file, no log
 
 
 def test_run_help_does_not_import_ray() -> None:

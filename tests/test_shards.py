@@ -157,6 +157,7 @@ def test_combine_refuses_an_image_in_the_wrong_shard(tmp_path: Path, shards: lis
         (["--shard", "3/3"], "Invalid value for '--shard': '3/3': the shard number must be 0 to 2 (counting from 0)"),
         (["--shard", "0/2", "--smooth", "image"], "--smooth needs all the images: smooth the combined shards"),
         (["--ray-address", "auto"], "--ray-address needs --ray"),
+        (["--ray", "--num-workers", "2"], "--num-workers is for one machine; with --ray, Ray runs the decoding tasks"),
     ],
 )
 def test_run_usage_errors(inputs: RunInputs, tmp_path: Path, extra: list[str], message: str) -> None:

@@ -106,10 +106,7 @@ def run(ctx: click.Context, **options: Any) -> None:
 
     smooth = smooth_settings(ctx, options, images_dir=options["images_dir"], level_flag="--smooth")
     use_ray, address = options.pop("use_ray"), options.pop("ray_address")
-    if address is not None and not use_ray:
-        raise click.UsageError("--ray-address needs --ray")
-    if smooth is not None and options["shard"] is not None:
-        raise click.UsageError("--smooth needs all the images: smooth the combined shards with `megaclassifier smooth`")
+    _check_cluster_flags(options, smooth=smooth is not None, ray=use_ray, address=address)
     detections_json, model = options.pop("detections_json"), options.pop("model")
     run_options = RunOptions(**options, smooth=smooth)
     result = _run(detections_json, model, run_options, ray=use_ray, address=address, progress=show_progress(ctx))
@@ -123,6 +120,16 @@ def run(ctx: click.Context, **options: Any) -> None:
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
     )
+
+
+def _check_cluster_flags(options: dict[str, Any], *, smooth: bool, ray: bool, address: str | None) -> None:
+    """``--ray-address`` and ``--num-workers`` with ``--ray`` only when they mean something; no ``--smooth`` shards."""
+    if address is not None and not ray:
+        raise click.UsageError("--ray-address needs --ray")
+    if ray and options["num_workers"] is not None:
+        raise click.UsageError("--num-workers is for one machine; with --ray, Ray runs the decoding tasks")
+    if smooth and options["shard"] is not None:
+        raise click.UsageError("--smooth needs all the images: smooth the combined shards with `megaclassifier smooth`")
 
 
 def _run(

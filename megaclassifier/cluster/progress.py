@@ -99,8 +99,10 @@ class ProgressWriter:
         self.path = path
         self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self._write({HEADER_KEY: 1, "run": run})
+        self.images = 0
         for item in done:  # rewritten whole: a line cut short by the crash goes
             self._write(_to_json(item))
+            self.images += 1
         self._file.flush()
 
     def record(self, items: Iterable[Classified]) -> Iterator[Classified]:
@@ -108,15 +110,18 @@ class ProgressWriter:
         for item in items:
             self._write(_to_json(item))
             self._file.flush()
+            self.images += 1
             yield item
 
     def _write(self, value: dict[str, Any]) -> None:
         self._file.write(json.dumps(value, ensure_ascii=True) + "\n")
 
     def close(self, *, finished: bool) -> None:
-        """Close; remove the file when the run's output is written."""
+        """Close; remove the file when the run's output is written, or when it holds no image."""
+        if self._file.closed:
+            return
         self._file.close()
-        if finished:
+        if finished or self.images == 0:
             os.remove(self.path)
 
 

@@ -112,10 +112,10 @@ def run_on_ray(
     plans = _plan(results, summary.crop, options, detector)
     record = {"run": run_fingerprint(detections_json, model, options), "shard": _shard_text(options)}
     done = read_progress(progress_path(options.output_json), record)
-    writer = ProgressWriter(progress_path(options.output_json), record, done.values())
     with contextlib.ExitStack() as stack:
-        stack.callback(writer.close, finished=False)
         ray = stack.enter_context(_cluster(address))
+        writer = ProgressWriter(progress_path(options.output_json), record, done.values())
+        stack.callback(writer.close, finished=False)
         actors = actor_plan(ray, options.device)
         summary.engine = actors.describe()
         todo = [(file, crops) for file, crops in plans if file not in done]
