@@ -62,6 +62,10 @@ IMAGES_PER_BLOCK = 8
 MAX_BLOCKS = 100_000
 #: Images per actor call; their crops go through the engine in ``--batch-size`` batches.
 IMAGES_PER_CALL = 16
+#: Memory a decoding task reserves: a 24-megapixel photo decodes to 72 MB, plus its crops. Reserving it
+#: also keeps Ray Data from fusing the decoding into the inference actors (which would leave a node's
+#: other cores idle while its actor decodes).
+DECODE_MEMORY = 256 * 2**20
 
 #: What decodes one image: ``prepare_image``'s signature.
 Prepare = Callable[[str, Sequence[PlannedCrop], PrepareOptions], CutImage[np.ndarray]]
@@ -219,7 +223,9 @@ def cluster_images(
         return
     import ray.data
 
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = [{"file": file, "plan": pickle.dumps(crops)} for file, crops in plans]
     blocks = max(1, min(len(items), MAX_BLOCKS, math.ceil(len(items) / IMAGES_PER_BLOCK)))
     engine = _EngineSpec(str(model), actors.device, options, classifier.engine.image_size)
@@ -230,13 +236,14 @@ def cluster_images(
                 _decode, options=PrepareOptions(options.cut_options(), engine.image_size), prepare=prepare
             ),
             num_cpus=1,
+            memory=DECODE_MEMORY,
         )
         .map_batches(
             _Classify,
             fn_constructor_kwargs={"engine": engine},
             batch_size=IMAGES_PER_CALL,
             batch_format="numpy",
-            concurrency=actors.count,
+            compute=ray.data.ActorPoolStrategy(size=actors.count),
             num_gpus=actors.num_gpus,
             num_cpus=actors.num_cpus,
         )
