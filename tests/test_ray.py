@@ -8,6 +8,7 @@ On the real photos with the seeded EfficientNet-B0 at 64 px, ONNX Runtime on CPU
 * a driver that crashes leaves a progress file; the rerun sends only the rest to the cluster
   and writes the same output; another run's progress file is refused;
 * images through ``--container-url`` (fsspec) and ``--save-crops`` work on the cluster;
+* a shard run on Ray combines with a shard run on one machine into the unsharded output;
 * the CLI starts its own local cluster without ``--ray-address``;
 * ``run --help`` does not import Ray.
 """
@@ -104,6 +105,18 @@ def test_images_from_a_container_url_and_crops_saved(
     saved = sorted((tmp_path / "crops").rglob("*.jpg"))
     assert log["num_new_crops"] == len(saved) == inputs.crops
     assert all(p.name.endswith("_md_v5a.0.0.pt.jpg") and "___crop" in p.name for p in saved)
+
+
+def test_a_ray_shard_combines_with_a_plain_one(
+    ray_cluster: Any, inputs: RunInputs, single: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert invoke(*run_args(inputs, tmp_path / "a", "--shard", "0/2", "--ray")).exit_code == 0
+    assert invoke(*run_args(inputs, tmp_path / "b", "--shard", "1/2")).exit_code == 0
+    result = invoke("combine", tmp_path / "merged.json", tmp_path / "a" / "merged.json", tmp_path / "b" / "merged.json")
+    assert result.exit_code == 0, result.output
+    assert_same_output(tmp_path, single)
 
 
 def crash_once(file: str, crops: Sequence[Any], options: Any) -> Any:
