@@ -92,6 +92,24 @@ def test_ray_equals_single_machine_run(ray_cluster: Any, inputs: RunInputs, sing
     assert len(logs) == 1 and json.loads(logs[0].read_text(encoding="utf-8"))["failure_reasons"] == {}
 
 
+def test_decoding_runs_in_tasks_apart_from_the_actors(ray_cluster: Any, inputs: RunInputs, tmp_path: Path) -> None:
+    from megaclassifier.crop.crop import plan_crops
+    from megaclassifier.formats.detections import load_detections
+
+    run_options = options(inputs, tmp_path)
+    classifier = ray_run._check_classifier(inputs.model, run_options)
+    plans = list(plan_crops(load_detections(inputs.detections), ".", threshold=0.15, detector="md_v5a.0.0.pt"))
+    actors = ray_run.actor_plan(ray_cluster, "auto")
+    assert actors == ray_run.ActorPlan(1, "cpu", num_gpus=0, num_cpus=1)  # no GPU: one CPU actor on the one node
+    dataset = ray_run.ray_dataset(plans, inputs.model, run_options, classifier, actors)
+    rows = list(dataset.iter_rows())
+    assert len(rows) == len(plans)
+    stats = dataset.stats()
+    # two operators: Ray Data would fuse the decoding into the actors if their resources matched
+    assert "Operator 1 Map(_decode)" in stats and "Operator 2 MapBatches(_Classify)" in stats, stats
+    assert "->" not in stats.split("Operator 2")[0]
+
+
 def test_images_from_a_container_url_and_crops_saved(
     ray_cluster: Any, inputs: RunInputs, single: Path, tmp_path: Path
 ) -> None:

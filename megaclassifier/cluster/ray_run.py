@@ -221,6 +221,20 @@ def cluster_images(
     """Decode, cut and classify ``plans`` on the cluster; yield each image once, in ``plans``' order."""
     if not plans:
         return
+    dataset = ray_dataset(plans, model, options, classifier, actors, prepare=prepare)
+    yield from first_copies(pickle.loads(row["result"]) for row in dataset.iter_rows())
+
+
+def ray_dataset(
+    plans: list[tuple[str, list[PlannedCrop]]],
+    model: str | Path,
+    options: RunOptions,
+    classifier: Classifier,
+    actors: ActorPlan,
+    *,
+    prepare: Prepare = prepare_image,
+) -> Any:
+    """The Ray Data pipeline (lazy): decoding tasks, then the actor pool; one ``result`` row per image."""
     import ray.data
 
     context = ray.data.DataContext.get_current()
@@ -229,7 +243,7 @@ def cluster_images(
     items = [{"file": file, "plan": pickle.dumps(crops)} for file, crops in plans]
     blocks = max(1, min(len(items), MAX_BLOCKS, math.ceil(len(items) / IMAGES_PER_BLOCK)))
     engine = _EngineSpec(str(model), actors.device, options, classifier.engine.image_size)
-    dataset = (
+    return (
         ray.data.from_items(items, override_num_blocks=blocks)
         .map(
             functools.partial(
@@ -248,7 +262,6 @@ def cluster_images(
             num_cpus=actors.num_cpus,
         )
     )
-    yield from first_copies(pickle.loads(row["result"]) for row in dataset.iter_rows())
 
 
 def first_copies(items: Iterable[Classified]) -> Iterator[Classified]:
