@@ -64,6 +64,7 @@ def test_every_command_is_documented_in_readme_and_has_an_example():
         "aggregate",
         "merge",
         "run",
+        "combine",
         "report",
         "export",
         "smooth",

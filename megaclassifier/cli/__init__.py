@@ -31,6 +31,7 @@ _COMMANDS = {
     "aggregate": "labels",
     "merge": "merge",
     "run": "run",
+    "combine": "combine",
     "report": "report",
     "export": "export",
     "smooth": "smooth",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,11 +26,31 @@ from megaclassifier.cli.options import (
     taxonomy_option,
 )
 
+if TYPE_CHECKING:
+    from megaclassifier.cluster.shards import Shard
+    from megaclassifier.run import RunOptions, RunSummary
+
 #: ``run``'s ``--num-workers``: these processes decode whole photos.
 DECODER_WORKERS_HELP = (
     "Image-decoding processes (0: in the main process). Default: 1 when the model runs on the CPU "
     "(the cores go to inference), else one per CPU but one, up to 32 (decoding sets the pace)."
 )
+
+
+class ShardType(click.ParamType):
+    """``I/N``: shard I (from 0) of N."""
+
+    name = "I/N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Shard:
+        from megaclassifier.cluster.shards import Shard
+
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
@@ -54,6 +74,24 @@ DECODER_WORKERS_HELP = (
 @geofence_options
 @smoothing_options(level_flag="--smooth")
 @logdir_option
+@click.option(
+    "--shard",
+    type=ShardType(),
+    help="Classify only shard I of N (from 0; images chosen by a hash of their path) and write that shard's "
+    "results; `megaclassifier combine` joins the N outputs. For SLURM array jobs and Kubernetes indexed jobs.",
+)
+@click.option(
+    "--ray",
+    "use_ray",
+    is_flag=True,
+    help="Run on a Ray cluster: decoding in CPU tasks, the model in an actor pool (GPU actors where the "
+    "cluster has GPUs); needs the [ray] extra.",
+)
+@click.option(
+    "--ray-address",
+    metavar="auto|HOST:PORT",
+    help="The Ray cluster to join (auto: the one this machine belongs to). Default: start a local one.",
+)
 @click.pass_context
 def run(ctx: click.Context, **options: Any) -> None:
     """Crop, classify and merge in one pass: MegaDetector JSON in, classified JSON out.
@@ -69,14 +107,17 @@ def run(ctx: click.Context, **options: Any) -> None:
           --threshold 0.15 --target-mapping idfg_to_megaclassifier_labels.json \\
           --output-json md_classified.json --classification-threshold 0.05 --smooth sequence
     """
-    from megaclassifier.run import RunOptions, run_pipeline
+    from megaclassifier.run import RunOptions
 
     refuse_speciesnet_flags(ctx, options["model"])
     if options["admin1_region"] is not None and options["country"] is None:
         raise click.UsageError("--admin1-region needs --country", ctx)
     smooth = smooth_settings(ctx, options, images_dir=options["images_dir"], level_flag="--smooth")
+    use_ray, address = options.pop("use_ray"), options.pop("ray_address")
+    _check_cluster_flags(options, smooth=smooth is not None, ray=use_ray, address=address)
     detections_json, model = options.pop("detections_json"), options.pop("model")
-    result = run_pipeline(detections_json, model, RunOptions(**options, smooth=smooth), progress=show_progress(ctx))
+    run_options = RunOptions(**options, smooth=smooth)
+    result = _run(detections_json, model, run_options, ray=use_ray, address=address, progress=show_progress(ctx))
     crop = result.crop
     smoothed = result.postprocessed
     summary(
@@ -88,3 +129,26 @@ def run(ctx: click.Context, **options: Any) -> None:
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
     )
+
+
+def _check_cluster_flags(options: dict[str, Any], *, smooth: bool, ray: bool, address: str | None) -> None:
+    """``--ray-address`` and ``--num-workers`` with ``--ray`` only when they mean something; no ``--smooth`` shards."""
+    if address is not None and not ray:
+        raise click.UsageError("--ray-address needs --ray")
+    if ray and options["num_workers"] is not None:
+        raise click.UsageError("--num-workers is for one machine; with --ray, Ray runs the decoding tasks")
+    if smooth and options["shard"] is not None:
+        raise click.UsageError("--smooth needs all the images: smooth the combined shards with `megaclassifier smooth`")
+
+
+def _run(
+    detections_json: Any, model: str, options: RunOptions, *, ray: bool, address: str | None, progress: bool
+) -> RunSummary:
+    """On this machine, or on a Ray cluster (Ray imported only then)."""
+    if ray:
+        from megaclassifier.cluster.ray_run import run_on_ray
+
+        return run_on_ray(detections_json, model, options, address=address, progress=progress)
+    from megaclassifier.run import run_pipeline
+
+    return run_pipeline(detections_json, model, options, progress=progress)

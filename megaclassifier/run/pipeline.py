@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from megaclassifier.cluster.shards import Shard, record_shard, take_shard
 from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD, DEFAULT_TIMEOUT
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, write_crop_log
@@ -94,6 +95,7 @@ class RunOptions:
             (and first-level region), as its ensemble does (:mod:`megaclassifier.smooth.geofence`).
         smooth: smooth the merged results before writing them, as ``smooth`` does.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
+        shard: classify only this shard's images (:mod:`megaclassifier.cluster.shards`); ``combine`` joins them.
     """
 
     output_json: str | Path
@@ -125,6 +127,7 @@ class RunOptions:
     admin1_region: str | None = None
     smooth: SmoothOptions | None = None
     logdir: str | Path = "."
+    shard: Shard | None = None
 
     def cut_options(self, profile: Preprocessing = REFERENCE) -> CutOptions:
         """How the crop core finds the images and treats each crop, for a model with ``profile``.
@@ -160,6 +163,7 @@ def run_pipeline(
     """
     started = time.perf_counter()
     results = load_detections(detections_json)
+    selection = take_shard(results, options.shard)
     detector = resolve_detector(results, options.detector_version)
     class_taxa = load_taxonomy_file(options.taxonomy) if options.taxonomy is not None else None
     classifier = _open_classifier(model, options)
@@ -184,6 +188,7 @@ def run_pipeline(
         ).detections_classified
     summary.geofenced = speciesnet_steps(results, classifier, fence, taxonomy=options.taxonomy)
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
+    record_shard(results, selection, detections_json=detections_json, model=model, options=options)
     return _finish(summary, results, options, started)
 
 

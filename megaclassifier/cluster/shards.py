@@ -1,0 +1,145 @@
+"""``run --shard I/N``: a stable share of the images for one job of a batch scheduler.
+
+Image ``file`` goes to shard ``int(sha256(file)[:8]) % N``, whatever folder it is in, so
+shards stay balanced when folders differ in size and an image's shard never depends on
+the other images. Each shard writes a MegaDetector results file holding its own images
+only, with what :func:`~megaclassifier.cluster.combine.combine_shards` needs recorded in
+``info.megaclassifier_shard``::
+
+    "megaclassifier_shard": {
+     "index": 0, "count": 4,
+     "images_total": 14, "positions": [0, 3, 9],
+     "run": {"detections_sha256": "9f2c...", "model": {"name": "b0.pt", "sha256": "51aa..."},
+             "options": {"threshold": 0.15, "square_crops": true, "target_mapping": {"sha256": "..."}, ...}}
+    }
+
+``positions`` are the shard's images' places in the detections file; ``run`` says which
+detections file, model and options made it (files by content, not by path, so nodes may
+mount them in different places).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from megaclassifier.formats.detections import DetectionResults
+
+if TYPE_CHECKING:
+    from megaclassifier.run.pipeline import RunOptions
+
+#: The key under ``info`` that marks a shard's output.
+SHARD_KEY = "megaclassifier_shard"
+
+#: RunOptions fields that change what ``run`` writes, recorded by value.
+VALUE_OPTIONS = (
+    "detector_version",
+    "threshold",
+    "square_crops",
+    "container_url",
+    "classifier_name",
+    "classification_threshold",
+    "typical_classification_threshold",
+    "max_classifications",
+    "image_size",
+    "precision",
+    "backend",
+    "arch",
+    "jpeg_roundtrip",
+)
+#: RunOptions fields naming files that change what ``run`` writes, recorded by content.
+FILE_OPTIONS = ("classifier_categories", "target_mapping", "taxonomy")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` (from 0) of ``count``."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"I/N"`` with ``0 <= I < N``.
+
+        Raises:
+            ValueError: another form, or I out of range.
+        """
+        index, sep, count = text.partition("/")
+        if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+            raise ValueError(f"{text!r} is not I/N (shard I of N, counting from 0, e.g. 0/4)")
+        shard = cls(int(index), int(count))
+        if not 0 <= shard.index < shard.count:
+            raise ValueError(f"{text!r}: the shard number must be 0 to {shard.count - 1} (counting from 0)")
+        return shard
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class ShardSelection:
+    """The images a shard kept: its shard, their positions in the detections file, and how many it has."""
+
+    shard: Shard
+    positions: list[int]
+    images_total: int
+
+
+def shard_of(file: str, count: int) -> int:
+    """The shard of an image's ``file`` entry: a hash of the path, stable across machines and runs."""
+    digest = hashlib.sha256(file.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def take_shard(results: DetectionResults, shard: Shard | None) -> ShardSelection | None:
+    """Keep only the shard's images in ``results`` (in place, in their order); None without a shard."""
+    if shard is None:
+        return None
+    images = results.images
+    positions = [i for i, image in enumerate(images) if shard_of(image["file"], shard.count) == shard.index]
+    results.data["images"] = [images[i] for i in positions]
+    return ShardSelection(shard, positions, len(images))
+
+
+def record_shard(
+    results: DetectionResults,
+    selection: ShardSelection | None,
+    *,
+    detections_json: str | Path,
+    model: str | Path,
+    options: RunOptions,
+) -> None:
+    """Write ``info.megaclassifier_shard`` (after the merge, which makes ``info``); nothing without a shard."""
+    if selection is None:
+        return
+    results.data.setdefault("info", {})[SHARD_KEY] = {
+        "index": selection.shard.index,
+        "count": selection.shard.count,
+        "images_total": selection.images_total,
+        "positions": selection.positions,
+        "run": run_fingerprint(detections_json, model, options),
+    }
+
+
+def run_fingerprint(detections_json: str | Path, model: str | Path, options: RunOptions) -> dict[str, Any]:
+    """What makes two runs' outputs comparable: the detections file, the model and the options that count."""
+    values: dict[str, Any] = {name: getattr(options, name) for name in VALUE_OPTIONS}
+    for name in FILE_OPTIONS:
+        path = getattr(options, name)
+        values[name] = {"sha256": file_sha256(path)} if path is not None else None
+    model_entry: dict[str, Any] = {"name": Path(str(model)).name}
+    if Path(str(model)).is_file():
+        model_entry["sha256"] = file_sha256(model)
+    return {"detections_sha256": file_sha256(detections_json), "model": model_entry, "options": values}
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()
