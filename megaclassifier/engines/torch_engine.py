@@ -148,10 +148,13 @@ class TorchEngine(Engine):
         """The batch on the device: normalised float32 (N, 3, S, S), channels-last."""
         import torch
 
-        pixels = is_pixel_batch(batch, self.image_size)
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.uint8 if pixels else np.float32))
-        if self._stage:
-            x = self._upload(x)
+        if isinstance(batch, torch.Tensor):  # run's GPU decoder: uint8 (N, S, S, 3) already on the device
+            x, pixels = batch.to(self._torch_device), batch.dtype == torch.uint8
+        else:
+            pixels = is_pixel_batch(batch, self.image_size)
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.uint8 if pixels else np.float32))
+            if self._stage:
+                x = self._upload(x)
         if not pixels:
             return x.contiguous(memory_format=torch.channels_last)
         # (N, S, S, 3) viewed as (N, 3, S, S) is channels-last already; then ToTensor + Normalize

@@ -32,13 +32,14 @@ import numpy as np
 from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD, DEFAULT_TIMEOUT
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, write_crop_log
-from megaclassifier.engines import pipelined
+from megaclassifier.engines import Engine, pipelined
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.labels.descriptions import load_taxonomy_file
 from megaclassifier.merge import Classifications, CropRef, merge_rows
 from megaclassifier.run.classifier import Classifier, open_classifier
-from megaclassifier.run.prepare import PrepareOptions, default_run_workers, prepared_stream
+from megaclassifier.run.decoders import decode_device, decoded_stream, resolve_decoder, stack
+from megaclassifier.run.prepare import PrepareOptions, default_run_workers
 
 if TYPE_CHECKING:
     from megaclassifier.smooth import PostprocessSummary
@@ -59,6 +60,7 @@ class RunSummary:
     merged: int = 0
     seconds: float = 0.0
     engine: str = ""
+    decoder: str = ""
     output_json: Path | None = None
     output_csv: Path | None = None
     postprocessed: PostprocessSummary | None = None
@@ -83,7 +85,11 @@ class RunOptions:
         classification_threshold, typical_classification_threshold, max_classifications: as ``merge``.
         image_size, batch_size, device, precision, backend, arch: as ``classify``.
         num_workers: image-decoding processes (0: in this process; default: :func:`default_run_workers`).
-        jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do.
+        jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do
+            (None: with ``exact`` only).
+        exact: today's bit-for-bit chain behaviour: full-size Pillow decoding and the JPEG round trip.
+            Without it JPEGs are decoded at a draft reduction (:mod:`megaclassifier.crop.draft`).
+        decoder: ``auto``, ``cpu``, ``gpu`` or ``hybrid`` (:mod:`megaclassifier.run.decoders`).
         taxonomy: class name -> taxonomy CSV: write ``classification_category_descriptions`` (as ``merge``),
             and the taxonomy that smoothing and roll-up use.
         smooth: smooth the merged results before writing them, as ``smooth`` does.
@@ -113,13 +119,15 @@ class RunOptions:
     precision: str = "fp32"
     backend: str = "auto"
     arch: str | None = None
-    jpeg_roundtrip: bool = True
+    jpeg_roundtrip: bool | None = None
+    exact: bool = False
+    decoder: str = "auto"
     taxonomy: str | Path | None = None
     smooth: SmoothOptions | None = None
     logdir: str | Path = "."
 
-    def cut_options(self) -> CutOptions:
-        """How the crop core finds the images and treats each crop."""
+    def cut_options(self, image_size: int = 0) -> CutOptions:
+        """How the crop core finds the images and treats each crop (for a model input of ``image_size``)."""
         return CutOptions(
             images_dir=str(self.images_dir) if self.images_dir is not None else None,
             container_url=self.container_url,
@@ -127,7 +135,8 @@ class RunOptions:
             allow_outside_images_dir=self.allow_outside_images_dir,
             square_crops=self.square_crops,
             write_crops=self.save_crops is not None,
-            jpeg_roundtrip=self.jpeg_roundtrip,
+            jpeg_roundtrip=self.exact if self.jpeg_roundtrip is None else self.jpeg_roundtrip,
+            min_side=0 if self.exact else image_size,
         )
 
 
@@ -152,13 +161,12 @@ def run_pipeline(
     classifier = _open_classifier(model, options)
     summary = RunSummary(engine=classifier.engine.describe())
     plans = _plan(results, summary.crop, options, detector)
-    workers = default_run_workers(classifier.engine.device) if options.num_workers is None else options.num_workers
-    images = prepared_stream(plans, PrepareOptions(options.cut_options(), classifier.engine.image_size), workers)
+    images = _decoded(plans, options, classifier.engine, summary)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.engine)
         bar = stack.enter_context(_progress_bar(sum(len(crops) for _, crops in plans), progress))
         csv = stack.enter_context(_csv_writer(options, classifier))
-        batches = _batches(images, options.batch_size, summary.crop, bar)
+        batches = _batches(images, options.batch_size, summary.crop, bar, decode_device(*_where(classifier)))
         rows = classified_rows(batches, classifier, summary, options, bar=bar, csv=csv)
         summary.merged = merge_rows(
             results,
@@ -183,6 +191,20 @@ def _open_classifier(model: str | Path, options: RunOptions) -> Classifier:
         precision=options.precision,
         backend=options.backend,
         arch=options.arch,
+    )
+
+
+def _decoded(
+    plans: list[tuple[str, list[PlannedCrop]]], options: RunOptions, engine: Engine, summary: RunSummary
+) -> Iterator[CutImage[Any]]:
+    """The images' crops as model inputs, from the decoder ``options`` ask for."""
+    workers = default_run_workers(engine.device) if options.num_workers is None else options.num_workers
+    summary.decoder = resolve_decoder(
+        options.decoder, exact=options.exact, backend=engine.backend, device=engine.device
+    )
+    prepare = PrepareOptions(options.cut_options(engine.image_size), engine.image_size)
+    return decoded_stream(
+        plans, prepare, summary.decoder, device=decode_device(engine.backend, engine.device), workers=workers
     )
 
 
@@ -249,26 +271,35 @@ def classified_rows(
             yield (file, index), classifications
 
 
-def _batches(images: Iterator[CutImage[np.ndarray]], batch_size: int, crop: CropSummary, bar: Any) -> Iterator[Batch]:
-    """Stack the prepared crops into batches of ``batch_size``; record each image in ``crop``."""
+def _where(classifier: Classifier) -> tuple[str, str]:
+    return classifier.engine.backend, classifier.engine.device
+
+
+def _batches(
+    images: Iterator[CutImage[Any]], batch_size: int, crop: CropSummary, bar: Any, device: str = "cpu"
+) -> Iterator[Batch]:
+    """Stack the prepared crops into batches of ``batch_size`` (on ``device`` when they are tensors there).
+
+    Also records each image in ``crop``.
+    """
     keys: list[tuple[str, int, str]] = []
-    arrays: list[np.ndarray] = []
+    arrays: list[Any] = []
     for image in images:
         crop.record(image)
         for planned, array in _ready(image):
             keys.append((image.file, planned.index, planned.key))
             arrays.append(array)
             if len(arrays) >= batch_size:
-                yield keys, np.stack(arrays)
+                yield keys, stack(arrays, device)
                 keys, arrays = [], []
         if image.planned != len(image.crops):  # failed images and size-0 boxes leave the bar's total
             bar.total -= image.planned - len(image.crops)
             bar.refresh()
     if arrays:
-        yield keys, np.stack(arrays)
+        yield keys, stack(arrays, device)
 
 
-def _ready(image: CutImage[np.ndarray]) -> Iterator[tuple[PlannedCrop, np.ndarray]]:
+def _ready(image: CutImage[Any]) -> Iterator[tuple[PlannedCrop, Any]]:
     for planned, array in image.crops:
         if array is not None:
             yield planned, array
@@ -293,6 +324,8 @@ def _finish(summary: RunSummary, results: DetectionResults, options: RunOptions,
     write_detections(options.output_json, results.data)
     summary.output_json = Path(options.output_json)
     summary.output_csv = Path(options.output_csv) if options.output_csv is not None else None
-    summary.crop.log_path = write_crop_log(options.logdir, summary.crop, prefix="run_log")
+    decoding = {"decoder": summary.decoder, "num_decoded_on_cpu_by_gpu_decoder": len(summary.crop.gpu_fallbacks)}
+    extra = {**decoding, "decoded_on_cpu_by_gpu_decoder": dict(sorted(summary.crop.gpu_fallbacks.items()))}
+    summary.crop.log_path = write_crop_log(options.logdir, summary.crop, prefix="run_log", extra=extra)
     summary.seconds = time.perf_counter() - started
     return summary
