@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ MAX_BATCH_FILES = 128
 #: Files read ahead per reader thread.
 READ_AHEAD = 8
 
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _ROTATIONS = {Image.Transpose.ROTATE_90: 1, Image.Transpose.ROTATE_180: 2, Image.Transpose.ROTATE_270: 3}
 
 
@@ -90,9 +92,37 @@ def _header_problem(image: Image.Image, data: bytes) -> str | None:
         return f"{image.mode} JPEG"
     if image.info.get("progressive") or image.info.get("progression"):
         return "progressive JPEG"
-    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        return "truncated JPEG (no end marker)"
+    if not reaches_end_marker(data):
+        return "truncated JPEG (no end-of-image marker)"
     return None
+
+
+def reaches_end_marker(data: bytes) -> bool:
+    """Whether a JPEG's segments and scans lead to its end-of-image marker (else it is truncated).
+
+    Walks the marker segments by their lengths (so EXIF thumbnails are skipped) and each
+    scan's entropy-coded data to the next marker (a 0xFF not followed by a stuffed 0x00 or
+    a restart marker); data after the end marker is ignored, as decoders do.
+    """
+    pos, end = 2, len(data)
+    while pos + 2 <= end:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return True
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if pos + 4 > end:
+            return False
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:
+            found = _NEXT_MARKER.search(data, pos)
+            if found is None:
+                return False
+            pos = found.start()
+    return False
 
 
 def pixel_batches(reads: Iterable[ReadFile], max_pixels: int = MAX_BATCH_PIXELS) -> Iterator[list[ReadFile]]:
@@ -192,7 +222,7 @@ def _on_cpu(read: ReadFile, options: PrepareOptions) -> CutImage[torch.Tensor]:
     converted: CutImage[torch.Tensor] = CutImage(
         result.file,
         planned=result.planned,
-        crops=[(p, torch.from_numpy(a) if a is not None else None) for p, a in result.crops],
+        crops=[(p, torch.from_numpy(a.copy()) if a is not None else None) for p, a in result.crops],
         size_zero=result.size_zero,
         downloaded=result.downloaded,
         failure=result.failure,
