@@ -269,3 +269,17 @@ def test_exact_refuses_the_gpu_decoder(
         "Error: --exact decodes with Pillow on the CPU; it cannot use --decoder gpu"
     )
     assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize(("threshold", "most"), [(0.05, None), (0.0, 3), (0.2, 1), (1.1, None)])
+def test_batch_classification_lists_equal_the_merge_per_row(threshold: float, most: int | None) -> None:
+    from megaclassifier.merge import classification_list
+    from megaclassifier.run.classifier import batch_classification_lists
+
+    rng = np.random.default_rng(5)
+    values = chain_float64(rng.dirichlet(np.full(12, 0.3), 3000).astype(np.float32))
+    values[:50, :4] = 0.25  # ties: class order decides
+    values[50:60] = np.round(values[50:60], 2)
+    expected = [classification_list(row, threshold=threshold, max_classifications=most) for row in values]
+    assert batch_classification_lists(values, threshold=threshold, max_classifications=most) == expected
+    assert (sum(map(len, expected)) > 2000) == (threshold <= 1)  # the comparison has lists to compare

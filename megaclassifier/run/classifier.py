@@ -20,7 +20,7 @@ import numpy as np
 from megaclassifier.engines import Engine, open_engine
 from megaclassifier.formats.probabilities import format_float32
 from megaclassifier.labels.aggregate import check_mapping_covers, load_target_mapping, sum_groups
-from megaclassifier.merge import Classifications, classification_list
+from megaclassifier.merge import Classifications, classification_list, round_confidence
 from megaclassifier.models import categories_for
 
 logger = logging.getLogger(__name__)
@@ -56,9 +56,34 @@ class Classifier:
         values = chain_float64(probabilities)
         if self.groups is not None:
             values = sum_groups(values, self.groups)
+        return batch_classification_lists(values, threshold=threshold, max_classifications=max_classifications)
+
+
+def batch_classification_lists(
+    values: np.ndarray, *, threshold: float, max_classifications: int | None
+) -> list[Classifications]:
+    """:func:`~megaclassifier.merge.classification_list` of each row of ``values``, per batch with numpy.
+
+    The same lists: classes at or above ``threshold``, rounded as ``round_confidence``, sorted by the
+    rounded value descending with ties in class order (one stable sort, the others pushed to the end).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] == 0:
         return [
             classification_list(row, threshold=threshold, max_classifications=max_classifications) for row in values
         ]
+    kept = values >= threshold
+    rounded = round_confidence(values)
+    order = np.argsort(np.where(kept, -rounded, np.inf), axis=1, kind="stable")
+    counts = kept.sum(axis=1)
+    if max_classifications is not None:
+        counts = np.minimum(counts, max_classifications)
+    names = [str(i) for i in range(values.shape[1])]
+    sorted_values = np.take_along_axis(rounded, order, axis=1).tolist()
+    return [
+        [[names[i], v] for i, v in zip(ids[:n], row[:n], strict=True)]
+        for ids, row, n in zip(order.tolist(), sorted_values, counts.tolist(), strict=True)
+    ]
 
 
 def chain_float64(probabilities: np.ndarray) -> np.ndarray:

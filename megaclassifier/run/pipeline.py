@@ -38,7 +38,7 @@ from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.labels.descriptions import load_taxonomy_file
 from megaclassifier.merge import Classifications, CropRef, merge_rows
 from megaclassifier.run.classifier import Classifier, open_classifier
-from megaclassifier.run.decoders import decode_device, decoded_stream, resolve_decoder, stack
+from megaclassifier.run.decoders import BatchStacker, decode_device, decoded_stream, resolve_decoder
 from megaclassifier.run.prepare import PrepareOptions, default_run_workers
 
 if TYPE_CHECKING:
@@ -284,19 +284,20 @@ def _batches(
     """
     keys: list[tuple[str, int, str]] = []
     arrays: list[Any] = []
+    stack = BatchStacker(device)
     for image in images:
         crop.record(image)
         for planned, array in _ready(image):
             keys.append((image.file, planned.index, planned.key))
             arrays.append(array)
             if len(arrays) >= batch_size:
-                yield keys, stack(arrays, device)
+                yield keys, stack(arrays)
                 keys, arrays = [], []
         if image.planned != len(image.crops):  # failed images and size-0 boxes leave the bar's total
             bar.total -= image.planned - len(image.crops)
             bar.refresh()
     if arrays:
-        yield keys, stack(arrays, device)
+        yield keys, stack(arrays)
 
 
 def _ready(image: CutImage[Any]) -> Iterator[tuple[PlannedCrop, Any]]:
