@@ -283,3 +283,25 @@ def test_batch_classification_lists_equal_the_merge_per_row(threshold: float, mo
     expected = [classification_list(row, threshold=threshold, max_classifications=most) for row in values]
     assert batch_classification_lists(values, threshold=threshold, max_classifications=most) == expected
     assert (sum(map(len, expected)) > 2000) == (threshold <= 1)  # the comparison has lists to compare
+
+
+def test_shared_memory_hand_over_is_exact_and_leaves_no_block() -> None:
+    from multiprocessing import shared_memory
+
+    from megaclassifier.crop.core import CutImage, PlannedCrop
+    from megaclassifier.run.shm import pack, unpack
+
+    rng = np.random.default_rng(2)
+    planned = [PlannedCrop(i, (0.0, 0.0, 1.0, 1.0), f"k{i}", Path(f"k{i}.jpg")) for i in range(3)]
+    arrays = [rng.integers(0, 256, (8, 8, 3), np.uint8) for _ in planned]
+    image = CutImage("a.jpg", planned=4, crops=list(zip(planned, arrays, strict=True)), size_zero=1, warnings=["w"])
+    packed = pack(image)
+    assert packed.block is not None and all(a is None for _, a in packed.image.crops)
+    back = unpack(packed)
+    assert (back.file, back.planned, back.size_zero, back.warnings) == ("a.jpg", 4, 1, ["w"])
+    assert [p for p, _ in back.crops] == planned
+    assert all(np.array_equal(a, b) for (_, a), b in zip(back.crops, arrays, strict=True))
+    with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name=packed.block)
+    failed = CutImage("b.jpg", planned=1, failure="cannot decode")
+    assert pack(failed).block is None and unpack(pack(failed)) == failed
