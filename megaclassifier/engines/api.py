@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -66,8 +67,7 @@ def open_engine(
         ModelError: the model cannot be loaded or has the wrong number of outputs; one line naming the file.
         MegaClassifierError: the device, precision or backend cannot be used here.
     """
-    from megaclassifier.engines.onnx_engine import open_onnx_engine
-    from megaclassifier.engines.torch_engine import TorchEngine, run_probe
+    from megaclassifier.engines.onnx_engine import open_onnx_engine, open_proven_onnx
 
     path = resolve_model(model, role="checkpoint" if features else "model")
     resolved_device = resolve_device(device)
@@ -75,8 +75,15 @@ def open_engine(
     chosen = "torch" if features and backend == "auto" else choose_backend(backend, resolved_device, precision)
     if features and chosen != "torch":
         raise MegaClassifierError("features need the torch backend")
+    if chosen == "onnxruntime":  # a check that passed before is not run again (nor torch loaded)
+        sizes = functools.partial(_image_size, image_size, model=model)
+        proven = open_proven_onnx(path, device=resolved_device, image_sizes=sizes, num_classes=num_classes)
+        if proven is not None:
+            return proven
+    from megaclassifier.engines.torch_engine import TorchEngine, run_probe
+
     loaded = load_model(path, arch=arch)
-    size = _image_size(image_size, loaded.arch, model)
+    size = _image_size(image_size, loaded.arch, model=model)
     logits = run_probe(loaded.module, path, size)
     width = int(logits.shape[1])
     if num_classes is not None and width != num_classes:
@@ -93,7 +100,7 @@ def open_engine(
     return TorchEngine(loaded, device=resolved_device, precision=precision, image_size=size, num_classes=width)
 
 
-def _image_size(image_size: int | None, arch: str | None, model: str | Path) -> int:
+def _image_size(image_size: int | None, arch: str | None, *, model: str | Path) -> int:
     if image_size is not None:
         if image_size < 1:
             raise MegaClassifierError(f"--image-size {image_size}: must be a positive number of pixels")
