@@ -305,3 +305,17 @@ def test_shared_memory_hand_over_is_exact_and_leaves_no_block() -> None:
         shared_memory.SharedMemory(name=packed.block)
     failed = CutImage("b.jpg", planned=1, failure="cannot decode")
     assert pack(failed).block is None and unpack(pack(failed)) == failed
+
+
+def test_hybrid_keeps_the_order_and_splits_the_photos(cameratrap: Path) -> None:
+    from megaclassifier.run.decoders import cpu_share, decoded_stream
+
+    results = load_detections(cameratrap / "detections.json")
+    plans = list(plan_crops(results, ".", threshold=0.15, detector=resolve_detector(results, None)))
+    options = PrepareOptions(CutOptions(str(cameratrap / "images"), square_crops=True, min_side=SIZE), SIZE)
+    assert cpu_share(2) == 0.1 and split_plans(len(plans), 0.1).count(True) == len(plans) // 10
+    images = list(decoded_stream(plans, options, "hybrid", device="cpu", workers=2))
+    assert [image.file for image in images] == [file for file, _ in plans]
+    on_cpu = [isinstance(a, np.ndarray) for image in images for _, a in image.crops]
+    assert any(on_cpu) and not all(on_cpu)  # numpy from the CPU workers, tensors from the GPU decoder's code
+    assert sum(len(image.crops) for image in images) == 38
