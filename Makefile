@@ -31,7 +31,7 @@ test: lint
 
 # on a machine with a CUDA GPU: the GPU tests must run, not skip
 test-gpu: $(STAMP)
-	MEGACLASSIFIER_REQUIRE_GPU=1 $(BIN)/python -m pytest tests/test_gpu.py tests/test_engines.py tests/test_run.py tests/test_speciesnet.py $(PYTEST_ARGS)
+	MEGACLASSIFIER_REQUIRE_GPU=1 $(BIN)/python -m pytest tests/test_gpu.py tests/test_engines.py tests/test_run.py tests/test_run_fast.py tests/test_speciesnet.py $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py --output-dir $(DEMO_OUT) $(if $(MODEL),--model $(MODEL)) $(if $(CATEGORIES),--categories $(CATEGORIES)) $(if $(MAPPING),--mapping $(MAPPING))

@@ -28,18 +28,31 @@ def source_dir() -> Path:
     sys.exit("no source images: need ../shared/testdata/cameratrap or demo/data")
 
 
-def build_workload(root: Path, n_images: int) -> tuple[Path, Path]:
-    """Replicate the source images to ``n_images`` image entries; return (detections json, images dir)."""
-    source = source_dir()
-    md = json.loads((source / "detections.json").read_text())
-    originals = [im for im in md["images"] if im.get("detections")]
+def test_sets(names: str) -> list[Path]:
+    """The folders of the named real test sets (``cameratrap,lila31``) under ``../shared/testdata``."""
+    folders = [REPO.parent / "shared" / "testdata" / name for name in names.split(",")]
+    missing = [str(f) for f in folders if not (f / "detections.json").is_file()]
+    if missing:
+        sys.exit(f"no test set at {', '.join(missing)}")
+    return folders
+
+
+def build_workload(root: Path, n_images: int, sources: list[Path] | None = None) -> tuple[Path, Path]:
+    """Replicate the source images to ``n_images`` image entries; return (detections json, images dir).
+
+    With several ``sources`` (MegaDetector files of one format), their images alternate in each copy.
+    """
+    sources = sources or [source_dir()]
+    mds = [json.loads((source / "detections.json").read_text()) for source in sources]
+    md = mds[0]
+    originals = [(s, im) for s, m in zip(sources, mds, strict=True) for im in m["images"] if im.get("detections")]
     images_dir = root / "images"
     entries = []
     copy = 0
     while len(entries) < n_images:
         folder = images_dir / f"copy{copy:04d}"
         folder.mkdir(parents=True, exist_ok=True)
-        for image in originals:
+        for source, image in originals:
             if len(entries) >= n_images:
                 break
             link = folder / image["file"]

@@ -3,10 +3,10 @@
 On the real camera-trap images of ``../shared/testdata/cameratrap`` (the bundled
 demo copies on a fresh clone: the ``photos`` fixture) at 64 px:
 
-* (a) ``run`` and the four-command chain give the same merged JSON (except
+* (a) ``run --exact`` and the four-command chain give the same merged JSON (except
   ``info.classification_completion_time``) and the same probability CSV rows,
   exactly (the crops pass through the same JPEG quality-75 round trip in memory);
-* (b) ``--no-jpeg-roundtrip`` changes the probabilities a little, never the top-1 class
+* (b) ``--exact --no-jpeg-roundtrip``, and the fast default, change the probabilities a little, never the top-1 class
   (on the tiny model: see the note above that test);
 * (c) ONNX Runtime and torch agree to 1e-4;
 * (d) a missing and a corrupt image are recorded failures, not a stop;
@@ -198,18 +198,20 @@ def run_once(inputs: Inputs, out: Path, *options: object) -> Outputs:
 
 @pytest.fixture(scope="module")
 def run_w0(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> Outputs:
-    return run_once(inputs, tmp_path_factory.mktemp("run_w0"), "--backend", "torch", "--num-workers", 0)
+    return run_once(inputs, tmp_path_factory.mktemp("run_w0"), "--exact", "--backend", "torch", "--num-workers", 0)
 
 
 @pytest.fixture(scope="module")
 def run_w2(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> Outputs:
     out = tmp_path_factory.mktemp("run_w2")
-    return run_once(inputs, out, "--backend", "torch", "--num-workers", 2, "--save-crops", out / "crops")
+    return run_once(inputs, out, "--exact", "--backend", "torch", "--num-workers", 2, "--save-crops", out / "crops")
 
 
 @pytest.fixture(scope="module")
 def run_onnx(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> Outputs:
-    return run_once(inputs, tmp_path_factory.mktemp("run_onnx"), "--backend", "onnxruntime", "--num-workers", 0)
+    return run_once(
+        inputs, tmp_path_factory.mktemp("run_onnx"), "--exact", "--backend", "onnxruntime", "--num-workers", 0
+    )
 
 
 # (a) the same answers as the chain
@@ -323,11 +325,11 @@ def test_no_jpeg_roundtrip_is_close(
     assert len(keys) == inputs.crops and len(set(expected.argmax(axis=1).tolist())) > 1
     # with the round trip the tiny model too gives exactly the chain's numbers
     (tmp_path / "jpeg").mkdir()
-    keys_jpeg, values_jpeg = tiny_table(tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "jpeg"))
+    keys_jpeg, values_jpeg = tiny_table(tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "jpeg", "--exact"))
     assert keys_jpeg == keys and np.array_equal(values_jpeg, expected)
     (tmp_path / "raw").mkdir()
     keys_raw, values = tiny_table(
-        tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "raw", "--no-jpeg-roundtrip")
+        tiny_run(inputs, tiny_model, tiny_categories, tmp_path / "raw", "--exact", "--no-jpeg-roundtrip")
     )
     assert keys_raw == keys
     assert (values.argmax(axis=1) == expected.argmax(axis=1)).all()
@@ -567,10 +569,13 @@ def test_run_smooth_equals_smooth_on_run_output(inputs: Inputs, run_w0: Outputs,
 
     taxonomy = tmp_path / "taxonomy.csv"
     taxonomy.write_text(TAXONOMY_CSV, encoding="utf-8")
-    plain = run_once(inputs, tmp_path / "plain", "--backend", "torch", "--num-workers", 0, "--taxonomy", taxonomy)
+    plain = run_once(
+        inputs, tmp_path / "plain", "--exact", "--backend", "torch", "--num-workers", 0, "--taxonomy", taxonomy
+    )
     smoothed = run_once(
         inputs,
         tmp_path / "smoothed",
+        "--exact",
         "--backend",
         "torch",
         "--num-workers",

@@ -64,11 +64,26 @@ class ShardType(click.ParamType):
 @click.option("--save-crops", type=FOLDER, help="Also write the crop files that crop would write, under this folder.")
 @engine_options(workers_help=DECODER_WORKERS_HELP)
 @click.option(
-    "--jpeg-roundtrip/--no-jpeg-roundtrip",
-    default=True,
+    "--exact",
+    is_flag=True,
+    help="Bit for bit the chain's answers: decode each photo at full size with Pillow and pass each crop "
+    "through JPEG quality 75 in memory. Default: the fast path (JPEG draft decoding, no round trip), "
+    "whose small differences README states.",
+)
+@click.option(
+    "--decoder",
+    type=click.Choice(["auto", "cpu", "gpu", "hybrid"]),
+    default="auto",
     show_default=True,
-    help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do "
-    "(identical probabilities to the chain); off is a little faster.",
+    help="Who decodes the photos: CPU worker processes (Pillow), the GPU (torchvision's batched decode_jpeg "
+    "on the torch engine's device; files it cannot take fall back to the CPU), or both (hybrid). "
+    "auto: gpu when the model runs with torch on CUDA, else cpu.",
+)
+@click.option(
+    "--jpeg-roundtrip/--no-jpeg-roundtrip",
+    default=None,
+    help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do. "
+    "Default: on with --exact, else off.",
 )
 @taxonomy_option
 @geofence_options

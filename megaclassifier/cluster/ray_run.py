@@ -52,7 +52,16 @@ from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.labels.descriptions import load_taxonomy_file
 from megaclassifier.merge import Classifications, CropRef, merge_rows
 from megaclassifier.run.classifier import Classifier, open_classifier
-from megaclassifier.run.pipeline import RunOptions, RunSummary, _csv_writer, _finish, _plan, _progress_bar, postprocess
+from megaclassifier.run.pipeline import (
+    RunOptions,
+    RunSummary,
+    csv_writer,
+    finish_run,
+    plan_images,
+    postprocess,
+    prepare_options,
+    progress_bar,
+)
 from megaclassifier.run.prepare import PrepareOptions, prepare_image
 
 logger = logging.getLogger(__name__)
@@ -113,7 +122,7 @@ def run_on_ray(
     class_taxa = load_taxonomy_file(options.taxonomy) if options.taxonomy is not None else None
     classifier = _check_classifier(model, options)
     summary = RunSummary()
-    plans = _plan(results, summary.crop, options, detector)
+    plans = plan_images(results, summary.crop, options, detector)
     record = {"run": run_fingerprint(detections_json, model, options), "shard": _shard_text(options)}
     done = read_progress(progress_path(options.output_json), record)
     with contextlib.ExitStack() as stack:
@@ -124,13 +133,13 @@ def run_on_ray(
         summary.engine = actors.describe()
         todo = [(file, crops) for file, crops in plans if file not in done]
         fresh = writer.record(cluster_images(todo, model, options, classifier, actors, prepare=prepare))
-        bar = stack.enter_context(_progress_bar(sum(len(crops) for _, crops in plans), progress))
-        csv = stack.enter_context(_csv_writer(options, classifier))
+        bar = stack.enter_context(progress_bar(sum(len(crops) for _, crops in plans), progress))
+        csv = stack.enter_context(csv_writer(options, classifier))
         rows = merge_input(itertools.chain(done.values(), fresh), classifier, summary, options, bar=bar, csv=csv)
         summary.merged = _merge(results, rows, classifier, options, class_taxa)
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
     record_shard(results, selection, detections_json=detections_json, model=model, options=options)
-    _finish(summary, results, options, started)
+    finish_run(summary, results, options, started)
     progress_path(options.output_json).unlink(missing_ok=True)
     return summary
 
@@ -246,9 +255,7 @@ def ray_dataset(
     return (
         ray.data.from_items(items, override_num_blocks=blocks)
         .map(
-            functools.partial(
-                _decode, options=PrepareOptions(options.cut_options(), engine.image_size), prepare=prepare
-            ),
+            functools.partial(_decode, options=prepare_options(options, classifier.engine), prepare=prepare),
             num_cpus=1,
             memory=DECODE_MEMORY,
         )

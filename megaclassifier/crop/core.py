@@ -27,8 +27,9 @@ from typing import Generic, TypeVar
 from PIL import Image
 
 from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_TIMEOUT
-from megaclassifier.crop.geometry import CropBox, box_for, extract_crop
-from megaclassifier.crop.images import ImageLoadError, SourceImage, load_image
+from megaclassifier.crop.draft import draft_for
+from megaclassifier.crop.geometry import CropBox, box_for, extract_crop, reduce_box
+from megaclassifier.crop.images import Draft, ImageLoadError, SourceImage, load_image
 from megaclassifier.formats.atomic import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class CutOptions:
         save_full_images: keep each fetched image under ``images_dir``.
         write_crops: write each crop's JPEG to its planned path.
         jpeg_roundtrip: hand on the crop decoded from its JPEG bytes, as the chain reads crop files.
+        min_side: decode a JPEG at the largest draft reduction (1/2, 1/4, 1/8) that leaves every
+            box at least this many pixels on its short side (:mod:`megaclassifier.crop.draft`);
+            0: at full size. Ignored with ``write_crops`` (crop files are cut at full size).
     """
 
     images_dir: str | None = None
@@ -74,6 +78,7 @@ class CutOptions:
     save_full_images: bool = False
     write_crops: bool = False
     jpeg_roundtrip: bool = False
+    min_side: int = 0
 
 
 @dataclass
@@ -90,6 +95,7 @@ class CutImage(Generic[T]):
         downloaded: the image was fetched from the container URL.
         failure: why the image (or one of its crops) failed, else None.
         warnings: decoding warnings (truncated file, ...).
+        gpu_fallback: why ``run``'s GPU decoder left this image to the CPU path, else None.
     """
 
     file: str
@@ -101,6 +107,7 @@ class CutImage(Generic[T]):
     downloaded: bool = False
     failure: str | None = None
     warnings: list[str] = field(default_factory=list)
+    gpu_fallback: str | None = None
 
 
 class _CropWriteError(Exception):
@@ -148,22 +155,24 @@ def cut_image(
             save_full_images=options.save_full_images,
             timeout=options.timeout,
             allow_outside_images_dir=options.allow_outside_images_dir,
+            draft=_draft(crops, options),
         )
     except ImageLoadError as e:
         result.failure = str(e)
         return result
     result.downloaded, result.warnings = loaded.downloaded, loaded.warnings
+    image = loaded.image
     try:
         converted: dict[CropBox, T | None] = {}  # full_image: one region for all boxes, converted once
         for crop in crops:
-            box = box_for(crop.bbox, loaded.image.width, loaded.image.height,
+            box = box_for(crop.bbox, image.full_width, image.full_height,
                           geometry=options.geometry, square=options.square_crops)  # fmt: skip
             if box is None:
                 logger.debug("skipping size-0 crop of detection %d at %s", crop.index, file)
                 result.size_zero += 1
                 continue
             if box not in converted or options.write_crops:
-                pixels = _cut_one(loaded.image, box, crop, options, result)
+                pixels = _cut_one(image, reduce_box(box, image.reduction), crop, options, result)
                 converted[box] = convert(pixels) if convert is not None else None
             result.crops.append((crop, converted[box]))
     except _CropWriteError as e:
@@ -175,6 +184,13 @@ def cut_image(
     finally:
         loaded.image.close()
     return result
+
+
+def _draft(crops: Sequence[PlannedCrop], options: CutOptions) -> Draft | None:
+    """The JPEG draft hook for ``options.min_side``, or None to decode at full size."""
+    if options.min_side <= 0 or options.write_crops or options.geometry != "reference":
+        return None  # SpeciesNet's profile resizes from the full-size crop: no draft there
+    return draft_for([crop.bbox for crop in crops], options.min_side, square=options.square_crops)
 
 
 def _cut_one(

@@ -64,6 +64,7 @@ class CropSummary:
     failures: dict[str, str] = field(default_factory=dict)
     invalid_boxes: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    gpu_fallbacks: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
 
     @property
@@ -76,6 +77,8 @@ class CropSummary:
         self.existing_crops += image.existing
         self.size_zero += image.size_zero
         self.new_downloads += int(image.downloaded)
+        if image.gpu_fallback is not None:
+            self.gpu_fallbacks[image.file] = image.gpu_fallback
         if image.failure is not None:
             self.failures[image.file] = image.failure
             logger.warning("%s: %s", image.file, image.failure)
@@ -262,8 +265,14 @@ def crop_detections(
     return summary
 
 
-def write_crop_log(logdir: str | Path, summary: CropSummary, *, prefix: str = "crop_detections_log") -> Path:
-    """Write the JSON log of a run (the reference's keys first) as a new ``{prefix}_YYYYMMDD_HHMMSS.json``.
+def write_crop_log(
+    logdir: str | Path,
+    summary: CropSummary,
+    *,
+    prefix: str = "crop_detections_log",
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the JSON log of a run as a new ``{prefix}_YYYYMMDD_HHMMSS.json``: the reference's keys, then ``extra``.
 
     When that name exists (two runs in one second), ``..._1.json`` and so on.
     """
@@ -279,5 +288,6 @@ def write_crop_log(logdir: str | Path, summary: CropSummary, *, prefix: str = "c
         "failure_reasons": dict(sorted(summary.failures.items())),
         "invalid_boxes": dict(sorted(summary.invalid_boxes.items())),
         "warnings": dict(sorted(summary.warnings.items())),
+        **(extra or {}),
     }
     return write_json_unique(logdir, f"{prefix}_{stamp}", log, indent=1)

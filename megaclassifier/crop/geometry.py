@@ -161,3 +161,12 @@ def extract_crop(image: Image.Image | SourceImage, box: CropBox) -> Image.Image:
     if box.pad_to:
         crop = ImageOps.pad(crop, (box.pad_to, box.pad_to), method=Image.Resampling.BICUBIC, color=(0, 0, 0))
     return crop
+
+
+def reduce_box(box: CropBox, reduction: int) -> CropBox:
+    """``box`` in the pixels of an image decoded at ``1 / reduction`` of its size (edges rounded)."""
+    if reduction == 1:
+        return box
+    left, top = round(box.left / reduction), round(box.top / reduction)
+    right, bottom = max(left + 1, round(box.right / reduction)), max(top + 1, round(box.bottom / reduction))
+    return CropBox(left, top, right, bottom, round(box.pad_to / reduction))

@@ -25,6 +25,7 @@ import functools
 import io
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,15 +61,27 @@ class SourceImage:
     Attributes:
         stored: the decoded image, in its file's orientation and mode.
         rotation: the transpose that turns it into MegaDetector's view, or None.
-        width, height: the size of MegaDetector's view.
+        reduction: the JPEG draft reduction it was decoded at (1, 2, 4 or 8): one of its
+            pixels is ``reduction`` pixels of the file's full size on each side.
+        width, height: the size of MegaDetector's view (at the reduction).
+        full_width, full_height: the size of MegaDetector's view at full size.
     """
 
-    def __init__(self, stored: Image.Image, rotation: Image.Transpose | None) -> None:
+    def __init__(
+        self,
+        stored: Image.Image,
+        rotation: Image.Transpose | None,
+        reduction: int = 1,
+        full_size: tuple[int, int] | None = None,
+    ) -> None:
         self.stored = stored
         self.rotation = rotation
+        self.reduction = reduction
         w, h = stored.size
+        fw, fh = full_size or (w, h)
         quarter_turn = rotation in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
         self.width, self.height = (h, w) if quarter_turn else (w, h)
+        self.full_width, self.full_height = (fh, fw) if quarter_turn else (fw, fh)
 
     def view(self) -> Image.Image:
         """The whole image in MegaDetector's view, RGB."""
@@ -206,8 +219,15 @@ def _fsspec_read(url: str) -> bytes:
         return f.read()
 
 
-def decode_image(source: Any) -> tuple[SourceImage, list[str]]:
+#: Called on an opened, not yet decoded image; may set a JPEG draft and returns the reduction (1: none).
+Draft = Callable[[Image.Image], int]
+
+
+def decode_image(source: Any, draft: Draft | None = None) -> tuple[SourceImage, list[str]]:
     """Fully decode an image file (path or file object), noting MegaDetector's orientation.
+
+    ``draft``, when given, sees the opened image before its pixels are decoded
+    (see :data:`Draft`).
 
     Returns:
         The image and a list of warnings (a truncated file gives one).
@@ -217,7 +237,7 @@ def decode_image(source: Any) -> tuple[SourceImage, list[str]]:
     """
     warnings: list[str] = []
     try:
-        image = _open_and_load(source)
+        image, reduction, full_size = _open_and_load(source, draft)
         if getattr(image, "_ended", False):  # a lenient decode elsewhere reached a premature end
             warnings.append("truncated image file: decoded as far as the data goes")
     except UnidentifiedImageError:
@@ -232,7 +252,7 @@ def decode_image(source: Any) -> tuple[SourceImage, list[str]]:
         with _truncated_lock:
             ImageFile.LOAD_TRUNCATED_IMAGES = True
             try:
-                image = _open_and_load(source)
+                image, reduction, full_size = _open_and_load(source, draft)
             except OSError as e2:
                 raise ImageLoadError(f"cannot decode truncated file: {e2}") from None
             finally:
@@ -240,13 +260,15 @@ def decode_image(source: Any) -> tuple[SourceImage, list[str]]:
         warnings.append(f"truncated image file ({e}): decoded as far as the data goes, as MegaDetector does")
     except (ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageLoadError(f"cannot decode: {e}") from None
-    return SourceImage(image, exif_rotation(image)), warnings
+    return SourceImage(image, exif_rotation(image), reduction, full_size), warnings
 
 
-def _open_and_load(source: Any) -> Image.Image:
+def _open_and_load(source: Any, draft: Draft | None) -> tuple[Image.Image, int, tuple[int, int]]:
     image = Image.open(source)
+    full_size = image.size
+    reduction = draft(image) if draft is not None else 1
     image.load()
-    return image
+    return image, reduction, full_size
 
 
 def exif_rotation(image: Image.Image) -> Image.Transpose | None:
@@ -266,6 +288,7 @@ def load_image(
     save_full_images: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     allow_outside_images_dir: bool = False,
+    draft: Draft | None = None,
 ) -> LoadedImage:
     """Find, fetch if needed, and decode the image of a MegaDetector ``file`` entry.
 
@@ -276,13 +299,14 @@ def load_image(
         save_full_images: keep a fetched image under ``images_dir``.
         timeout: seconds a server may take to connect or to send more data.
         allow_outside_images_dir: read relative paths that lead out of ``images_dir``.
+        draft: decode at a JPEG draft reduction (see :func:`decode_image`).
 
     Raises:
         ImageLoadError: with the reason (refused path, missing, empty, corrupt,
             not an image, download failed, any OS error).
     """
     try:
-        return _load_image(file, images_dir, container_url, save_full_images, timeout, allow_outside_images_dir)
+        return _load_image(file, images_dir, container_url, save_full_images, timeout, allow_outside_images_dir, draft)
     except OSError as e:
         where = e.filename if e.filename is not None else file
         raise ImageLoadError(f"{where}: {e.strerror or e}") from None
@@ -295,13 +319,14 @@ def _load_image(
     save_full_images: bool,
     timeout: float,
     allow_outside_images_dir: bool,
+    draft: Draft | None = None,
 ) -> LoadedImage:
     path = local_image_path(file, images_dir, allow_outside_images_dir=allow_outside_images_dir)
     if path is not None:
         if path.stat().st_size == 0:
             raise ImageLoadError(f"{path}: empty file (0 bytes)")
         try:
-            image, warnings = decode_image(path)
+            image, warnings = decode_image(path, draft)
         except ImageLoadError as e:
             raise ImageLoadError(f"{path}: {e}") from None
         return LoadedImage(image, str(path), False, warnings)
@@ -313,7 +338,7 @@ def _load_image(
     if not data:
         raise ImageLoadError(f"{url}: empty file (0 bytes)")
     try:
-        image, warnings = decode_image(io.BytesIO(data))
+        image, warnings = decode_image(io.BytesIO(data), draft)
     except ImageLoadError as e:
         raise ImageLoadError(f"{url}: {e}") from None
     if save_full_images and images_dir is not None:

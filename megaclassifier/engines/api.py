@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -9,8 +10,9 @@ from megaclassifier.constants import BACKENDS, DEFAULT_IMAGE_SIZE, EFFICIENTNET_
 from megaclassifier.engines.base import Engine
 from megaclassifier.errors import MegaClassifierError, ModelError
 from megaclassifier.hardware import check_precision, resolve_device
-from megaclassifier.models.loading import LoadedModel, load_model
+from megaclassifier.models.loading import load_model
 from megaclassifier.models.registry import known_model, resolve_model
+from megaclassifier.models.speciesnet import is_release
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,7 @@ def open_engine(
         ModelError: the model cannot be loaded or has the wrong number of outputs; one line naming the file.
         MegaClassifierError: the device, precision or backend cannot be used here.
     """
-    from megaclassifier.engines.onnx_engine import open_onnx_engine
-    from megaclassifier.engines.torch_engine import TorchEngine, run_probe
+    from megaclassifier.engines.onnx_engine import open_onnx_engine, open_proven_onnx
 
     path = resolve_model(model, role="checkpoint" if features else "model")
     resolved_device = resolve_device(device)
@@ -75,8 +76,15 @@ def open_engine(
     chosen = "torch" if features and backend == "auto" else choose_backend(backend, resolved_device, precision)
     if features and chosen != "torch":
         raise MegaClassifierError("features need the torch backend")
+    if chosen == "onnxruntime" and not is_release(path):  # a check passed before is not run again (nor torch loaded)
+        sizes = functools.partial(_image_size, image_size, model=model)
+        proven = open_proven_onnx(path, device=resolved_device, image_sizes=sizes, num_classes=num_classes)
+        if proven is not None:
+            return proven
+    from megaclassifier.engines.torch_engine import TorchEngine, run_probe
+
     loaded = load_model(path, arch=arch)
-    size = _image_size(image_size, loaded, model)
+    size = _image_size(image_size, loaded.arch, model=model, fixed=loaded.preprocessing.image_size, kind=loaded.kind)
     logits = run_probe(loaded.module, path, size, loaded.preprocessing)
     width = int(logits.shape[1])
     if num_classes is not None and width != num_classes:
@@ -93,14 +101,14 @@ def open_engine(
     return TorchEngine(loaded, device=resolved_device, precision=precision, image_size=size, num_classes=width)
 
 
-def _image_size(image_size: int | None, loaded: LoadedModel, model: str | Path) -> int:
-    fixed = loaded.preprocessing.image_size
-    if fixed is not None:
+def _image_size(
+    image_size: int | None, arch: str | None, *, model: str | Path, fixed: int | None = None, kind: str = ""
+) -> int:
+    if fixed is not None:  # the input side is part of the model (a SpeciesNet release)
         if image_size is not None and image_size != fixed:
-            raise MegaClassifierError(f"--image-size does not apply to {model}: its {loaded.kind} input is {fixed} px")
-        logger.info("image size %d px (fixed by %s)", fixed, loaded.kind)
+            raise MegaClassifierError(f"--image-size does not apply to {model}: its {kind} input is {fixed} px")
+        logger.info("image size %d px (fixed by %s)", fixed, kind)
         return fixed
-    arch = loaded.arch
     if image_size is not None:
         if image_size < 1:
             raise MegaClassifierError(f"--image-size {image_size}: must be a positive number of pixels")

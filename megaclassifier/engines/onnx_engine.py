@@ -9,8 +9,10 @@ S x S input; no onnxscript needed) and cached beside the model file::
 
 The key is the first 16 hex digits of the model file's SHA-256 and the image
 size. When the model's folder is not writable, the cache is
-``<user cache>/onnx/`` instead. Each time an engine opens, its probabilities
-on a fixed probe batch are compared with torch's; they must agree within 1e-4.
+``<user cache>/onnx/`` instead. When an engine opens, its probabilities on a
+fixed probe batch are compared with torch's; they must agree within 1e-4. A
+passed check is recorded beside the export (:mod:`megaclassifier.engines.onnx_check`),
+and later starts with the same model, export and ONNX Runtime skip it.
 
 The session uses one intra-op thread per physical core available. On the
 CPU, batches are run four images at a time (:data:`CPU_CHUNK`): faster, and
@@ -25,11 +27,13 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from megaclassifier.engines import onnx_check
 from megaclassifier.engines.base import Engine, check_batch, softmax
 from megaclassifier.errors import ModelError, first_line
 from megaclassifier.formats.atomic import apply_umask
@@ -61,9 +65,10 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def onnx_cache_name(model_path: Path, image_size: int) -> str:
+def onnx_cache_name(model_path: Path, image_size: int, model_sha256: str | None = None) -> str:
     """The cache file name of a model's ONNX export at an image size."""
-    return f"{model_path.name}.{file_sha256(model_path)[:16]}.{image_size}px.onnx"
+    digest = model_sha256 or file_sha256(model_path)
+    return f"{model_path.name}.{digest[:16]}.{image_size}px.onnx"
 
 
 def _candidates(model_path: Path, name: str) -> list[Path]:
@@ -225,4 +230,46 @@ def open_onnx_engine(
             f"(delete {path} to re-export, or use --backend torch)"
         )
     logger.debug("ONNX Runtime agrees with torch within %.2g", diff)
+    onnx_check.record(
+        path,
+        file_sha256(loaded.path),
+        image_size=image_size,
+        num_classes=num_classes,
+        arch=loaded.arch,
+        difference=diff,
+    )
     return engine
+
+
+def open_proven_onnx(
+    model_path: Path, *, device: str, image_sizes: Callable[[str | None], int], num_classes: int | None
+) -> OnnxEngine | None:
+    """The engine straight from a cached export whose check passed before (:mod:`.onnx_check`), else None.
+
+    Args:
+        model_path: the model file.
+        device: ``cpu`` or ``cuda:N``.
+        image_sizes: the input side for a model of this architecture (``--image-size``, else its default).
+        num_classes: when given, the model must have this many outputs.
+
+    Raises:
+        ModelError: the proven model has another number of outputs than ``num_classes``.
+    """
+    digest = file_sha256(model_path)
+    for folder in [p.parent for p in _candidates(model_path, "export.onnx")]:
+        for onnx_path in sorted(folder.glob(f"{model_path.name}.{digest[:16]}.*px.onnx")):
+            proof = onnx_check.proven(onnx_path, digest)
+            if proof is None or onnx_path.name != onnx_cache_name(model_path, image_sizes(proof.arch), digest):
+                continue
+            if num_classes is not None and proof.num_classes != num_classes:
+                raise ModelError(f"{model_path}: the model has {proof.num_classes} outputs, expected {num_classes}")
+            logger.debug("ONNX check of %s passed before (within %.2g); not run again", onnx_path, proof.difference)
+            return OnnxEngine(
+                onnx_path,
+                model_path=model_path,
+                device=device,
+                image_size=proof.image_size,
+                num_classes=proof.num_classes,
+                arch=proof.arch,
+            )
+    return None

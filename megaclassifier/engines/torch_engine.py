@@ -155,10 +155,13 @@ class TorchEngine(Engine):
         """The batch on the device: normalised float32 (N, 3, S, S), channels-last."""
         import torch
 
-        pixels = is_pixel_batch(batch, self.image_size, self.preprocessing)
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.uint8 if pixels else np.float32))
-        if self._stage:
-            x = self._upload(x)
+        if isinstance(batch, torch.Tensor):  # run's GPU decoder: uint8 (N, S, S, 3) already on the device
+            x, pixels = batch.to(self._torch_device), batch.dtype == torch.uint8
+        else:
+            pixels = is_pixel_batch(batch, self.image_size, self.preprocessing)
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.uint8 if pixels else np.float32))
+            if self._stage:
+                x = self._upload(x)
         if self.preprocessing.channels_last:  # the model takes NHWC in [0, 1] (SpeciesNet)
             return x.float().div_(self._scale) if pixels else x
         if not pixels:

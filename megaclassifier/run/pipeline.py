@@ -33,7 +33,7 @@ from megaclassifier.cluster.shards import Shard, record_shard, take_shard
 from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD, DEFAULT_TIMEOUT
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, write_crop_log
-from megaclassifier.engines import pipelined
+from megaclassifier.engines import Engine, pipelined
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
@@ -41,7 +41,8 @@ from megaclassifier.labels.descriptions import load_taxonomy_file
 from megaclassifier.merge import Classifications, CropRef, merge_rows
 from megaclassifier.preprocess import REFERENCE, Preprocessing
 from megaclassifier.run.classifier import Classifier, open_classifier
-from megaclassifier.run.prepare import PrepareOptions, default_run_workers, prepared_stream
+from megaclassifier.run.decoders import BatchStacker, decode_device, decoded_stream, resolve_decoder
+from megaclassifier.run.prepare import PrepareOptions, default_run_workers
 
 if TYPE_CHECKING:
     from megaclassifier.smooth import PostprocessSummary
@@ -63,6 +64,7 @@ class RunSummary:
     seconds: float = 0.0
     engine: str = ""
     geofenced: int | None = None
+    decoder: str = ""
     output_json: Path | None = None
     output_csv: Path | None = None
     postprocessed: PostprocessSummary | None = None
@@ -87,7 +89,11 @@ class RunOptions:
         classification_threshold, typical_classification_threshold, max_classifications: as ``merge``.
         image_size, batch_size, device, precision, backend, arch: as ``classify``.
         num_workers: image-decoding processes (0: in this process; default: :func:`default_run_workers`).
-        jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do.
+        jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do
+            (None: with ``exact`` only).
+        exact: today's bit-for-bit chain behaviour: full-size Pillow decoding and the JPEG round trip.
+            Without it JPEGs are decoded at a draft reduction (:mod:`megaclassifier.crop.draft`).
+        decoder: ``auto``, ``cpu``, ``gpu`` or ``hybrid`` (:mod:`megaclassifier.run.decoders`).
         taxonomy: class name -> taxonomy CSV: write ``classification_category_descriptions`` (as ``merge``),
             and the taxonomy that smoothing and roll-up use. A SpeciesNet release writes its own labels
             there without it.
@@ -121,7 +127,9 @@ class RunOptions:
     precision: str = "fp32"
     backend: str = "auto"
     arch: str | None = None
-    jpeg_roundtrip: bool = True
+    jpeg_roundtrip: bool | None = None
+    exact: bool = False
+    decoder: str = "auto"
     taxonomy: str | Path | None = None
     country: str | None = None
     admin1_region: str | None = None
@@ -129,10 +137,12 @@ class RunOptions:
     logdir: str | Path = "."
     shard: Shard | None = None
 
-    def cut_options(self, profile: Preprocessing = REFERENCE) -> CutOptions:
+    def cut_options(self, profile: Preprocessing = REFERENCE, image_size: int = 0) -> CutOptions:
         """How the crop core finds the images and treats each crop, for a model with ``profile``.
 
-        A SpeciesNet profile cuts its own geometry, never squared, with no JPEG round trip.
+        The fast path decodes JPEGs at a draft reduction that keeps every box at least ``image_size``
+        (not with ``exact``). A SpeciesNet profile cuts its own geometry at full size, never squared,
+        with no JPEG round trip.
         """
         reference = profile.crop_geometry == "reference"
         return CutOptions(
@@ -143,7 +153,8 @@ class RunOptions:
             square_crops=self.square_crops and reference,
             geometry=profile.crop_geometry,
             write_crops=self.save_crops is not None,
-            jpeg_roundtrip=self.jpeg_roundtrip and reference,
+            jpeg_roundtrip=(self.exact if self.jpeg_roundtrip is None else self.jpeg_roundtrip) and reference,
+            min_side=0 if self.exact or not reference else image_size,
         )
 
 
@@ -169,14 +180,13 @@ def run_pipeline(
     classifier = _open_classifier(model, options)
     fence = load_fence(classifier, options)
     summary = RunSummary(engine=classifier.engine.describe())
-    plans = _plan(results, summary.crop, options, detector)
-    workers = default_run_workers(classifier.engine.device) if options.num_workers is None else options.num_workers
-    images = prepared_stream(plans, _prepare_options(options, classifier), workers)
+    plans = plan_images(results, summary.crop, options, detector)
+    images = _decoded(plans, options, classifier.engine, summary)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.engine)
-        bar = stack.enter_context(_progress_bar(sum(len(crops) for _, crops in plans), progress))
-        csv = stack.enter_context(_csv_writer(options, classifier))
-        batches = _batches(images, options.batch_size, summary.crop, bar)
+        bar = stack.enter_context(progress_bar(sum(len(crops) for _, crops in plans), progress))
+        csv = stack.enter_context(csv_writer(options, classifier))
+        batches = _batches(images, options.batch_size, summary.crop, bar, decode_device(*_where(classifier)))
         rows = classified_rows(batches, classifier, summary, options, bar=bar, csv=csv)
         summary.merged = merge_rows(
             results,
@@ -189,13 +199,7 @@ def run_pipeline(
     summary.geofenced = speciesnet_steps(results, classifier, fence, taxonomy=options.taxonomy)
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
     record_shard(results, selection, detections_json=detections_json, model=model, options=options)
-    return _finish(summary, results, options, started)
-
-
-def _prepare_options(options: RunOptions, classifier: Classifier) -> PrepareOptions:
-    """What the decoding workers do: cut as the model's profile says, resize to its input."""
-    profile = classifier.engine.preprocessing
-    return PrepareOptions(options.cut_options(profile), classifier.engine.image_size, profile)
+    return finish_run(summary, results, options, started)
 
 
 @dataclass(frozen=True)
@@ -268,7 +272,31 @@ def _open_classifier(model: str | Path, options: RunOptions) -> Classifier:
     )
 
 
-def _csv_writer(
+def _decoded(
+    plans: list[tuple[str, list[PlannedCrop]]], options: RunOptions, engine: Engine, summary: RunSummary
+) -> Iterator[CutImage[Any]]:
+    """The images' crops as model inputs, from the decoder ``options`` ask for."""
+    workers = default_run_workers(engine.device) if options.num_workers is None else options.num_workers
+    profile = engine.preprocessing
+    decoder = options.decoder
+    if profile.crop_geometry != "reference":  # SpeciesNet's resize is its own: the CPU path does it
+        if decoder in ("gpu", "hybrid"):
+            raise MegaClassifierError(f"--decoder {decoder} does not apply to {engine.model_path}: use cpu or auto")
+        decoder = "cpu"
+    summary.decoder = resolve_decoder(decoder, exact=options.exact, backend=engine.backend, device=engine.device)
+    prepare = prepare_options(options, engine)
+    return decoded_stream(
+        plans, prepare, summary.decoder, device=decode_device(engine.backend, engine.device), workers=workers
+    )
+
+
+def prepare_options(options: RunOptions, engine: Engine) -> PrepareOptions:
+    """What the CPU decoding side does for this engine: cut as its profile says, resize to its input."""
+    profile = engine.preprocessing
+    return PrepareOptions(options.cut_options(profile, engine.image_size), engine.image_size, profile)
+
+
+def csv_writer(
     options: RunOptions, classifier: Classifier
 ) -> contextlib.AbstractContextManager[ProbabilityCsvWriter | None]:
     """The probability CSV's writer with ``--output-csv``, else nothing."""
@@ -277,7 +305,7 @@ def _csv_writer(
     return ProbabilityCsvWriter(options.output_csv, classifier.class_names)
 
 
-def _plan(
+def plan_images(
     results: DetectionResults, crop: CropSummary, options: RunOptions, detector: str
 ) -> list[tuple[str, list[PlannedCrop]]]:
     """The crops to cut, image by image, as ``crop`` plans them; counts go to ``crop``."""
@@ -331,33 +359,43 @@ def classified_rows(
             yield (file, index), classifications
 
 
-def _batches(images: Iterator[CutImage[np.ndarray]], batch_size: int, crop: CropSummary, bar: Any) -> Iterator[Batch]:
-    """Stack the prepared crops into batches of ``batch_size``; record each image in ``crop``."""
+def _where(classifier: Classifier) -> tuple[str, str]:
+    return classifier.engine.backend, classifier.engine.device
+
+
+def _batches(
+    images: Iterator[CutImage[Any]], batch_size: int, crop: CropSummary, bar: Any, device: str = "cpu"
+) -> Iterator[Batch]:
+    """Stack the prepared crops into batches of ``batch_size`` (on ``device`` when they are tensors there).
+
+    Also records each image in ``crop``.
+    """
     keys: list[tuple[str, int, str]] = []
-    arrays: list[np.ndarray] = []
+    arrays: list[Any] = []
+    stack = BatchStacker(device)
     for image in images:
         crop.record(image)
         for planned, array in _ready(image):
             keys.append((image.file, planned.index, planned.key))
             arrays.append(array)
             if len(arrays) >= batch_size:
-                yield keys, np.stack(arrays)
+                yield keys, stack(arrays)
                 keys, arrays = [], []
         if image.planned != len(image.crops):  # failed images and size-0 boxes leave the bar's total
             bar.total -= image.planned - len(image.crops)
             bar.refresh()
     if arrays:
-        yield keys, np.stack(arrays)
+        yield keys, stack(arrays)
 
 
-def _ready(image: CutImage[np.ndarray]) -> Iterator[tuple[PlannedCrop, np.ndarray]]:
+def _ready(image: CutImage[Any]) -> Iterator[tuple[PlannedCrop, Any]]:
     for planned, array in image.crops:
         if array is not None:
             yield planned, array
 
 
 @contextlib.contextmanager
-def _progress_bar(total: int, progress: bool) -> Iterator[Any]:
+def progress_bar(total: int, progress: bool) -> Iterator[Any]:
     """A tqdm bar over the crops, with log lines printed above it."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -370,11 +408,13 @@ def _progress_bar(total: int, progress: bool) -> Iterator[Any]:
             yield bar
 
 
-def _finish(summary: RunSummary, results: DetectionResults, options: RunOptions, started: float) -> RunSummary:
+def finish_run(summary: RunSummary, results: DetectionResults, options: RunOptions, started: float) -> RunSummary:
     """Write the merged results and the log; complete the summary."""
     write_detections(options.output_json, results.data)
     summary.output_json = Path(options.output_json)
     summary.output_csv = Path(options.output_csv) if options.output_csv is not None else None
-    summary.crop.log_path = write_crop_log(options.logdir, summary.crop, prefix="run_log")
+    decoding = {"decoder": summary.decoder, "num_decoded_on_cpu_by_gpu_decoder": len(summary.crop.gpu_fallbacks)}
+    extra = {**decoding, "decoded_on_cpu_by_gpu_decoder": dict(sorted(summary.crop.gpu_fallbacks.items()))}
+    summary.crop.log_path = write_crop_log(options.logdir, summary.crop, prefix="run_log", extra=extra)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -23,6 +23,7 @@ from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_imag
 from megaclassifier.hardware import available_cpus
 from megaclassifier.parallel import bounded_map
 from megaclassifier.preprocess import REFERENCE, Preprocessing, to_pixels
+from megaclassifier.run.shm import Packed, pack, unpack
 
 #: Images in flight per decoding process.
 WINDOW_PER_WORKER = 3
@@ -45,10 +46,10 @@ def _init_worker(options: PrepareOptions) -> None:
     _worker_options = options
 
 
-def _prepare_in_worker(file: str, crops: list[PlannedCrop]) -> CutImage[np.ndarray]:
+def _prepare_in_worker(file: str, crops: list[PlannedCrop]) -> Packed:
     if _worker_options is None:
         raise RuntimeError("decoding worker used before its initializer ran")
-    return prepare_image(file, crops, _worker_options)
+    return pack(prepare_image(file, crops, _worker_options))
 
 
 def prepare_image(file: str, crops: Sequence[PlannedCrop], options: PrepareOptions) -> CutImage[np.ndarray]:
@@ -71,7 +72,8 @@ def prepared_stream(
         initializer=_init_worker,
         initargs=(options,),
     )
-    yield from bounded_map(_prepare_in_worker, plans, pool=pool, window=num_workers * WINDOW_PER_WORKER)
+    packed = bounded_map(_prepare_in_worker, plans, pool=pool, window=num_workers * WINDOW_PER_WORKER)
+    yield from map(unpack, packed)  # the crops come through shared memory (megaclassifier.run.shm)
 
 
 def default_run_workers(device: str) -> int:

@@ -1,0 +1,92 @@
+"""Remember what the ONNX check proved, so that a later start skips it (and torch).
+
+:func:`~megaclassifier.engines.onnx_engine.open_onnx_engine` loads the model in
+torch, runs it and the ONNX export on a probe batch and compares them: seconds
+of start-up for an EfficientNet-B3 on the CPU, plus importing torch. When they
+agree, :func:`record` writes beside the export a small proof::
+
+    <export>.onnx.check.json  {"model_sha256", "onnx_sha256", "onnxruntime", "image_size", "num_classes", ...}
+
+and :func:`proven` finds it again: same model file (SHA-256), same export
+(SHA-256), same ONNX Runtime version. Then the engine opens straight from the
+export; anything different (or a damaged proof) and the full check runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from megaclassifier.formats.atomic import write_bytes_atomic
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".check.json"
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A passed ONNX check: the export, and what the check learnt about the model."""
+
+    onnx_path: Path
+    image_size: int
+    num_classes: int
+    arch: str | None
+    difference: float
+
+
+def proof_path(onnx_path: Path) -> Path:
+    return onnx_path.with_name(onnx_path.name + SUFFIX)
+
+
+def _ort_version() -> str:
+    import onnxruntime as ort
+
+    return str(ort.__version__)
+
+
+def record(
+    onnx_path: Path, model_sha256: str, *, image_size: int, num_classes: int, arch: str | None, difference: float
+) -> None:
+    """Write the proof of a passed check beside ``onnx_path`` (quietly skipped where it cannot be written)."""
+    from megaclassifier.engines.onnx_engine import file_sha256
+
+    proof = {
+        "model_sha256": model_sha256,
+        "onnx_sha256": file_sha256(onnx_path),
+        "onnxruntime": _ort_version(),
+        "image_size": image_size,
+        "num_classes": num_classes,
+        "arch": arch,
+        "difference": difference,
+    }
+    try:
+        write_bytes_atomic(proof_path(onnx_path), json.dumps(proof, indent=1).encode())
+    except OSError as e:
+        logger.debug("cannot record the ONNX check beside %s: %s", onnx_path, e)
+
+
+def proven(onnx_path: Path, model_sha256: str) -> Proof | None:
+    """The proof for this export of this model, when one holds; else None."""
+    from megaclassifier.engines.onnx_engine import file_sha256
+
+    path = proof_path(onnx_path)
+    if not onnx_path.is_file() or not path.is_file():
+        return None
+    try:
+        proof = json.loads(path.read_text(encoding="utf-8"))
+        holds = (
+            proof["model_sha256"] == model_sha256
+            and proof["onnxruntime"] == _ort_version()
+            and proof["onnx_sha256"] == file_sha256(onnx_path)
+        )
+        if not holds:
+            return None
+        return Proof(
+            onnx_path, int(proof["image_size"]), int(proof["num_classes"]), proof["arch"], float(proof["difference"])
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        logger.debug("ignoring %s: %s", path, e)
+        return None
