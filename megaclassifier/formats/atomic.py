@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -75,6 +75,32 @@ def check_writable(path: str | Path) -> None:
         os.unlink(probe)
     except OSError as e:
         raise OutputFileError(dest, f"cannot write in {folder} ({_cause(e)})") from None
+
+
+def check_writable_folder(folder: str | Path) -> None:
+    """Check, before any work, that files can be created in ``folder`` (created when missing).
+
+    Raises:
+        OutputFileError: naming ``folder`` and the cause.
+    """
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".megaclassifier.", suffix=".check", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputFileError(path, f"cannot write in this folder ({_cause(e)})") from None
+
+
+def check_outputs(files: Iterable[str | Path | None] = (), folders: Iterable[str | Path | None] = ()) -> None:
+    """:func:`check_writable` on each file and :func:`check_writable_folder` on each folder (None: skipped)."""
+    for file in files:
+        if file is not None:
+            check_writable(file)
+    for folder in folders:
+        if folder is not None:
+            check_writable_folder(folder)
 
 
 def _cause(error: OSError) -> str:
