@@ -14,6 +14,7 @@ from megaclassifier.cli.options import (
     categories_option,
     crop_reader_options,
     model_argument,
+    restart_option,
 )
 
 
@@ -23,6 +24,7 @@ from megaclassifier.cli.options import (
 @click.argument("output", type=OUTPUT_FILE)
 @categories_option(reference_short_flag=True)
 @crop_reader_options(backend=True)
+@restart_option
 @click.pass_context
 def classify(ctx: click.Context, **options: Any) -> None:
     """Classify crops and write a probability CSV (path, then one column per class).
@@ -30,7 +32,8 @@ def classify(ctx: click.Context, **options: Any) -> None:
     MODEL is a TorchScript file (as megaclassifier_v0.1_efficientnet-b3_compiled.pt),
     an EfficientNet checkpoint (as megaclassifier_v0.1_efficientnet-b3.pt), or the
     name of a downloaded model (megaclassifier-v0.1, idfg-classifier). OUTPUT ending
-    in .gz is gzipped. Unreadable crops are reported and get no row.
+    in .gz is gzipped. Unreadable crops are reported and get no row. An interrupted
+run leaves OUTPUT.journal; the same command again continues from it (--restart: start afresh).
 
     \b
     Example:
