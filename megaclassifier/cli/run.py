@@ -18,6 +18,7 @@ from megaclassifier.cli.options import (
     logdir_option,
     merge_info_options,
     model_argument,
+    restart_option,
     smooth_settings,
     smoothing_options,
     target_mapping_option,
@@ -51,12 +52,14 @@ DECODER_WORKERS_HELP = (
 @taxonomy_option
 @smoothing_options(level_flag="--smooth")
 @logdir_option
+@restart_option
 @click.pass_context
 def run(ctx: click.Context, **options: Any) -> None:
     """Crop, classify and merge in one pass: MegaDetector JSON in, classified JSON out.
 
     Replaces crop + classify (+ aggregate) + merge (+ smooth) with the same answers,
-    without writing crop files; each image is decoded once.
+    without writing crop files; each image is decoded once. An interrupted run leaves
+    OUTPUT_JSON.journal; the same command again continues from it (--restart: start afresh).
 
     \b
     Example:

@@ -33,12 +33,14 @@ from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, write_crop_log
 from megaclassifier.engines import pipelined
+from megaclassifier.formats.atomic import check_outputs
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.labels.descriptions import load_taxonomy_file
 from megaclassifier.merge import Classifications, CropRef, merge_rows
 from megaclassifier.run.classifier import Classifier, open_classifier
 from megaclassifier.run.prepare import PrepareOptions, default_run_workers, prepared_stream
+from megaclassifier.run.resume import RowWriter, crop_keys, open_run_resume
 
 if TYPE_CHECKING:
     from megaclassifier.smooth import PostprocessSummary
@@ -88,6 +90,8 @@ class RunOptions:
             and the taxonomy that smoothing and roll-up use.
         smooth: smooth the merged results before writing them, as ``smooth`` does.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
+        restart: ignore the resume journal (``OUTPUT_JSON.journal``) of an interrupted run
+            (see :mod:`megaclassifier.run.resume`).
     """
 
     output_json: str | Path
@@ -117,6 +121,7 @@ class RunOptions:
     taxonomy: str | Path | None = None
     smooth: SmoothOptions | None = None
     logdir: str | Path = "."
+    restart: bool = False
 
     def cut_options(self) -> CutOptions:
         """How the crop core finds the images and treats each crop."""
@@ -147,19 +152,23 @@ def run_pipeline(
     """
     started = time.perf_counter()
     results = load_detections(detections_json)
+    check_outputs([options.output_json, options.output_csv], [options.logdir, options.save_crops])
     detector = resolve_detector(results, options.detector_version)
     class_taxa = load_taxonomy_file(options.taxonomy) if options.taxonomy is not None else None
     classifier = _open_classifier(model, options)
     summary = RunSummary(engine=classifier.engine.describe())
     plans = _plan(results, summary.crop, options, detector)
     workers = default_run_workers(classifier.engine.device) if options.num_workers is None else options.num_workers
-    images = prepared_stream(plans, PrepareOptions(options.cut_options(), classifier.engine.image_size), workers)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.engine)
-        bar = stack.enter_context(_progress_bar(sum(len(crops) for _, crops in plans), progress))
-        csv = stack.enter_context(_csv_writer(options, classifier))
-        batches = _batches(images, options.batch_size, summary.crop, bar)
-        rows = classified_rows(batches, classifier, summary, options, bar=bar, csv=csv)
+        resume = open_run_resume(detections_json, classifier, options, summary)
+        stack.enter_context(resume.journal)
+        todo = resume.pending(plans)
+        images = prepared_stream(todo, PrepareOptions(options.cut_options(), classifier.engine.image_size), workers)
+        bar = stack.enter_context(_progress_bar(sum(len(crops) for _, crops in todo), progress))
+        csv = resume.csv(stack.enter_context(_csv_writer(options, classifier)))
+        batches = _batches(resume.watch(images), options.batch_size, summary.crop, bar)
+        rows = resume.rows(classified_rows(batches, classifier, summary, options, bar=bar, csv=csv), crop_keys(todo))
         summary.merged = merge_rows(
             results,
             rows,
@@ -168,8 +177,11 @@ def run_pipeline(
             typical_classification_threshold=options.typical_classification_threshold,
             class_taxa=class_taxa,
         ).detections_classified
+        _write_log(summary, options)  # before the CSV is committed: when every image failed, nothing is
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
-    return _finish(summary, results, options, started)
+    _finish(summary, results, options, started)
+    resume.journal.finish()
+    return summary
 
 
 def _open_classifier(model: str | Path, options: RunOptions) -> Classifier:
@@ -231,7 +243,7 @@ def classified_rows(
     options: RunOptions,
     *,
     bar: Any,
-    csv: ProbabilityCsvWriter | None,
+    csv: RowWriter | None,
 ) -> Iterator[tuple[CropRef, Classifications]]:
     """Classify each batch (one in flight) and yield each crop's ``((file, index), classifications)``.
 
@@ -288,11 +300,19 @@ def _progress_bar(total: int, progress: bool) -> Iterator[Any]:
             yield bar
 
 
-def _finish(summary: RunSummary, results: DetectionResults, options: RunOptions, started: float) -> RunSummary:
-    """Write the merged results and the log; complete the summary."""
+def _write_log(summary: RunSummary, options: RunOptions) -> None:
+    """Write the run log.
+
+    Raises:
+        NothingWorkedError: every image failed; the log is written, no results file is.
+    """
+    summary.crop.log_path = write_crop_log(options.logdir, summary.crop, prefix="run_log")
+    summary.crop.raise_if_all_failed(f"nothing classified, {options.output_json} not written")
+
+
+def _finish(summary: RunSummary, results: DetectionResults, options: RunOptions, started: float) -> None:
+    """Write the merged results; complete the summary."""
     write_detections(options.output_json, results.data)
     summary.output_json = Path(options.output_json)
     summary.output_csv = Path(options.output_csv) if options.output_csv is not None else None
-    summary.crop.log_path = write_crop_log(options.logdir, summary.crop, prefix="run_log")
     summary.seconds = time.perf_counter() - started
-    return summary
