@@ -212,7 +212,7 @@ def _mismatch(header_line: str | None, fingerprint: Fingerprint) -> str | None:
     old = header.get("fingerprint")
     if not isinstance(old, dict):
         return "not a journal this version can read"
-    for key in sorted(set(old) | set(fingerprint)):
+    for key in [*fingerprint, *(key for key in old if key not in fingerprint)]:  # the first that differs
         if old.get(key) != fingerprint.get(key):
             return f"{key.replace('_', ' ')} changed since the interrupted run"
     return None
