@@ -241,7 +241,7 @@ def crop_detections(
         raise MegaClassifierError("--save-full-images needs --images-dir: that is where fetched images are saved")
     results = load_detections(detections_json)
     detector = resolve_detector(results, detector_version)
-    check_outputs(folders=[crops_dir, logdir])
+    check_outputs(folders=[logdir, crops_dir])
     summary = CropSummary()
     summary.images_missing_detections = results.files_missing_detections()
     plans = list(

@@ -34,6 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from megaclassifier.errors import NothingWorkedError
+
 logger = logging.getLogger(__name__)
 
 JOURNAL_SUFFIX = ".journal"
@@ -92,7 +94,9 @@ class Journal:
     """An open journal: the records of an earlier run with the same fingerprint, and a place to add more.
 
     Use :func:`open_journal`. As a context manager it writes out what is buffered
-    when the block ends, however it ends; :meth:`finish` removes the file after success.
+    when the block ends, however it ends (it removes the file when every image
+    failed: :class:`~megaclassifier.errors.NothingWorkedError`); :meth:`finish`
+    removes the file after success.
 
     Attributes:
         path: the journal file.
@@ -139,7 +143,9 @@ class Journal:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self._file.closed:
+        if isinstance(exc, NothingWorkedError):  # every image failed: nothing to resume from
+            self.finish()
+        elif not self._file.closed:
             self.close()
 
 
