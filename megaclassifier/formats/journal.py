@@ -166,6 +166,7 @@ def open_journal(output: str | Path, fingerprint: Fingerprint, *, restart: bool 
     records = _previous_records(path, fingerprint, restart=restart)
     if records is None:
         records = []
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(json.dumps({"journal": JOURNAL_VERSION, "fingerprint": fingerprint}) + "\n")
     return Journal(path, records, open(path, "a", encoding="utf-8"))  # noqa: SIM115 - Journal closes it
