@@ -16,7 +16,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from workload import Workload, alive, cli_command, kill_group, make_workload, start, wait_until, watch_children
+from workload import (
+    Workload,
+    alive,
+    children,
+    cli_command,
+    kill_group,
+    make_workload,
+    start,
+    wait_until,
+    watch_children,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -61,12 +71,20 @@ def classify_args(crops: Path, model: Path, out: Path) -> list[str]:
     )  # fmt: skip
 
 
-def interrupt(args: list[str], cwd: Path, journal: Path, how: str) -> tuple[subprocess.Popen[str], set[int], str]:
-    """Start the CLI, wait until its workers run and its journal has a record, send ``how``; (process, pids, stderr)."""
+def interrupt(
+    args: list[str], cwd: Path, journal: Path, how: str, *, early: bool = False
+) -> tuple[subprocess.Popen[str], set[int], str]:
+    """Start the CLI, wait until its journal has a record (``early``: its first worker), send ``how``.
+
+    Returns (process, the descendants seen, stderr).
+    """
     process = start(args, cwd)
     try:
-        started = lambda: journal.is_file() and journal.read_text().count("\n") >= 2  # noqa: E731
-        seen = watch_children(process, started, timeout=60)
+        if early:
+            seen = watch_children(process, lambda: bool(children(process.pid) - {process.pid}), timeout=60)
+        else:
+            started = lambda: journal.is_file() and journal.read_text().count("\n") >= 2  # noqa: E731
+            seen = watch_children(process, started, timeout=60)
         assert process.poll() is None, f"finished before the signal: {process.communicate()[1]}"
         assert seen, "no worker process was seen"
         if how == "SIGKILL":
@@ -99,7 +117,7 @@ def test_signal_ends_cleanly(command, how, code, line, big_workload, workload_cr
         args, journal = classify_args(workload_crops, tiny_model, out), out / "probs.csv.journal"
     process, seen, stderr = interrupt(args, tmp_path, journal, how)
     assert process.returncode == code, stderr
-    assert stderr.strip().splitlines() == [line]  # one line: no worker traceback, no warning
+    assert stderr.strip().splitlines() == [line], stderr  # one line: no worker traceback, no warning
     assert wait_until(lambda: not any(alive(pid) for pid in seen), timeout=10), [p for p in seen if alive(p)]
     assert leftovers(out) == []
     assert journal.is_file()  # kept for the next run
@@ -118,3 +136,19 @@ def test_workers_die_with_a_killed_parent(command, big_workload, workload_crops,
     assert process.returncode == -signal.SIGKILL
     # the workers (and then the resource tracker) go within a few seconds, not after a minute
     assert wait_until(lambda: not any(alive(pid) for pid in seen), timeout=10), [p for p in seen if alive(p)]
+
+
+@pytest.mark.parametrize("command", ["run", "classify"])
+def test_ctrl_c_while_the_workers_start(command, big_workload, workload_crops, tiny_model, tmp_path):
+    """Ctrl-C as soon as the first child process appears: workers still starting up ignore it too."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if command == "run":
+        args, journal = run_args(big_workload, tiny_model, out), out / "out.json.journal"
+    else:
+        args, journal = classify_args(workload_crops, tiny_model, out), out / "probs.csv.journal"
+    process, seen, stderr = interrupt(args, tmp_path, journal, "SIGINT", early=True)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["Interrupted (Ctrl-C); temporary files removed."], stderr
+    assert wait_until(lambda: not any(alive(pid) for pid in seen), timeout=10), [p for p in seen if alive(p)]
+    assert leftovers(out) == []

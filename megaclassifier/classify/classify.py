@@ -266,6 +266,7 @@ def replay_rows(journal: Journal, writer: ProbabilityCsvWriter, crops: CropList)
     for record in journal.records:
         writer.write_formatted(record["rows"])
         done.update(row[0] for row in record["rows"])
+    journal.records.clear()  # written: no need to keep them in memory
     if not done:
         return list(range(len(crops)))
     return [index for index in range(len(crops)) if crops.keys[index] not in done]

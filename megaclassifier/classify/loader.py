@@ -23,7 +23,7 @@ from megaclassifier.classify.discovery import CropList
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.hardware import available_cpus, physical_cpu_count
 from megaclassifier.preprocess import load_crop
-from megaclassifier.workers import worker_setup
+from megaclassifier.workers import sigint_held, worker_setup
 
 if TYPE_CHECKING:
     import torch
@@ -114,7 +114,8 @@ def iter_batches(
         prefetch_factor=2 if num_workers > 0 else None,
         worker_init_fn=functools.partial(worker_setup, os.getpid()),
     )
-    iterator = iter(loader)
+    with sigint_held():  # the workers start here
+        iterator = iter(loader)
     while True:
         try:
             batch = next(iterator)

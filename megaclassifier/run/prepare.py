@@ -16,7 +16,6 @@ import functools
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,7 @@ from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_imag
 from megaclassifier.hardware import available_cpus
 from megaclassifier.parallel import bounded_map
 from megaclassifier.preprocess import resize_and_crop
-from megaclassifier.workers import worker_setup
+from megaclassifier.workers import QuietStartPool, worker_setup
 
 #: Images in flight per decoding process.
 WINDOW_PER_WORKER = 3
@@ -68,7 +67,7 @@ def prepared_stream(
         yield from (prepare_image(file, crops, options) for file, crops in plans)
         return
     pool = functools.partial(
-        ProcessPoolExecutor,
+        QuietStartPool,
         num_workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
