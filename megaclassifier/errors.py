@@ -44,6 +44,20 @@ class OutputFileError(MegaClassifierError):
         super().__init__(f"{path}: {problem}")
 
 
+#: The exit code when every image (or crop) of a run failed.
+EXIT_NOTHING_WORKED = 3
+
+
+class NothingWorkedError(MegaClassifierError):
+    """Every image (or crop) failed: the command exits with :data:`EXIT_NOTHING_WORKED`, not 0.
+
+    Attributes:
+        exit_code: :data:`EXIT_NOTHING_WORKED`.
+    """
+
+    exit_code = EXIT_NOTHING_WORKED
+
+
 def first_line(error: BaseException, limit: int = 200) -> str:
     """An error's text on one line, shortened: for messages that quote a library's error."""
     text = " ".join(str(error).split()) or type(error).__name__

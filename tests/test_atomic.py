@@ -15,6 +15,7 @@ from megaclassifier.formats import atomic
 from megaclassifier.formats.atomic import (
     atomic_output,
     check_writable,
+    check_writable_folder,
     current_umask,
     write_bytes_atomic,
     write_json_atomic,
@@ -89,8 +90,15 @@ def test_log_names_are_unique_without_hard_links(tmp_path, monkeypatch):
 
 def test_check_writable_accepts_a_new_folder(tmp_path):
     check_writable(tmp_path / "new" / "deeper" / "out.json")
-    assert (tmp_path / "new" / "deeper").is_dir()
-    assert list((tmp_path / "new" / "deeper").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # the folders made for the check are gone again: nothing written
+
+
+def test_check_writable_folder_leaves_nothing(tmp_path):
+    check_writable_folder(tmp_path / "logs" / "deeper")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "logs").mkdir()
+    check_writable_folder(tmp_path / "logs")
+    assert list((tmp_path / "logs").iterdir()) == []
 
 
 def test_a_path_under_a_file_is_one_line(tmp_path):

@@ -384,7 +384,8 @@ def test_failure_mid_run_leaves_no_output(tiny_model, real_crops, tmp_path, monk
             batch_size=4,
             num_workers=0,
         )
-    assert list(out_dir.iterdir()) == []
+    # no output and no temporary file; only the resume journal (the first batch's rows) stays
+    assert [p.name for p in out_dir.iterdir()] == ["probs.csv.journal"]
 
 
 @pytest.mark.parametrize(

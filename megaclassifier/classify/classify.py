@@ -16,6 +16,7 @@ be read is logged with its reason, gets no row, and is counted.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,8 @@ from megaclassifier.classify.loader import default_num_workers, iter_batches
 from megaclassifier.constants import DEFAULT_BATCH_SIZE
 from megaclassifier.engines import Engine, Pending, open_engine, pipelined
 from megaclassifier.errors import ModelError
+from megaclassifier.formats.atomic import check_writable
+from megaclassifier.formats.journal import Fingerprint, Journal, file_sha256, file_stamp, open_journal
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.models import categories_for
 from megaclassifier.preprocess import REFERENCE, Preprocessing
@@ -110,23 +113,30 @@ def run_batches(
     progress: bool,
     desc: str,
     preprocessing: Preprocessing = REFERENCE,
+    indices: Sequence[int] | None = None,
 ) -> tuple[int, list[CropFailure]]:
-    """Feed every crop through ``submit`` and ``write`` the rows; return (rows, failures).
+    """Feed every crop (or those of ``indices``, in order) through ``submit`` and ``write`` the rows.
 
-    One batch stays in flight (:func:`~megaclassifier.engines.base.pipelined`): the next is loaded while
-    the engine works on it.
+    Returns (rows, failures). One batch stays in flight (:func:`~megaclassifier.engines.base.pipelined`):
+    the next is loaded while the engine works on it.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     rows = 0
     failures: list[CropFailure] = []
-    bar = tqdm(total=len(crops), unit="crops", desc=desc, disable=not progress, dynamic_ncols=True, smoothing=0.1)
+    total = len(crops) if indices is None else len(indices)
+    bar = tqdm(total=total, unit="crops", desc=desc, disable=not progress, dynamic_ncols=True, smoothing=0.1)
     redirect = logging_redirect_tqdm([logging.getLogger("megaclassifier")]) if progress else contextlib.nullcontext()
 
     def readable_batches() -> Iterator[tuple[list[str], np.ndarray]]:
         batches = iter_batches(
-            crops, image_size=image_size, batch_size=batch_size, num_workers=num_workers, preprocessing=preprocessing
+            crops,
+            image_size=image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            preprocessing=preprocessing,
+            indices=indices,
         )
         for batch in batches:
             for index, reason in batch.failures:
@@ -161,6 +171,7 @@ def classify_crops(
     precision: str = "fp32",
     backend: str = "auto",
     arch: str | None = None,
+    restart: bool = False,
     progress: bool = False,
 ) -> ClassifySummary:
     """Classify every crop and write the probability CSV.
@@ -181,34 +192,45 @@ def classify_crops(
         precision: ``fp32``, ``fp16`` (CUDA) or ``bf16``.
         backend: ``auto``, ``torch`` or ``onnxruntime``.
         arch: EfficientNet variant of a checkpoint (inferred when None).
+        restart: ignore the resume journal (``OUTPUT.journal``) of an interrupted run and start afresh.
         progress: show a progress bar on stderr.
 
     Raises:
+        OutputFileError: ``output`` cannot be written (checked before any work).
         InputFileError: crops folder, detections or categories file unusable, or no crops.
         ModelError: the model cannot be loaded or its width differs from the categories.
     """
     start = time.perf_counter()
     output = Path(output)
+    check_writable(output)
     names = categories_for(model, classifier_categories)
     crops = discover_crops(crops_dir, detections_json=detections_json)
     engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
     with engine:
         check_class_count(engine, names, classifier_categories)
-        logger.info("classifying %d crops with %s", len(crops), engine.describe())
         labels = names if names is not None else [str(i) for i in range(engine.num_classes)]
         workers = default_num_workers(engine.device) if num_workers is None else num_workers
-        with ProbabilityCsvWriter(output, labels) as writer:
+        fingerprint = classify_fingerprint(
+            engine, crops, labels, batch_size=batch_size, detections_json=detections_json
+        )
+        journal = open_journal(output, fingerprint, restart=restart)
+        with journal, ProbabilityCsvWriter(output, labels) as writer:
+            remaining = replay_rows(journal, writer, crops)
+            logger.info("classifying %d crops with %s", len(remaining), engine.describe())
             rows, failures = run_batches(
                 crops,
                 engine.submit,
-                writer.write_rows,
+                journaled_writer(writer, journal),
                 image_size=engine.image_size,
                 preprocessing=engine.preprocessing,
                 batch_size=batch_size,
                 num_workers=workers,
                 progress=progress,
                 desc="classify",
+                indices=remaining,
             )
+            rows += len(crops) - len(remaining)
+        journal.finish()
     return ClassifySummary(
         output=output,
         crops=len(crops),
@@ -222,3 +244,48 @@ def classify_crops(
         arch=engine.arch,
         seconds=time.perf_counter() - start,
     )
+
+
+def classify_fingerprint(
+    engine: Engine, crops: CropList, labels: list[str], *, batch_size: int, detections_json: str | Path | None
+) -> Fingerprint:
+    """What ``classify``'s output depends on, for its resume journal (crop files are named, not hashed)."""
+    keys = hashlib.sha256()
+    for index in range(len(crops)):
+        keys.update(crops.keys[index].encode("utf-8", "surrogateescape") + b"\0")
+    return {
+        "model_sha256": file_sha256(engine.model_path),
+        "image_size": engine.image_size,
+        "engine": [engine.backend, engine.device, engine.precision, engine.arch],
+        "batch_size": batch_size,
+        "class_names": labels,
+        "crops_folder": str(crops.crops_dir.resolve()),
+        "crop_list_sha256": keys.hexdigest(),
+        "input_file": file_stamp(detections_json),
+    }
+
+
+def replay_rows(journal: Journal, writer: ProbabilityCsvWriter, crops: CropList) -> list[int]:
+    """Write the rows an interrupted run journaled; return the indices of the crops still to classify.
+
+    Crops that failed before are tried again (they have no row, so the order of the rows is kept).
+    """
+    done: set[str] = set()
+    for record in journal.records:
+        writer.write_formatted(record["rows"])
+        done.update(row[0] for row in record["rows"])
+    journal.records.clear()  # written: no need to keep them in memory
+    if not done:
+        return list(range(len(crops)))
+    return [index for index in range(len(crops)) if crops.keys[index] not in done]
+
+
+def journaled_writer(writer: ProbabilityCsvWriter, journal: Journal) -> Callable[[Sequence[str], np.ndarray], None]:
+    """``writer.write_rows`` that also journals each batch's rows, exactly as written."""
+
+    def write(paths: Sequence[str], values: np.ndarray) -> None:
+        rows = writer.format_rows(paths, values)
+        writer.write_formatted(rows)
+        journal.append({"rows": rows})
+
+    return write

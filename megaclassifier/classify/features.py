@@ -40,7 +40,7 @@ from megaclassifier.constants import DEFAULT_BATCH_SIZE
 from megaclassifier.engines import open_engine
 from megaclassifier.engines.base import Pending
 from megaclassifier.errors import MegaClassifierError
-from megaclassifier.formats.atomic import atomic_path
+from megaclassifier.formats.atomic import atomic_path, check_writable
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.preprocess import input_shape
 
@@ -159,6 +159,7 @@ def extract_features(
     output = Path(output)
     if not output.name.lower().endswith(FEATURE_SUFFIXES):
         raise MegaClassifierError(f"{output}: the output must end in .npz, .csv or .csv.gz")
+    check_writable(output)
     crops = discover_crops(crops_dir, detections_json=detections_json)
     engine = open_engine(
         checkpoint, device=device, precision=precision, arch=arch, image_size=image_size, features=True

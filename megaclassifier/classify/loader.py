@@ -3,13 +3,17 @@
 Each worker decodes and preprocesses crops; a crop that cannot be read comes
 back as a failure for its own index, never as some other image. Batches keep
 crop order. Memory stays flat: the crop list is one packed buffer shared with
-the workers, and at most ``2 * num_workers`` batches are in flight.
+the workers, and at most ``2 * num_workers`` batches are in flight. The
+workers die with their parent and leave Ctrl-C to it
+(:func:`~megaclassifier.workers.worker_setup`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +23,7 @@ from megaclassifier.classify.discovery import CropList
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.hardware import available_cpus, physical_cpu_count
 from megaclassifier.preprocess import REFERENCE, Preprocessing, load_crop, load_crop_file
+from megaclassifier.workers import sigint_held, worker_setup
 
 if TYPE_CHECKING:
     import torch
@@ -99,8 +104,9 @@ def iter_batches(
     batch_size: int,
     num_workers: int,
     preprocessing: Preprocessing = REFERENCE,
+    indices: Sequence[int] | None = None,
 ) -> Iterator[Batch]:
-    """Yield batches of preprocessed crops in crop order.
+    """Yield batches of preprocessed crops in crop order (only those of ``indices``, when given).
 
     Raises:
         MegaClassifierError: a worker process died (out of memory, say).
@@ -115,12 +121,15 @@ def iter_batches(
         CropDataset(crops, image_size, preprocessing),  # type: ignore[arg-type]
         batch_size=batch_size,
         shuffle=False,
+        sampler=indices,
         num_workers=num_workers,
         collate_fn=collate,
         pin_memory=False,  # the engine stages batches in its own pinned buffer
         prefetch_factor=2 if num_workers > 0 else None,
+        worker_init_fn=functools.partial(worker_setup, os.getpid()),
     )
-    iterator = iter(loader)
+    with sigint_held():  # the workers start here
+        iterator = iter(loader)
     while True:
         try:
             batch = next(iterator)

@@ -3,20 +3,28 @@
 Each subcommand lives in its own module here, declares its options, calls one
 library function by keyword and prints a one-line summary to stderr. Errors of
 the library (:class:`~megaclassifier.errors.MegaClassifierError`) become a
-one-line message and exit code 1 here, in one place. Nothing heavy (torch,
+one-line message and exit code 1 here, in one place; when every image failed
+(:class:`~megaclassifier.errors.NothingWorkedError`) the code is 3, after
+Ctrl-C 130 and after SIGTERM 143 (the temporary files are removed on the way out). Nothing heavy (torch,
 onnxruntime) is imported until a command that needs it runs.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
 
 from megaclassifier import __version__
-from megaclassifier.errors import MegaClassifierError
+from megaclassifier.errors import MegaClassifierError, NothingWorkedError
+
+#: Exit codes besides 0 (success), 1 (data or runtime error) and 2 (usage error); see README "Failure behaviour".
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -66,13 +74,37 @@ class _Group(click.Group):
         return getattr(module, cmd_name.replace("-", "_"), None)
 
     def invoke(self, ctx: click.Context) -> Any:
+        previous = _on_sigterm(_raise_terminated)
         try:
             return super().invoke(ctx)
+        except NothingWorkedError as e:
+            click.echo(f"Error: {one_line(str(e))}", err=True)
+            sys.exit(e.exit_code)
         except MegaClassifierError as e:
             raise click.ClickException(one_line(str(e))) from None
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            click.echo("Interrupted (Ctrl-C); temporary files removed.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo("Terminated (SIGTERM); temporary files removed.", err=True)
+            sys.exit(EXIT_TERMINATED)
+        finally:
+            _on_sigterm(previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so every temporary file is removed on the way out."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install ``handler`` for SIGTERM (in the main thread only); return the one it replaces."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)

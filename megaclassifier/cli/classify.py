@@ -15,6 +15,7 @@ from megaclassifier.cli.options import (
     crop_reader_options,
     model_argument,
     refuse_speciesnet_flags,
+    restart_option,
 )
 
 
@@ -24,6 +25,7 @@ from megaclassifier.cli.options import (
 @click.argument("output", type=OUTPUT_FILE)
 @categories_option(reference_short_flag=True)
 @crop_reader_options(backend=True)
+@restart_option
 @click.pass_context
 def classify(ctx: click.Context, **options: Any) -> None:
     """Classify crops and write a probability CSV (path, then one column per class).
@@ -32,7 +34,8 @@ def classify(ctx: click.Context, **options: Any) -> None:
     an EfficientNet checkpoint (as megaclassifier_v0.1_efficientnet-b3.pt), a SpeciesNet
     release folder (each crop stretched to 480 x 480 as SpeciesNet does), or the
     name of a downloaded model (megaclassifier-v0.1, idfg-classifier, speciesnet-v4.0.2a).
-    OUTPUT ending in .gz is gzipped. Unreadable crops are reported and get no row.
+    OUTPUT ending in .gz is gzipped. Unreadable crops are reported and get no row. An interrupted
+    run leaves OUTPUT.journal; the same command again continues from it (--restart: start afresh).
 
     \b
     Example:

@@ -320,6 +320,16 @@ CROP_READER_WORKERS_HELP = (
 )
 
 
+def restart_option(command: F) -> F:
+    """``--restart``: ignore the resume journal of an interrupted run (``classify``, ``run``)."""
+    return click.option(
+        "--restart",
+        is_flag=True,
+        help="Start afresh: ignore (and discard) the journal OUTPUT.journal that an interrupted run left. "
+        "Without it, a rerun with the same model, inputs and options continues where the last one stopped.",
+    )(command)
+
+
 def crop_reader_options(*, backend: bool) -> Callable[[F], F]:
     """The crop files to read and the engine: ``classify`` (with ``--backend``) and ``features``."""
 

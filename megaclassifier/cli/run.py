@@ -20,6 +20,7 @@ from megaclassifier.cli.options import (
     merge_info_options,
     model_argument,
     refuse_speciesnet_flags,
+    restart_option,
     smooth_settings,
     smoothing_options,
     target_mapping_option,
@@ -107,6 +108,7 @@ class ShardType(click.ParamType):
     metavar="auto|HOST:PORT",
     help="The Ray cluster to join (auto: the one this machine belongs to). Default: start a local one.",
 )
+@restart_option
 @click.pass_context
 def run(ctx: click.Context, **options: Any) -> None:
     """Crop, classify and merge in one pass: MegaDetector JSON in, classified JSON out.
@@ -114,7 +116,8 @@ def run(ctx: click.Context, **options: Any) -> None:
     Replaces crop + classify (+ aggregate) + merge (+ smooth) with the same answers,
     without writing crop files; each image is decoded once. MODEL may be a SpeciesNet
     release folder: its crops, labels (as class descriptions) and, with --country,
-    its geofence are used.
+    its geofence are used. An interrupted run
+    leaves OUTPUT_JSON.journal; the same command again continues from it (--restart: start afresh).
 
     \b
     Example:

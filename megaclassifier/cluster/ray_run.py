@@ -50,17 +50,19 @@ from megaclassifier.errors import MegaClassifierError, first_line
 from megaclassifier.formats.detections import load_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.labels.descriptions import load_taxonomy_file
-from megaclassifier.merge import Classifications, CropRef, merge_rows
+from megaclassifier.merge import Classifications, CropRef
 from megaclassifier.run.classifier import Classifier, open_classifier
 from megaclassifier.run.pipeline import (
     RunOptions,
     RunSummary,
     csv_writer,
     finish_run,
+    merge_classified,
     plan_images,
     postprocess,
     prepare_options,
     progress_bar,
+    write_run_log,
 )
 from megaclassifier.run.prepare import PrepareOptions, prepare_image
 
@@ -136,9 +138,10 @@ def run_on_ray(
         bar = stack.enter_context(progress_bar(sum(len(crops) for _, crops in plans), progress))
         csv = stack.enter_context(csv_writer(options, classifier))
         rows = merge_input(itertools.chain(done.values(), fresh), classifier, summary, options, bar=bar, csv=csv)
-        summary.merged = _merge(results, rows, classifier, options, class_taxa)
+        summary.merged = merge_classified(results, rows, classifier, options, class_taxa)
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
     record_shard(results, selection, detections_json=detections_json, model=model, options=options)
+    write_run_log(summary, options)
     finish_run(summary, results, options, started)
     progress_path(options.output_json).unlink(missing_ok=True)
     return summary
@@ -165,23 +168,6 @@ def _check_classifier(model: str | Path, options: RunOptions) -> Classifier:
     )
     classifier.engine.close()
     return classifier
-
-
-def _merge(
-    results: Any,
-    rows: Iterable[tuple[CropRef, Classifications]],
-    classifier: Classifier,
-    options: RunOptions,
-    taxa: Any,
-) -> int:
-    return merge_rows(
-        results,
-        rows,
-        classifier_name=classifier.name,
-        classification_categories=classifier.categories,
-        typical_classification_threshold=options.typical_classification_threshold,
-        class_taxa=taxa,
-    ).detections_classified
 
 
 @contextlib.contextmanager

@@ -42,8 +42,8 @@ from PIL import Image
 from megaclassifier.constants import ANIMAL_CATEGORY, DEFAULT_TIMEOUT, UNKNOWN_DETECTOR
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_image
 from megaclassifier.crop.geometry import box_problem
-from megaclassifier.errors import InputFileError, MegaClassifierError
-from megaclassifier.formats.atomic import write_json_unique
+from megaclassifier.errors import InputFileError, MegaClassifierError, NothingWorkedError
+from megaclassifier.formats.atomic import check_outputs, write_json_unique
 from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.formats.naming import crop_filename, crop_path
 from megaclassifier.parallel import bounded_map
@@ -86,6 +86,19 @@ class CropSummary:
             self.warnings[image.file] = image.warnings
             for warning in image.warnings:
                 logger.warning("%s: %s", image.file, warning)
+
+    def raise_if_all_failed(self, consequence: str) -> None:
+        """Every image to crop failed: nothing worked, which is not a success.
+
+        Raises:
+            NothingWorkedError: naming the count, the first failure, ``consequence`` and the log.
+        """
+        if self.images == 0 or self.failed_images < self.images:
+            return
+        file, reason = next(iter(self.failures.items()))
+        raise NothingWorkedError(
+            f"all {self.images} images failed (first: {file}: {reason}); {consequence}; see {self.log_path}"
+        )
 
 
 def resolve_detector(results: DetectionResults, detector_version: str | None) -> str:
@@ -231,6 +244,7 @@ def crop_detections(
         raise MegaClassifierError("--save-full-images needs --images-dir: that is where fetched images are saved")
     results = load_detections(detections_json)
     detector = resolve_detector(results, detector_version)
+    check_outputs(folders=[logdir, crops_dir])
     summary = CropSummary()
     summary.images_missing_detections = results.files_missing_detections()
     plans = list(
@@ -262,6 +276,7 @@ def crop_detections(
     finally:
         bar.close()
         summary.log_path = write_crop_log(logdir, summary)
+    summary.raise_if_all_failed("no crop written")
     return summary
 
 

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -59,7 +59,8 @@ def check_writable(path: str | Path) -> None:
 
     Its folder must exist or be creatable, be a folder, and take a new file (a
     real file is created and removed, so a read-only mount or a full disk shows
-    up too). ``path`` itself must not be a folder.
+    up too; folders made for the check are removed again). ``path`` itself must
+    not be a folder.
 
     Raises:
         OutputFileError: naming ``path`` and the cause.
@@ -69,12 +70,50 @@ def check_writable(path: str | Path) -> None:
         raise OutputFileError(dest, "is a folder; give a file name")
     folder = dest.parent if str(dest.parent) else Path(".")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".check", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        _probe(folder, f".{dest.name}.")
     except OSError as e:
         raise OutputFileError(dest, f"cannot write in {folder} ({_cause(e)})") from None
+
+
+def check_writable_folder(folder: str | Path) -> None:
+    """Check, before any work, that files can be created in ``folder`` (when missing: that it can be made).
+
+    Raises:
+        OutputFileError: naming ``folder`` and the cause.
+    """
+    path = Path(folder)
+    try:
+        _probe(path, ".megaclassifier.")
+    except OSError as e:
+        raise OutputFileError(path, f"cannot write in this folder ({_cause(e)})") from None
+
+
+def _probe(folder: Path, prefix: str) -> None:
+    """Create and remove a file in ``folder``; folders made for it are removed again (nothing is left).
+
+    Raises:
+        OSError: as raised.
+    """
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=prefix, suffix=".check", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    finally:
+        for made in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def check_outputs(files: Iterable[str | Path | None] = (), folders: Iterable[str | Path | None] = ()) -> None:
+    """:func:`check_writable` on each file and :func:`check_writable_folder` on each folder (None: skipped)."""
+    for file in files:
+        if file is not None:
+            check_writable(file)
+    for folder in folders:
+        if folder is not None:
+            check_writable_folder(folder)
 
 
 def _cause(error: OSError) -> str:

@@ -103,12 +103,20 @@ class ProbabilityCsvWriter:
 
     def write_rows(self, paths: Sequence[str], values: np.ndarray) -> None:
         """Append one row per path; ``values`` has shape (len(paths), len(labels))."""
+        self.write_formatted(self.format_rows(paths, values))
+
+    def format_rows(self, paths: Sequence[str], values: np.ndarray) -> list[list[str]]:
+        """The rows :meth:`write_rows` would write, as the strings of their cells."""
         if len(paths) == 0:
-            return
+            return []
         flat = self._format(np.asarray(values).reshape(-1))
         width = len(self.labels)
-        self._writer.writerows([path, *flat[i * width : (i + 1) * width]] for i, path in enumerate(paths))
-        self.rows_written += len(paths)
+        return [[path, *flat[i * width : (i + 1) * width]] for i, path in enumerate(paths)]
+
+    def write_formatted(self, rows: Sequence[Sequence[str]]) -> None:
+        """Append rows made by :meth:`format_rows` (here, or by an interrupted run: see the resume journal)."""
+        self._writer.writerows(rows)
+        self.rows_written += len(rows)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from megaclassifier.errors import InputFileError, LabelSpecError
-from megaclassifier.formats.atomic import read_json
+from megaclassifier.formats.atomic import check_outputs, read_json
 from megaclassifier.formats.probabilities import (
     LABEL_COLUMN,
     PATH_COLUMN,
@@ -87,6 +87,7 @@ def aggregate_probabilities(
         InputFileError: an input that cannot be read, or a mapping of the wrong shape.
         LabelSpecError: the mapping does not cover the CSV's columns exactly once.
     """
+    check_outputs([output_csv, output_label_index])
     mapping = load_target_mapping(target_mapping)
     targets = sorted(mapping)
     with ProbabilityCsvReader(classifier_results_csv) as reader:

@@ -46,6 +46,7 @@ import numpy as np
 
 from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD
 from megaclassifier.errors import InputFileError, MegaClassifierError
+from megaclassifier.formats.atomic import check_writable
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.naming import parse_crop_filename
 from megaclassifier.formats.probabilities import LABEL_COLUMN, ProbabilityCsvReader, load_label_index
@@ -552,6 +553,7 @@ def merge_classifications(
         raise MegaClassifierError(
             f"{output_json}: is the input detections file; choose another output file, the input is never modified"
         )
+    check_writable(output_json)
     names = load_label_index(label_names_json)
     class_taxa = load_taxonomy_file(taxonomy) if taxonomy is not None else None
     with ProbabilityCsvReader(classification_csv) as reader:

@@ -22,27 +22,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from megaclassifier.cluster.shards import Shard, record_shard, take_shard
+from megaclassifier.cluster.shards import Shard, ShardSelection, record_shard, take_shard
 from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD, DEFAULT_TIMEOUT
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, write_crop_log
 from megaclassifier.engines import Engine, pipelined
 from megaclassifier.errors import MegaClassifierError
+from megaclassifier.formats.atomic import check_outputs
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
-from megaclassifier.labels.descriptions import load_taxonomy_file
+from megaclassifier.labels.descriptions import Taxon, load_taxonomy_file
 from megaclassifier.merge import Classifications, CropRef, merge_rows
 from megaclassifier.preprocess import REFERENCE, Preprocessing
 from megaclassifier.run.classifier import Classifier, open_classifier
 from megaclassifier.run.decoders import BatchStacker, decode_device, decoded_stream, resolve_decoder
 from megaclassifier.run.prepare import PrepareOptions, default_run_workers
+from megaclassifier.run.resume import RowWriter, crop_keys, open_run_resume
 
 if TYPE_CHECKING:
     from megaclassifier.smooth import PostprocessSummary
@@ -102,6 +104,8 @@ class RunOptions:
         smooth: smooth the merged results before writing them, as ``smooth`` does.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
         shard: classify only this shard's images (:mod:`megaclassifier.cluster.shards`); ``combine`` joins them.
+        restart: ignore the resume journal (``OUTPUT_JSON.journal``) of an interrupted run
+            (see :mod:`megaclassifier.run.resume`).
     """
 
     output_json: str | Path
@@ -136,6 +140,7 @@ class RunOptions:
     smooth: SmoothOptions | None = None
     logdir: str | Path = "."
     shard: Shard | None = None
+    restart: bool = False
 
     def cut_options(self, profile: Preprocessing = REFERENCE, image_size: int = 0) -> CutOptions:
         """How the crop core finds the images and treats each crop, for a model with ``profile``.
@@ -174,6 +179,7 @@ def run_pipeline(
     """
     started = time.perf_counter()
     results = load_detections(detections_json)
+    check_outputs([options.output_json, options.output_csv], [options.logdir, options.save_crops])
     selection = take_shard(results, options.shard)
     detector = resolve_detector(results, options.detector_version)
     class_taxa = load_taxonomy_file(options.taxonomy) if options.taxonomy is not None else None
@@ -181,25 +187,56 @@ def run_pipeline(
     fence = load_fence(classifier, options)
     summary = RunSummary(engine=classifier.engine.describe())
     plans = plan_images(results, summary.crop, options, detector)
-    images = _decoded(plans, options, classifier.engine, summary)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.engine)
-        bar = stack.enter_context(progress_bar(sum(len(crops) for _, crops in plans), progress))
-        csv = stack.enter_context(csv_writer(options, classifier))
+        resume = open_run_resume(detections_json, classifier, options, summary)
+        stack.enter_context(resume.journal)
+        todo = resume.pending(plans)
+        images = resume.watch(_decoded(todo, options, classifier.engine, summary))
+        bar = stack.enter_context(progress_bar(sum(len(crops) for _, crops in todo), progress))
+        csv = resume.csv(stack.enter_context(csv_writer(options, classifier)))
         batches = _batches(images, options.batch_size, summary.crop, bar, decode_device(*_where(classifier)))
-        rows = classified_rows(batches, classifier, summary, options, bar=bar, csv=csv)
-        summary.merged = merge_rows(
-            results,
-            rows,
-            classifier_name=classifier.name,
-            classification_categories=classifier.categories,
-            typical_classification_threshold=options.typical_classification_threshold,
-            class_taxa=class_taxa,
-        ).detections_classified
+        rows = resume.rows(classified_rows(batches, classifier, summary, options, bar=bar, csv=csv), crop_keys(todo))
+        summary.merged = merge_classified(results, rows, classifier, options, class_taxa)
+        write_run_log(summary, options)  # before the CSV is committed: when every image failed, nothing is
+    _postprocess(results, classifier, fence, summary, options, record=(selection, detections_json, model))
+    finish_run(summary, results, options, started)
+    resume.journal.finish()
+    return summary
+
+
+def merge_classified(
+    results: DetectionResults,
+    rows: Iterable[tuple[CropRef, Classifications]],
+    classifier: Classifier,
+    options: RunOptions,
+    class_taxa: dict[str, Taxon] | None,
+) -> int:
+    """Merge the classified rows as they come (:func:`~megaclassifier.merge.merge_rows`); return how many."""
+    return merge_rows(
+        results,
+        rows,
+        classifier_name=classifier.name,
+        classification_categories=classifier.categories,
+        typical_classification_threshold=options.typical_classification_threshold,
+        class_taxa=class_taxa,
+    ).detections_classified
+
+
+def _postprocess(
+    results: DetectionResults,
+    classifier: Classifier,
+    fence: Fence | None,
+    summary: RunSummary,
+    options: RunOptions,
+    *,
+    record: tuple[ShardSelection | None, str | Path, str | Path],
+) -> None:
+    """After the merge: SpeciesNet's descriptions and geofence, smoothing, the shard's record."""
     summary.geofenced = speciesnet_steps(results, classifier, fence, taxonomy=options.taxonomy)
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
+    selection, detections_json, model = record
     record_shard(results, selection, detections_json=detections_json, model=model, options=options)
-    return finish_run(summary, results, options, started)
 
 
 @dataclass(frozen=True)
@@ -341,7 +378,7 @@ def classified_rows(
     options: RunOptions,
     *,
     bar: Any,
-    csv: ProbabilityCsvWriter | None,
+    csv: RowWriter | None,
 ) -> Iterator[tuple[CropRef, Classifications]]:
     """Classify each batch (one in flight) and yield each crop's ``((file, index), classifications)``.
 
@@ -408,13 +445,22 @@ def progress_bar(total: int, progress: bool) -> Iterator[Any]:
             yield bar
 
 
-def finish_run(summary: RunSummary, results: DetectionResults, options: RunOptions, started: float) -> RunSummary:
-    """Write the merged results and the log; complete the summary."""
-    write_detections(options.output_json, results.data)
-    summary.output_json = Path(options.output_json)
-    summary.output_csv = Path(options.output_csv) if options.output_csv is not None else None
+def write_run_log(summary: RunSummary, options: RunOptions) -> None:
+    """Write the run log (the crop log's keys, and the decoder's).
+
+    Raises:
+        NothingWorkedError: every image failed; the log is written, no results file is.
+    """
     decoding = {"decoder": summary.decoder, "num_decoded_on_cpu_by_gpu_decoder": len(summary.crop.gpu_fallbacks)}
     extra = {**decoding, "decoded_on_cpu_by_gpu_decoder": dict(sorted(summary.crop.gpu_fallbacks.items()))}
     summary.crop.log_path = write_crop_log(options.logdir, summary.crop, prefix="run_log", extra=extra)
+    summary.crop.raise_if_all_failed(f"nothing classified, {options.output_json} not written")
+
+
+def finish_run(summary: RunSummary, results: DetectionResults, options: RunOptions, started: float) -> RunSummary:
+    """Write the merged results; complete the summary."""
+    write_detections(options.output_json, results.data)
+    summary.output_json = Path(options.output_json)
+    summary.output_csv = Path(options.output_csv) if options.output_csv is not None else None
     summary.seconds = time.perf_counter() - started
     return summary

@@ -6,15 +6,16 @@ EXIF, the chain's JPEG quality-75 round trip in memory, ``--save-crops``) and
 resizes and centre-crops each crop as ``classify`` does, handing back uint8
 pixels (a quarter of the bytes of the normalised array). At most a few images
 per worker are in flight (:func:`~megaclassifier.parallel.bounded_map`), so
-memory stays flat.
+memory stays flat. The workers die with ``run`` and leave Ctrl-C to it
+(:func:`~megaclassifier.workers.worker_setup`).
 """
 
 from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from megaclassifier.hardware import available_cpus
 from megaclassifier.parallel import bounded_map
 from megaclassifier.preprocess import REFERENCE, Preprocessing, to_pixels
 from megaclassifier.run.shm import Packed, pack, unpack
+from megaclassifier.workers import QuietStartPool, worker_setup
 
 #: Images in flight per decoding process.
 WINDOW_PER_WORKER = 3
@@ -41,8 +43,9 @@ class PrepareOptions:
 _worker_options: PrepareOptions | None = None
 
 
-def _init_worker(options: PrepareOptions) -> None:
+def _init_worker(options: PrepareOptions, parent: int) -> None:
     global _worker_options
+    worker_setup(parent)
     _worker_options = options
 
 
@@ -66,11 +69,11 @@ def prepared_stream(
         yield from (prepare_image(file, crops, options) for file, crops in plans)
         return
     pool = functools.partial(
-        ProcessPoolExecutor,
+        QuietStartPool,
         num_workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(options,),
+        initargs=(options, os.getpid()),
     )
     packed = bounded_map(_prepare_in_worker, plans, pool=pool, window=num_workers * WINDOW_PER_WORKER)
     yield from map(unpack, packed)  # the crops come through shared memory (megaclassifier.run.shm)
