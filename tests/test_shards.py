@@ -14,7 +14,7 @@ from cluster_data import RunInputs, make_inputs, run_args, without_time
 from conftest import PhotoSet
 from helpers import invoke
 
-from megaclassifier.cluster.shards import SHARD_KEY, Shard, shard_of
+from megaclassifier.run.shards import SHARD_KEY, Shard, shard_of
 
 # -- the shard rule
 

@@ -28,8 +28,8 @@ from megaclassifier.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from megaclassifier.cluster.shards import Shard
     from megaclassifier.run import RunOptions, RunSummary
+    from megaclassifier.run.shards import Shard
 
 #: ``run``'s ``--num-workers``: these processes decode whole photos.
 DECODER_WORKERS_HELP = (
@@ -44,7 +44,7 @@ class ShardType(click.ParamType):
     name = "I/N"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Shard:
-        from megaclassifier.cluster.shards import Shard
+        from megaclassifier.run.shards import Shard
 
         if isinstance(value, Shard):
             return value

@@ -1,6 +1,6 @@
-"""Past one machine: shards for batch schedulers (``run --shard``, ``combine``) and ``run --ray``.
+"""Past one machine: ``run --ray`` and ``combine`` (of ``run --shard`` outputs).
 
-Nothing is imported here: :mod:`megaclassifier.run.pipeline` imports
-:mod:`~megaclassifier.cluster.shards`, and Ray is imported only by
-:mod:`~megaclassifier.cluster.ray_run`, when ``--ray`` is given.
+Nothing is imported here: the shard selection itself lives below, in
+:mod:`megaclassifier.run.shards` (``run_pipeline`` uses it), and Ray is
+imported only by :mod:`~megaclassifier.cluster.ray_run`, when ``--ray`` is given.
 """

@@ -1,7 +1,7 @@
 """``combine``: the shards of ``run --shard`` back into one results file.
 
 Every shard must carry ``info.megaclassifier_shard`` (see
-:mod:`megaclassifier.cluster.shards`) with the same shard count, detections file,
+:mod:`megaclassifier.run.shards`) with the same shard count, detections file,
 model and options; together they must hold each image of the detections file
 exactly once. The images go back to their places, ``info.megaclassifier_shard``
 is dropped and ``info.classification_completion_time`` is the latest of the
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from megaclassifier.cluster.shards import SHARD_KEY, shard_of
 from megaclassifier.errors import InputFileError, MegaClassifierError
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
+from megaclassifier.run.shards import SHARD_KEY, shard_of
 
 _COMPLETION_TIME = "classification_completion_time"
 

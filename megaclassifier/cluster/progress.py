@@ -2,7 +2,7 @@
 
 Beside the output, ``OUTPUT_JSON.ray-progress.jsonl`` gets one JSON line per
 finished image as its probabilities reach the driver, after a first line that
-says which run it belongs to (:func:`~megaclassifier.cluster.shards.run_fingerprint`
+says which run it belongs to (:func:`~megaclassifier.run.shards.run_fingerprint`
 and the shard)::
 
     {"megaclassifier_ray_progress": 1, "run": {"detections_sha256": "...", ...}, "shard": null}

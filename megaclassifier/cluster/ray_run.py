@@ -43,7 +43,6 @@ from typing import Any, cast
 import numpy as np
 
 from megaclassifier.cluster.progress import Classified, ProgressWriter, progress_path, read_progress
-from megaclassifier.cluster.shards import record_shard, run_fingerprint, take_shard
 from megaclassifier.crop.core import CutImage, PlannedCrop
 from megaclassifier.crop.crop import resolve_detector
 from megaclassifier.errors import MegaClassifierError, first_line
@@ -65,6 +64,7 @@ from megaclassifier.run.pipeline import (
     write_run_log,
 )
 from megaclassifier.run.prepare import PrepareOptions, prepare_image
+from megaclassifier.run.shards import record_shard, run_fingerprint, take_shard
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from megaclassifier.cluster.shards import Shard, ShardSelection, record_shard, take_shard
 from megaclassifier.constants import DEFAULT_BATCH_SIZE, DEFAULT_MERGE_THRESHOLD, DEFAULT_TIMEOUT
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector, write_crop_log
@@ -45,6 +44,7 @@ from megaclassifier.run.classifier import Classifier, open_classifier
 from megaclassifier.run.decoders import BatchStacker, decode_device, decoded_stream, resolve_decoder
 from megaclassifier.run.prepare import PrepareOptions, default_run_workers
 from megaclassifier.run.resume import RowWriter, crop_keys, open_run_resume
+from megaclassifier.run.shards import Shard, ShardSelection, record_shard, take_shard
 
 if TYPE_CHECKING:
     from megaclassifier.smooth import PostprocessSummary
@@ -103,7 +103,7 @@ class RunOptions:
             (and first-level region), as its ensemble does (:mod:`megaclassifier.smooth.geofence`).
         smooth: smooth the merged results before writing them, as ``smooth`` does.
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
-        shard: classify only this shard's images (:mod:`megaclassifier.cluster.shards`); ``combine`` joins them.
+        shard: classify only this shard's images (:mod:`megaclassifier.run.shards`); ``combine`` joins them.
         restart: ignore the resume journal (``OUTPUT_JSON.journal``) of an interrupted run
             (see :mod:`megaclassifier.run.resume`).
     """
