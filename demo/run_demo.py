@@ -174,6 +174,7 @@ def main() -> None:
         "0.75",
         "--logdir",
         str(out),
+        "--exact",  # the chain's answers bit for bit (the default fast path decodes at a draft reduction)
     ]
     if categories:
         run += ["--classifier-categories", str(categories)]
