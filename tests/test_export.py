@@ -16,8 +16,8 @@ from conftest import REQUIRE_TESTDATA, TESTDATA
 from report_data import DEMO_DATA, write_classified_demo
 
 from megaclassifier.cli import cli
+from megaclassifier.crop.exif import CaptureTime, capture_time, parse_exif_time
 from megaclassifier.export.camtrap import media_id
-from megaclassifier.export.exif import CaptureTime, capture_time, parse_exif_time
 
 REFERENCE = TESTDATA.parent / "reference" / "camtrap-dp-1.0.2"
 UNFETCHABLE = [
@@ -235,6 +235,21 @@ def test_capture_time_reads_offset(tmp_path: Path) -> None:
     assert capture_time(tmp_path / "a.jpg") == CaptureTime("2021-03-04T05:06:07", "+01:00")
     (tmp_path / "b.jpg").write_bytes(b"garbage")
     assert capture_time(tmp_path / "b.jpg") is None
+
+
+def test_capture_times_of_paths_outside_the_images_dir_are_unknown(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from megaclassifier.crop.exif import capture_times
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({36867: "2021:03:04 05:06:07"})
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "photos" / "in.jpg", exif=exif)
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.jpg", exif=exif)
+    # refused before opening (the --images-dir rule), not a traceback from a worker thread
+    times = capture_times(["in.jpg", "../outside.jpg", "x" * 300 + "/y.jpg"], tmp_path / "photos")
+    assert times == {"in.jpg": CaptureTime("2021-03-04T05:06:07"), "../outside.jpg": None, "x" * 300 + "/y.jpg": None}
 
 
 @pytest.mark.parametrize(

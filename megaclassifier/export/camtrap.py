@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from megaclassifier import __version__
+from megaclassifier.crop.exif import CaptureTime
 from megaclassifier.errors import InputFileError, MegaClassifierError
-from megaclassifier.export.exif import CaptureTime
 from megaclassifier.formats.atomic import write_json_atomic
 from megaclassifier.formats.naming import safe_relative_path
 from megaclassifier.formats.results_table import DetectionRow, ResultsTable, image_folder

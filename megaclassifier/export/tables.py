@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from megaclassifier.export.exif import CaptureTime
+from megaclassifier.crop.exif import CaptureTime
 from megaclassifier.formats.atomic import atomic_output, atomic_path
 from megaclassifier.formats.results_table import ResultsTable, image_folder
 

@@ -21,14 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from megaclassifier.crop import exif
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import read_json
 
 logger = logging.getLogger(__name__)
-
-_EXIF_IFD = 0x8769
-_DATETIME_ORIGINAL = 36867
-_DATETIME = 306
 
 
 @dataclass
@@ -102,27 +99,10 @@ def camera_of(file: str, depth: int | None) -> str:
     return "/".join(folders if depth is None else folders[:depth])
 
 
-def read_exif_time(path: Path) -> dt.datetime | None:
-    """EXIF ``DateTimeOriginal`` (else ``DateTime``) from the header; None when absent or unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            exif = image.getexif()
-            value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return None
-    return parse_exif_time(value)
-
-
 def parse_exif_time(value: object) -> dt.datetime | None:
-    """``"2023:06:01 14:03:59"`` -> datetime; None for anything else."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.strptime(value.strip().rstrip("\x00")[:19], "%Y:%m:%d %H:%M:%S")
-    except ValueError:
-        return None
+    """``"2023:06:01 14:03:59"`` -> datetime; None for anything else (see :mod:`megaclassifier.crop.exif`)."""
+    local = exif.parse_exif_time(value)
+    return dt.datetime.fromisoformat(local) if local is not None else None
 
 
 def sequences_from_times(
@@ -162,7 +142,9 @@ def sequences_from_exif(
     files: Iterable[str], images_dir: Path, *, camera_depth: int | None, gap_seconds: float
 ) -> Sequences:
     """Build sequences from the images' EXIF times (files relative to ``images_dir``)."""
-    times = {normalise(f): read_exif_time(Path(images_dir) / normalise(f)) for f in files}
+    names = [normalise(f) for f in files]
+    found = exif.capture_times(names, Path(images_dir))
+    times = {name: dt.datetime.fromisoformat(t.local) if t is not None else None for name, t in found.items()}
     out = sequences_from_times(times, camera_depth=camera_depth, gap_seconds=gap_seconds)
     if out.without_time:
         logger.info("%d of %d images have no EXIF time; each stays alone", out.without_time, len(times))

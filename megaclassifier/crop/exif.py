@@ -1,5 +1,8 @@
 """When each image was taken, from its EXIF ``DateTimeOriginal`` (the header only; no pixels decoded).
 
+``export`` (capture times, Camtrap DP) and ``smooth --level sequence`` (sequences
+from the images) both read them here.
+
 ``DateTimeOriginal`` (tag 36867, in the Exif IFD) is read, else the main
 IFD's ``DateTime`` (306); ``OffsetTimeOriginal`` (36881) gives its UTC offset
 when the camera wrote one::
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from megaclassifier.crop.images import local_image_path
+from megaclassifier.crop.images import ImageLoadError, local_image_path
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 36867
@@ -69,7 +72,10 @@ def capture_times(files: Iterable[str], images_dir: Path, *, threads: int = 8) -
     """``file`` -> capture time (None when not found or without one), read by ``threads`` threads."""
 
     def one(file: str) -> CaptureTime | None:
-        path = local_image_path(file, images_dir)
+        try:
+            path = local_image_path(file, images_dir)
+        except (ImageLoadError, OSError):  # refused (outside images_dir) or unreadable: no time
+            return None
         return capture_time(path) if path is not None else None
 
     files = list(files)
