@@ -22,7 +22,6 @@ far less memory, than whole batches.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
@@ -36,7 +35,7 @@ import numpy as np
 from megaclassifier.engines import onnx_check
 from megaclassifier.engines.base import Engine, check_batch, softmax
 from megaclassifier.errors import ModelError, first_line
-from megaclassifier.formats.atomic import apply_umask
+from megaclassifier.formats.atomic import apply_umask, file_sha256
 from megaclassifier.hardware import physical_cpu_count
 from megaclassifier.models.loading import LoadedModel
 from megaclassifier.models.registry import user_cache_dir
@@ -54,15 +53,6 @@ OPSET = 17
 CPU_CHUNK = 4
 #: Largest difference allowed between ONNX Runtime's and torch's probabilities.
 TOLERANCE = 1e-4
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def onnx_cache_name(model_path: Path, image_size: int, model_sha256: str | None = None) -> str:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -335,3 +337,22 @@ def open_text(path: str | Path) -> IO[str]:
     if str(path).endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex SHA-256 of a file's content (a model, a detections file).
+
+    Read in 1 MiB blocks, once per process while the file's size and modification time stay
+    the same: the ONNX cache, the resume journal and the shard record all ask for it.
+    """
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

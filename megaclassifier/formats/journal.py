@@ -24,7 +24,6 @@ removed when the journal is opened.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -52,15 +51,6 @@ Fingerprint = dict[str, Any]
 def journal_path(output: str | Path) -> Path:
     """The journal of ``output``: ``OUTPUT.journal`` beside it."""
     return Path(f"{output}{JOURNAL_SUFFIX}")
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_stamp(path: str | Path | None) -> list[Any] | None:

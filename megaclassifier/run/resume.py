@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 
 from megaclassifier.crop.core import CutImage, PlannedCrop
-from megaclassifier.formats.journal import Fingerprint, Journal, file_sha256, file_stamp, open_journal
+from megaclassifier.formats.atomic import file_sha256
+from megaclassifier.formats.journal import Fingerprint, Journal, file_stamp, open_journal
 from megaclassifier.merge import Classifications, CropRef
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from megaclassifier.formats.atomic import file_sha256
 from megaclassifier.formats.detections import DetectionResults
 
 if TYPE_CHECKING:
@@ -134,12 +135,3 @@ def run_fingerprint(detections_json: str | Path, model: str | Path, options: Run
     if Path(str(model)).is_file():
         model_entry["sha256"] = file_sha256(model)
     return {"detections_sha256": file_sha256(detections_json), "model": model_entry, "options": values}
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for piece in iter(lambda: f.read(1 << 20), b""):
-            digest.update(piece)
-    return digest.hexdigest()
