@@ -150,7 +150,7 @@ RUNNABLE = [page for page in PAGES if console_examples(page)]
 
 def test_docs_examples_are_found() -> None:
     # the pages whose examples run: one disappearing means a block lost its `console` marker
-    assert [p.name for p in RUNNABLE] == ["README.md", "pipeline.md", "reports.md", "smoothing.md"]
+    assert {"README.md", "pipeline.md", "reports.md", "smoothing.md"} <= {p.name for p in RUNNABLE}
     assert len(console_examples(README)) == 5
     assert len(cmd_exe_examples(README)) == 5
 
