@@ -418,21 +418,21 @@ def _names(text: str) -> tuple[str, ...]:
 _RULE_OPTIONS: list[tuple[str, Any, str]] = [
     (
         "--min-detections-to-overwrite-secondary",
-        click.IntRange(),
+        int,
         "Votes the dominant class needs to overwrite others.",
     ),
-    ("--max-detections-nondominant-class", click.IntRange(), "A class with more votes than this is left alone."),
+    ("--max-detections-nondominant-class", int, "A class with more votes than this is left alone."),
     (
         "--min-detections-to-overwrite-secondary-same-family",
-        click.IntRange(),
+        int,
         "Votes a dominant genus/species needs to overwrite its family (<= 0: off).",
     ),
     (
         "--max-detections-nondominant-class-same-family",
-        click.IntRange(),
+        int,
         "A same-family class with more votes than this is left alone.",
     ),
-    ("--min-detections-to-overwrite-other", click.IntRange(), 'Votes the dominant class needs to overwrite "other".'),
+    ("--min-detections-to-overwrite-other", int, 'Votes the dominant class needs to overwrite "other".'),
     (
         "--classification-confidence-threshold",
         click.FloatRange(0, 1),
