@@ -33,7 +33,7 @@ from megaclassifier.errors import ModelError
 from megaclassifier.formats.atomic import check_writable, file_sha256
 from megaclassifier.formats.journal import Fingerprint, Journal, file_stamp, open_journal
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
-from megaclassifier.models import categories_for
+from megaclassifier.models.resolved import ResolvedModel, resolve
 from megaclassifier.preprocess import REFERENCE, Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def run_batches(
 
 
 def classify_crops(
-    model: str | Path,
+    model: str | Path | ResolvedModel,
     crops_dir: str | Path,
     output: str | Path,
     *,
@@ -203,9 +203,12 @@ def classify_crops(
     start = time.perf_counter()
     output = Path(output)
     check_writable(output)
-    names = categories_for(model, classifier_categories)
+    resolved = resolve(model)
+    names = resolved.class_names(classifier_categories)
     crops = discover_crops(crops_dir, detections_json=detections_json)
-    engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
+    engine = open_engine(
+        resolved, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size
+    )
     with engine:
         check_class_count(engine, names, classifier_categories)
         labels = names if names is not None else [str(i) for i in range(engine.num_classes)]
