@@ -195,3 +195,15 @@ def test_the_lock_goes_with_an_error_and_lets_the_next_in(tmp_path: Path) -> Non
     assert not (tmp_path / "sub").exists()  # the folder made for the lock goes too
     with output_lock(output):
         assert json.dumps(sorted(p.name for p in output.parent.iterdir())) == '["out.csv.lock", "out.csv.lock.pid"]'
+
+
+def test_one_public_all_imported_lazily() -> None:
+    code = (
+        "import sys, megaclassifier as m\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert sorted(m.__all__) == sorted(['__version__', *m._PUBLIC]), 'list each public name in both'\n"
+        "missing = [n for n in m.__all__ if getattr(m, n, None) is None]\n"
+        "print(missing, m.resolve.__module__, m.run_pipeline.__module__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "megaclassifier.models.resolved", "megaclassifier.run.pipeline"]

@@ -138,6 +138,7 @@ class RayExecutor:
         self._actors: ActorPlan | None = None
 
     def open_classifier(self, model: ResolvedModel, options: RunOptions) -> Classifier:
+        _import_ray()  # before the model is loaded: without Ray, say so at once
         return _check_classifier(model, options)
 
     @contextlib.contextmanager
@@ -181,10 +182,7 @@ def _check_classifier(model: str | Path | ResolvedModel, options: RunOptions) ->
 @contextlib.contextmanager
 def _cluster(address: str | None) -> Iterator[Any]:
     """The ``ray`` module, connected: to ``address``, else a new local cluster (shut down after)."""
-    try:
-        import ray
-    except ImportError:
-        raise MegaClassifierError("--ray needs Ray: pip install 'megaclassifier[ray]'") from None
+    ray = _import_ray()
     if ray.is_initialized():
         yield ray
         return
@@ -197,6 +195,19 @@ def _cluster(address: str | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _import_ray() -> Any:
+    """The ``ray`` module.
+
+    Raises:
+        MegaClassifierError: Ray is not installed.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise MegaClassifierError("--ray needs Ray: pip install 'megaclassifier[ray]'") from None
+    return ray
 
 
 def actor_plan(ray: Any, device: str) -> ActorPlan:

@@ -49,14 +49,16 @@ def pid_path(output: str | Path) -> Path:
 
 @contextlib.contextmanager
 def output_locks(outputs: Iterable[str | Path | None]) -> Iterator[None]:
-    """Hold the lock of each output (None: skipped) for the block, in a fixed order.
+    """Hold the lock of each output (None: skipped) for the block, in the order given (the main output first).
+
+    Locks are tried, never waited for, so two commands cannot deadlock whatever their order.
 
     Raises:
-        OutputLockedError: another process holds one; the locks taken so far are let go.
+        OutputLockedError: another process holds one (the first such is named); the locks taken are let go.
     """
-    unique = sorted({str(Path(output).absolute()): Path(output) for output in outputs if output is not None}.items())
+    unique = {str(Path(output).absolute()): Path(output) for output in outputs if output is not None}
     with contextlib.ExitStack() as stack:
-        for _, output in unique:
+        for output in unique.values():
             stack.enter_context(output_lock(output))
         yield
 
