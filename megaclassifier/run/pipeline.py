@@ -36,6 +36,7 @@ from megaclassifier.formats.atomic import check_outputs
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.lock import output_locks
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
+from megaclassifier.labels.descriptions import Taxon
 from megaclassifier.merge import Classifications, CropRef, merge_rows
 from megaclassifier.models.resolved import ResolvedModel
 from megaclassifier.run.classifier import Classifier
@@ -124,7 +125,7 @@ def merge_classified(
     rows: Iterable[tuple[CropRef, Classifications]],
     classifier: Classifier,
     options: RunOptions,
-    class_taxa: Any,
+    class_taxa: dict[str, Taxon] | None,
 ) -> int:
     """Merge the classified rows as they come (:func:`~megaclassifier.merge.merge_rows`); return how many."""
     return merge_rows(

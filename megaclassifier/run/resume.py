@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
-from megaclassifier.crop.core import CutImage, PlannedCrop
+from megaclassifier.crop.core import CutImage
 from megaclassifier.formats.journal import Journal, open_journal
 from megaclassifier.merge import Classifications, CropRef
 from megaclassifier.run.identity import journal_fingerprint
@@ -36,12 +36,10 @@ from megaclassifier.run.identity import journal_fingerprint
 if TYPE_CHECKING:
     from megaclassifier.formats.probabilities import ProbabilityCsvWriter
     from megaclassifier.run.options import RunSummary
-    from megaclassifier.run.plan import RunPlan
+    from megaclassifier.run.plan import Plans, RunPlan
 
 #: The counts of a CutImage that the summary adds up.
 _CUT_FIELDS = ("planned", "written", "existing", "size_zero", "downloaded", "failure", "warnings")
-
-Plans = list[tuple[str, list[PlannedCrop]]]
 
 
 class RowWriter(Protocol):
