@@ -205,3 +205,17 @@ def test_report_and_export_never_import_torch_or_pandas_for_help(tmp_path: Path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "[]"
     assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_a_new_thumbnail_recipe_redoes_the_cache(classified: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Thumbnails made by an older recipe (version 1 cut boxes from a shrunk image) are not reused."""
+    from megaclassifier.report import thumbs
+
+    monkeypatch.setattr(thumbs, "THUMB_RECIPE", 1)
+    old = write_report(classified, tmp_path / "r", images_dir=IMAGES, num_workers=1)
+    row = DetectionRow("ocelot.jpg", 0, "animal", 0.9, (0.1, 0.2, 0.3, 0.4))
+    old_name = thumb_name(row)
+    monkeypatch.setattr(thumbs, "THUMB_RECIPE", 2)
+    assert thumb_name(row) != old_name
+    again = write_report(classified, tmp_path / "r", images_dir=IMAGES, num_workers=1)
+    assert (old.thumbnails_made, again.thumbnails_made, again.thumbnails_cached) == (19, 19, 0)
