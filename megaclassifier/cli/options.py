@@ -26,6 +26,7 @@ from megaclassifier.constants import (
     DEFAULT_MERGE_THRESHOLD,
     DEFAULT_REVIEW_THRESHOLD,
     DEFAULT_TIMEOUT,
+    DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD,
     DEVICE_HELP,
     EFFICIENTNET_NATIVE_SIZE,
     PRECISIONS,
@@ -397,7 +398,8 @@ def merge_info_options(*, name_required: bool, threshold_flags: tuple[str, ...])
                     "--typical-classification-threshold",
                     "typical_classification_threshold",
                     type=click.FloatRange(0, 1),
-                    help="Stored as info.classifier_metadata.typical_classification_threshold.",
+                    help="Stored as info.classifier_metadata.typical_classification_threshold "
+                    f"(Timelapse's default threshold).  [default: {DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD}]",
                 ),
                 click.option(
                     "--max-classifications",
