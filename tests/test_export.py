@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import REQUIRE_TESTDATA, TESTDATA
@@ -200,20 +202,59 @@ def test_xlsx_has_both_sheets_with_exif_times(cameratrap: Path, tmp_path: Path) 
     book = openpyxl.load_workbook(tmp_path / "r.xlsx", read_only=True)
     assert book.sheetnames == ["detections", "images"]
     detections = list(book["detections"].values)
-    assert detections[0][:6] == (
-        "file",
-        "folder",
-        "datetime",
-        "detection_index",
-        "detection_category",
-        "detection_conf",
-    )
+    assert detections[0] == (
+        "file", "folder", "datetime", "utc_offset", "detection_index", "detection_category", "detection_conf",
+        "bbox_x", "bbox_y", "bbox_width", "bbox_height", "top_class", "top_score", "second_class", "second_score",
+    )  # fmt: skip
     assert len(detections) == 41
-    assert detections[1][:6] == ("african_elephants.jpg", ".", "2010-08-04T08:43:15", 0, "animal", 0.935)
+    assert detections[1] == (  # read-only mode leaves out the empty cells at the end of a row
+        "african_elephants.jpg", ".", datetime(2010, 8, 4, 8, 43, 15), None, 0, "animal", 0.935,
+        0.7041, 0.4765, 0.1108, 0.125,
+    )  # fmt: skip
     images = {row[0]: row for row in list(book["images"].values)[1:]}
     assert len(images) == 14
-    assert images["ocelot.jpg"] == ("ocelot.jpg", ".", "2006-02-10T17:06:43", "animal", 1, 0.971)
-    assert images["african_elephants_bw.jpg"][2] is None  # no EXIF time
+    assert images["ocelot.jpg"] == ("ocelot.jpg", ".", datetime(2006, 2, 10, 17, 6, 43), None, "animal", 1, 0.971)
+    assert images["african_elephants_bw.jpg"][2:4] == (None, None)  # no EXIF time
+    frame = pd.read_excel(tmp_path / "r.xlsx", sheet_name="images")
+    assert frame["datetime"].dtype.kind == "M"  # datetime64: pandas reads dates, not strings
+    assert frame["count"].dtype.kind == "i" and frame["max_score"].dtype.kind == "f"
+
+
+def hostile_results(tmp_path: Path) -> Path:
+    """Demo results whose class names and a file name would run as formulas, or break XML."""
+    data = json.loads(write_classified_demo(tmp_path / "c.json").read_text())
+    data["classification_categories"].update({"0": '=HYPERLINK("http://x.invalid","y")', "1": "+1-2", "2": "@SUM(A1)"})
+    data["images"][-1]["file"] = "cam\x01\x0b/-ocelot.jpg"
+    (tmp_path / "hostile.json").write_text(json.dumps(data))
+    return tmp_path / "hostile.json"
+
+
+def test_csv_neutralises_formulas(tmp_path: Path) -> None:
+    out = invoke(hostile_results(tmp_path), tmp_path / "out.csv", "--format", "csv")
+    assert "(no capture times: no --images-dir, 24 formula-looking values quoted)" in out
+    rows = read_csv(tmp_path / "out.csv")
+    assert rows[0]["top_class"] == '\'=HYPERLINK("http://x.invalid","y")'
+    assert {r["top_class"] for r in rows} >= {"'+1-2", "'@SUM(A1)", "dog"}
+    assert rows[-1]["file"] == "cam\x01\x0b/-ocelot.jpg"  # starts with c: left as it is
+    assert rows[-1]["folder"] == "cam\x01\x0b"
+    assert rows[5]["second_class"] == "'+1-2" and rows[5]["second_score"] == "0.5"  # numbers stay numbers
+
+
+def test_xlsx_neutralises_formulas_and_replaces_illegal_characters(tmp_path: Path) -> None:
+    import openpyxl
+
+    out = invoke(hostile_results(tmp_path), tmp_path / "r.xlsx", "--format", "xlsx")
+    assert out.endswith(
+        "(no capture times: no --images-dir, 24 formula-looking values quoted, 8 illegal characters replaced) "
+        f"to {tmp_path / 'r.xlsx'}\n"
+    )  # the file and folder names' 2 control characters, in both sheets
+    book = openpyxl.load_workbook(tmp_path / "r.xlsx")  # not read-only: cell types are known
+    sheet = book["detections"]
+    cell = sheet.cell(row=2, column=12)
+    assert (cell.value, cell.data_type) == ('\'=HYPERLINK("http://x.invalid","y")', "s")  # text, not a formula
+    assert not any(c.data_type == "f" for row in sheet.iter_rows() for c in row)
+    assert sheet.cell(row=sheet.max_row, column=1).value == "cam\ufffd\ufffd/-ocelot.jpg"
+    assert sheet.cell(row=2, column=7).data_type == "n"
 
 
 @pytest.mark.parametrize(

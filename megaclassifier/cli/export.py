@@ -97,4 +97,6 @@ def _report(r: ExportSummary, format_: str, images_dir: Path | None) -> None:
         )
         return
     times = f"{r.images_with_time} with EXIF time" if images_dir else "no capture times: no --images-dir"
-    summary(f"Wrote {r.detections} detections of {r.images} images ({times}) to {written}")
+    cleaned = [f"{n} {what}" for n, what in ((r.formulas_neutralised, "formula-looking values quoted"),
+                                             (r.characters_replaced, "illegal characters replaced")) if n]  # fmt: skip
+    summary(f"Wrote {r.detections} detections of {r.images} images ({', '.join([times, *cleaned])}) to {written}")
