@@ -229,8 +229,8 @@ def taxonomy_option(command: F) -> F:
         "--taxonomy",
         type=INPUT_FILE,
         help="Class name -> taxonomy CSV (name,kingdom,phylum,class,order,family,genus,species,common, or the "
-        "reference taxonomy CSV): merge writes classification_category_descriptions from it; smooth, restrict "
-        "and rollup use it when the results file has none.",
+        "reference taxonomy CSV): merge writes classification_category_descriptions from it; smooth, restrict, "
+        "rollup and export --format camtrap-dp use it when the results file has none.",
     )(command)
 
 
