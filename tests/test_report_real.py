@@ -76,3 +76,18 @@ def test_every_thumbnail_is_the_crop_of_its_box(real_report: tuple[Path, Path], 
     print("top diffs", sorted(diffs.values())[-5:])
     wrong = {key: round(d, 1) for key, d in diffs.items() if d >= MAX_MEAN_DIFF}
     assert wrong == {}, f"{len(wrong)} of {compared} thumbnails differ from their crop: {wrong}"
+
+
+def test_the_photo_with_15_boxes_has_15_labelled_boxes_on_its_page(real_report: tuple[Path, Path]) -> None:
+    import re
+
+    from megaclassifier.report.html import image_page_name
+
+    report, _ = real_report
+    html = (report / image_page_name("african_elephants.jpg")).read_text()
+    labels = re.findall(r'<div class="box[^"]*" id="d(\d+)" style="[^"]+" data-label="([^"]+)">', html)
+    assert [int(i) for i, _ in labels] == list(range(15))
+    assert labels[0][1] == "animal 0.94 #0" and labels[14][1] == "animal 0.01 #14"
+    assert '<span id="species-list">animal 15</span>' in html
+    with Image.open(report / re.search(r'<img id="photo" src="../../([^"]+)"', html).group(1)) as preview:
+        assert preview.size == (1024, 768)  # the 2048x1536 photo, halved
