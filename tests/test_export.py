@@ -220,6 +220,7 @@ def test_csv_rows(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.testdata
 def test_xlsx_has_both_sheets_with_exif_times(cameratrap: Path, tmp_path: Path) -> None:
     import openpyxl
 
@@ -334,6 +335,7 @@ def test_usage_errors(tmp_path: Path, extra: list[str], message: str) -> None:
     assert out.splitlines()[-1] == message
 
 
+@pytest.mark.testdata
 def test_folder_missing_from_deployments(cameratrap: Path, tmp_path: Path) -> None:
     deployments = tmp_path / "deployments.csv"
     deployments.write_text("folder,latitude,longitude\ncam9,1,2\n")
@@ -344,6 +346,7 @@ def test_folder_missing_from_deployments(cameratrap: Path, tmp_path: Path) -> No
     assert not (tmp_path / "pkg").exists()
 
 
+@pytest.mark.testdata
 def test_bad_coordinates(cameratrap: Path, tmp_path: Path) -> None:
     deployments = tmp_path / "deployments.csv"
     deployments.write_text("folder,latitude,longitude\n.,95,2\n")
@@ -352,6 +355,7 @@ def test_bad_coordinates(cameratrap: Path, tmp_path: Path) -> None:
     assert out == f"Error: {deployments}: line 2: '95' is not a coordinate within +-90\n"
 
 
+@pytest.mark.testdata
 def test_camtrap_dp_needs_a_time_zone(cameratrap: Path, tmp_path: Path) -> None:
     deployments = tmp_path / "deployments.csv"
     deployments.write_text("folder,latitude,longitude\n.,1,2\n")
@@ -382,6 +386,7 @@ def two_deployments(cameratrap: Path, tmp_path: Path, offsets: tuple[str, str]) 
     return tmp_path / "md.json", images, deployments
 
 
+@pytest.mark.testdata
 def test_camtrap_dp_per_deployment_utc_offsets(cameratrap: Path, tmp_path: Path, reference: Path) -> None:
     """kenya's clock is +03:00 (its column); norway has none there and takes --utc-offset +01:00."""
     md, images, deployments = two_deployments(cameratrap, tmp_path, ("+03:00", ""))
@@ -400,6 +405,7 @@ def test_camtrap_dp_per_deployment_utc_offsets(cameratrap: Path, tmp_path: Path,
     assert table_errors(tmp_path / "pkg", reference) == []
 
 
+@pytest.mark.testdata
 def test_camtrap_dp_bad_utc_offset_column(cameratrap: Path, tmp_path: Path) -> None:
     md, images, deployments = two_deployments(cameratrap, tmp_path, ("+03:00", "CET"))
     out = invoke(md, tmp_path / "pkg", "--format", "camtrap-dp", "--images-dir", images, "--deployments",
@@ -408,6 +414,7 @@ def test_camtrap_dp_bad_utc_offset_column(cameratrap: Path, tmp_path: Path) -> N
     assert not (tmp_path / "pkg").exists()
 
 
+@pytest.mark.testdata
 def test_camtrap_dp_scientific_names_from_taxonomy_file(cameratrap: Path, tmp_path: Path, reference: Path) -> None:
     """No descriptions in the file: --taxonomy gives the taxa; a genus-level class is a genus."""
     md, images, deployments = two_deployments(cameratrap, tmp_path, ("+03:00", "+01:00"))
@@ -441,6 +448,7 @@ def test_camtrap_dp_scientific_names_from_taxonomy_file(cameratrap: Path, tmp_pa
     assert table_errors(tmp_path / "pkg", reference) == []
 
 
+@pytest.mark.testdata
 def test_camtrap_dp_without_taxonomy_writes_no_class_as_a_scientific_name(
     cameratrap: Path, tmp_path: Path, reference: Path
 ) -> None:

@@ -129,6 +129,7 @@ def real_report_dir(cameratrap: Path, tmp_path_factory: pytest.TempPathFactory) 
     return tmp / "report", tmp / "crops"
 
 
+@pytest.mark.testdata
 def test_every_thumbnail_shows_the_crop_of_its_box(browser, real_report_dir, cameratrap: Path, tmp_path) -> None:  # noqa: ANN001
     """Each <img> on every species page, as Chromium shows it, against crop's file of that box."""
     report, crops = real_report_dir
@@ -160,6 +161,7 @@ def test_every_thumbnail_shows_the_crop_of_its_box(browser, real_report_dir, cam
     page.close()
 
 
+@pytest.mark.testdata
 def test_the_photo_with_15_boxes_shows_15_boxes(browser, real_report_dir, tmp_path) -> None:  # noqa: ANN001
     report, _ = real_report_dir
     page = browser.new_page(viewport={"width": 1100, "height": 900})

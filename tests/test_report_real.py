@@ -23,6 +23,8 @@ from megaclassifier.formats.results_table import read_results_table
 from megaclassifier.report import write_report
 from megaclassifier.report.thumbs import THUMB_SIZE, thumb_name
 
+pytestmark = pytest.mark.testdata
+
 #: Largest mean absolute RGB difference between a thumbnail and its crop, downscaled.
 MAX_MEAN_DIFF = 10.0
 THRESHOLD = 0.01
