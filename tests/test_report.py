@@ -219,6 +219,8 @@ def test_a_new_thumbnail_recipe_redoes_the_cache(classified: Path, tmp_path: Pat
     assert thumb_name(row) != old_name
     again = write_report(classified, tmp_path / "r", images_dir=IMAGES, num_workers=1)
     assert (old.thumbnails_made, again.thumbnails_made, again.thumbnails_cached) == (19, 19, 0)
+    assert again.stale_files_removed == 19 + 7  # recipe 1's thumbnails and previews are gone
+    assert len(list((tmp_path / "r/thumbs").rglob("*.jpg"))) == 19
 
 
 def two_folder_results(tmp_path: Path) -> tuple[Path, Path]:

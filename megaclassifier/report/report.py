@@ -45,7 +45,7 @@ from megaclassifier.report.stats import (
     image_summaries,
     species_stats,
 )
-from megaclassifier.report.thumbs import plan_jobs, run_jobs
+from megaclassifier.report.thumbs import plan_jobs, remove_stale_files, run_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class ReportSummary:
     image_pages: int = 0
     thumbnails_made: int = 0
     thumbnails_cached: int = 0
+    stale_files_removed: int = 0
     failures: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -114,6 +115,7 @@ def write_report(
     deployments = deployment_stats(images)
     first_images = _write_image_pages(images, deployments, out, summary)
     summary.blank_images, summary.deployments = sum(image.blank for image in images), len(deployments)
+    summary.stale_files_removed = remove_stale_files(out, table.rows)
     (out / "view.html").unlink(missing_ok=True)  # the single-box viewer of earlier versions
     write_json_atomic(out / "report_log.json", _log(summary, table))
     with atomic_output(summary.index) as f:
@@ -213,5 +215,6 @@ def _log(summary: ReportSummary, table: ResultsTable) -> dict[str, object]:
         "deployments": summary.deployments,
         "thumbnails_made": summary.thumbnails_made,
         "thumbnails_cached": summary.thumbnails_cached,
+        "stale_files_removed": summary.stale_files_removed,
         "images_failed": summary.failures,
     }

@@ -139,6 +139,22 @@ def _write(files: Sequence[tuple[PlannedCrop, bytes | None]]) -> str | None:
     return None
 
 
+def remove_stale_files(out_dir: Path, rows: Sequence[DetectionRow]) -> int:
+    """Delete the JPEGs under ``thumbs/`` and ``previews/`` that no row shows (older recipes, other results).
+
+    Returns:
+        How many were deleted.
+    """
+    wanted = {thumb_name(row) for row in rows} | {preview_name(row.file) for row in rows}
+    removed = 0
+    for folder in ("thumbs", "previews"):
+        for path in (out_dir / folder).glob("*/*.jpg"):
+            if f"{folder}/{path.parent.name}/{path.name}" not in wanted:
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 def run_jobs(
     jobs: Sequence[ImageJob], out_dir: Path, images_dir: Path, *, num_workers: int
 ) -> Iterator[tuple[str, int, str | None]]:
