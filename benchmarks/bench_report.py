@@ -8,7 +8,8 @@ so that every thumbnail is distinct) with seeded classifications over 8
 classes. Prints seconds, detections/s and peak memory of: the first report
 (every thumbnail made), a second report (thumbnails reused), and the CSV and
 XLSX exports, for N/4 and N detections (memory should grow with the results
-file only, not with the images).
+file only, not with the images), and the report's page count and largest page
+(every page is paged, so it stays small however many detections).
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def main() -> None:
             for name, command in steps.items():
                 m = measure([*cli, *map(str, command)], env=env)
                 print(f"{name:<22}{n:>11}{n_images:>8}{m.seconds:>9.1f}{n / m.seconds:>9.0f}{m.peak_rss_mib:>10.0f}")
+            pages = list((out / "report").rglob("*.html"))
+            largest = max(pages, key=lambda p: p.stat().st_size)
+            index_kib = (out / "report" / "index.html").stat().st_size / 1024
+            print(f"  {len(pages)} pages; largest {largest.stat().st_size / 1024:.0f} KiB "
+                  f"({largest.relative_to(out / 'report')}); index {index_kib:.0f} KiB")  # fmt: skip
 
 
 if __name__ == "__main__":

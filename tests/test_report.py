@@ -286,3 +286,23 @@ def test_image_page_draws_every_box_with_its_label(tmp_path: Path) -> None:
     assert '<span id="species-list">cattle 3</span>' in html
     species = (tmp_path / "r/species/002-cattle/page-0001.html").read_text()
     assert f'href="../../{image_page_name("camB/domestic_cattle.jpg")}#d0"' in species
+
+
+def test_many_deployments_index_shows_the_first_and_pages_hold_all(tmp_path: Path) -> None:
+    """1,203 folders: 50 on the index with a link to all, 500 a page on 3 deployment pages."""
+    from megaclassifier.report.html import DEPLOYMENTS_ON_INDEX, LIST_PAGE_SIZE
+
+    box = {"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2]}
+    images = [{"file": f"site{i:04d}/x.jpg", "detections": [box] if i % 3 else []} for i in range(1203)]
+    (tmp_path / "many.json").write_text(json.dumps({"detection_categories": {"1": "animal"}, "images": images}))
+    summary = write_report(tmp_path / "many.json", tmp_path / "r", images_dir=tmp_path, num_workers=1)
+    assert (summary.deployments, summary.blank_images, summary.failed_images) == (1203, 401, 802)  # no such images
+    index = (tmp_path / "r/index.html").read_text()
+    assert len(table_rows(index, "deployments")) == DEPLOYMENTS_ON_INDEX
+    assert "<a href='deployments/page-0001.html'>all 1203</a>" in index
+    pages = [table_rows((tmp_path / f"r/deployments/page-000{n}.html").read_text(), "deployments") for n in (1, 2, 3)]
+    assert [len(rows) for rows in pages] == [LIST_PAGE_SIZE, LIST_PAGE_SIZE, 203]
+    assert pages[2][-1] == ["site1202", "1", "0", "1", "animal 1"]
+    assert pages[0][0] == ["site0000", "1", "1", "0", "blank"]
+    last_page = (tmp_path / "r/deployments/page-0003.html").read_text()
+    assert 'href="../images/page-0003.html#i1202">site1202</a>' in last_page

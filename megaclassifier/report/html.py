@@ -96,7 +96,7 @@ def index_page(species: Sequence[SpeciesStats], links: Sequence[str], facts: dic
     shown = deployments[:DEPLOYMENTS_ON_INDEX]
     more = f" (the first {len(shown)}; <a href='deployments/page-0001.html'>all {len(deployments)}</a>)"
     lines.append(f"<h2>Deployments{more if len(deployments) > len(shown) else ''}</h2>")
-    lines.append(deployments_table(shown, first_images, root=""))
+    lines.append(deployments_table(shown, first_images[: len(shown)], root=""))
     lines += _failures_section(failures)
     return page(facts["title"], "\n".join(lines))
 
