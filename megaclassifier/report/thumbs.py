@@ -8,7 +8,8 @@ downscaled:
   (the same pixels, before ``crop``'s JPEG encoding), at most
   :data:`THUMB_SIZE` pixels on its long side;
 * a preview is the whole image, at most :data:`PREVIEW_SIZE` on its long side
-  (a JPEG may be decoded at a draft reduction that still leaves it larger).
+  (a JPEG may be decoded at a draft reduction that leaves its short side at
+  least 3/4 of that: 1024 x 768 of a 4:3 photo).
 
 Files are named by a hash of what they show and of :data:`THUMB_RECIPE`, and
 kept, so a second report over the same results makes none again, and a
@@ -44,6 +45,9 @@ PREVIEW_SIZE = 1024
 THUMB_RECIPE = 2
 _JPEG_QUALITY = 80
 _WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+#: A preview's JPEG may be decoded at a draft reduction leaving its short side this long: a 4:3
+#: photo's preview is then made from at least 1024 x 768 pixels (only previews; never thumbnails).
+_PREVIEW_MIN_SIDE = PREVIEW_SIZE * 3 // 4
 
 
 def _digest(*parts: object) -> str:
@@ -109,7 +113,7 @@ def make_image_files(job: ImageJob, out_dir: Path, images_dir: Path) -> tuple[st
     root = str(images_dir)
     if job.preview is not None:
         whole = PlannedCrop(-1, _WHOLE_IMAGE, job.preview, out_dir / job.preview)
-        cut = cut_image(job.file, [whole], CutOptions(images_dir=root, min_side=PREVIEW_SIZE),
+        cut = cut_image(job.file, [whole], CutOptions(images_dir=root, min_side=_PREVIEW_MIN_SIDE),
                         functools.partial(_jpeg, size=PREVIEW_SIZE))  # fmt: skip
         if cut.failure is not None:
             return job.file, 0, cut.failure
