@@ -8,7 +8,11 @@ so that every thumbnail is distinct) with seeded classifications over 8
 classes. Prints seconds, detections/s and peak memory of: the first report
 (every thumbnail made), a second report (thumbnails reused), and the CSV and
 XLSX exports, for N/4 and N detections (memory should grow with the results
-file only, not with the images).
+file only, not with the images), and the report's page count and largest page
+(every page is paged, so it stays small however many detections). Where
+Playwright and Chromium are installed (``/usr/bin/chromium``, or
+``MEGACLASSIFIER_CHROMIUM``), also how long Chromium takes to load the index and
+the largest page from disk, images included.
 """
 
 from __future__ import annotations
@@ -65,6 +69,26 @@ def _detection(box: dict, i: int, rng: random.Random) -> dict:
     }
 
 
+def _browser_load_times(*pages: Path) -> None:
+    """Print the milliseconds Chromium takes to load each page (load event, images decoded); skip without it."""
+    chromium = os.environ.get("MEGACLASSIFIER_CHROMIUM", "/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return
+    if not Path(chromium).is_file():
+        return
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        for path in pages:
+            page = browser.new_page()
+            page.goto(path.as_uri(), wait_until="load")
+            ms = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
+            print(f"  Chromium loads {path.parent.name}/{path.name} in {ms:.0f} ms")
+            page.close()
+        browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detections", type=int, default=100_000, help="detections in the large file (N/4 too)")
@@ -91,6 +115,12 @@ def main() -> None:
             for name, command in steps.items():
                 m = measure([*cli, *map(str, command)], env=env)
                 print(f"{name:<22}{n:>11}{n_images:>8}{m.seconds:>9.1f}{n / m.seconds:>9.0f}{m.peak_rss_mib:>10.0f}")
+            pages = list((out / "report").rglob("*.html"))
+            largest = max(pages, key=lambda p: p.stat().st_size)
+            _browser_load_times(out / "report" / "index.html", largest)
+            index_kib = (out / "report" / "index.html").stat().st_size / 1024
+            print(f"  {len(pages)} pages; largest {largest.stat().st_size / 1024:.0f} KiB "
+                  f"({largest.relative_to(out / 'report')}); index {index_kib:.0f} KiB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ UNKNOWN_DETECTOR = "unknown"
 #: merge's default classification threshold (reference).
 DEFAULT_MERGE_THRESHOLD = 0.1
 
+#: ``info.classifier_metadata.typical_classification_threshold`` when none is given: the value
+#: MegaDetector's classification scripts pass (``prepare_classification_script.py``), which
+#: Timelapse takes as its default classification threshold.
+DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD = 0.75
+
 #: ``report`` and ``export`` leave out detections below this confidence (``crop`` keeps the reference's 0).
 DEFAULT_REVIEW_THRESHOLD = 0.15
 

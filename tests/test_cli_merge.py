@@ -91,7 +91,8 @@ def test_merge_writes_spec_fragment_and_summary(files: dict[str, Path]) -> None:
     assert "classifications" not in out["images"][0]["detections"][1]
     assert out["classification_categories"] == {"0": "cervid", "1": "cow", "2": "other"}
     assert out["info"]["classifier"] == "my_classifier"
-    assert "classifier_metadata" not in out["info"]
+    # no --typical-confidence-threshold: MegaDetector's typical 0.75, Timelapse's default threshold
+    assert out["info"]["classifier_metadata"] == {"typical_classification_threshold": 0.75}
 
 
 def test_short_flags_threshold_and_typical(files: dict[str, Path]) -> None:

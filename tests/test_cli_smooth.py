@@ -307,3 +307,27 @@ def test_streamed_file_keeps_key_order_and_unknown_fields(tmp_path: Path) -> Non
     assert error_of(["smooth", empty, tmp_path / "out2.json"]) == (
         f'Error: {empty}: no detection has "classifications": these results are not classified (run merge or run first)'
     )
+
+
+@pytest.mark.testdata
+def test_smooth_sequences_from_exif_of_the_full_size_photos(cameratrap: Path, tmp_path: Path) -> None:
+    """The real photos' EXIF times: the three elephant photos taken at 08:43:15 are one sequence (the greyscale
+    copy has no EXIF time and stays alone); its 'other' boxes follow the sequence's coyote, as above."""
+    data = results([
+        image("african_elephants.jpg", det(("coyote", 0.9)), det(("coyote", 0.8))),
+        image("african_elephants_truncated_file.jpg", det(("other", 0.7))),
+        image("african_elephants_with_exif_orientation.jpg", det(("other", 0.7))),
+        image("african_elephants_bw.jpg", det(("other", 0.7))),
+        image("ocelot.jpg", det(("other", 0.7))),
+    ])  # fmt: skip
+    source = write(tmp_path / "in.json", data)
+    result = invoke(["smooth", source, tmp_path / "out.json", "--level", "sequence", "--images-dir",
+                     cameratrap / "images"])  # fmt: skip
+    out = read(tmp_path / "out.json")
+    assert [im["detections"][-1]["classifications"] for im in out["images"]] == [
+        [[ID["coyote"], 0.8]], [[ID["coyote"], 0.7]], [[ID["coyote"], 0.7]], [[ID["other"], 0.7]], [[ID["other"], 0.7]]
+    ]  # fmt: skip
+    record = out["info"]["classification_postprocessing"][0]
+    assert record["sequences"] == {"source": "exif", "count": 3, "images_without_time": 1,
+                                   "images_not_in_sequences": 0, "sequence_images_missing_from_results": 0}  # fmt: skip
+    assert result.output.endswith("3 sequences, 1 images without a time stayed alone\n")

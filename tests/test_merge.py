@@ -170,7 +170,9 @@ def test_merge_output_exact_and_untouched_bytes(tmp_path: Path) -> None:
     assert before <= datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S") <= after
 
     expected = copy.deepcopy(data)
-    expected["info"].update(classifier="my_classifier", classification_completion_time=stamp)
+    # no --typical-confidence-threshold: the documented default still goes in (Timelapse reads it)
+    expected["info"].update(classifier="my_classifier", classification_completion_time=stamp,
+                            classifier_metadata={"typical_classification_threshold": 0.75})  # fmt: skip
     expected["images"][0]["detections"][0]["classifications"] = [["0", 0.5], ["1", 0.25], ["2", 0.25]]
     expected["classification_categories"] = {"0": "cervid", "1": "cow", "2": "other"}
     # indent 1, ASCII escapes, key order kept, ints stay ints, floats by repr
@@ -191,7 +193,7 @@ def test_typical_threshold_and_existing_info_kept(tmp_path: Path) -> None:
         data,
         ["path", *NAMES],
         [[key("a.jpg", 0), 0.1, 0.2, 0.7]],
-        typical_classification_threshold=0.75,
+        typical_classification_threshold=0.6,  # not the default 0.75
         threshold=0.05,
     )
     info = out["info"]
@@ -204,7 +206,7 @@ def test_typical_threshold_and_existing_info_kept(tmp_path: Path) -> None:
         "classification_completion_time",
         "classifier_metadata",
     ]
-    assert info["classifier_metadata"] == {"typical_classification_threshold": 0.75}
+    assert info["classifier_metadata"] == {"typical_classification_threshold": 0.6}
     assert out["images"][0]["detections"][0]["classifications"] == [["2", 0.7], ["1", 0.2], ["0", 0.1]]
 
 
@@ -431,7 +433,8 @@ def test_file_without_info(tmp_path: Path) -> None:
     data = md_file([{"file": "a.jpg", "detections": [det()]}], info=False)
     _, out, _ = run_merge(tmp_path, data, ["path", *NAMES], [[key("a.jpg", 0), 0.5, 0.25, 0.25]])
     assert list(out) == ["info", "detection_categories", "images", "classification_categories"]
-    assert list(out["info"]) == ["format_version", "classifier", "classification_completion_time"]
+    assert list(out["info"]) == ["format_version", "classifier", "classification_completion_time",
+                                 "classifier_metadata"]  # fmt: skip
     assert out["info"]["format_version"] == "1.3"
 
 

@@ -205,3 +205,104 @@ def test_report_and_export_never_import_torch_or_pandas_for_help(tmp_path: Path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "[]"
     assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_a_new_thumbnail_recipe_redoes_the_cache(classified: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Thumbnails made by an older recipe (version 1 cut boxes from a shrunk image) are not reused."""
+    from megaclassifier.report import thumbs
+
+    monkeypatch.setattr(thumbs, "THUMB_RECIPE", 1)
+    old = write_report(classified, tmp_path / "r", images_dir=IMAGES, num_workers=1)
+    row = DetectionRow("ocelot.jpg", 0, "animal", 0.9, (0.1, 0.2, 0.3, 0.4))
+    old_name = thumb_name(row)
+    monkeypatch.setattr(thumbs, "THUMB_RECIPE", 2)
+    assert thumb_name(row) != old_name
+    again = write_report(classified, tmp_path / "r", images_dir=IMAGES, num_workers=1)
+    assert (old.thumbnails_made, again.thumbnails_made, again.thumbnails_cached) == (19, 19, 0)
+    assert again.stale_files_removed == 19 + 7  # recipe 1's thumbnails and previews are gone
+    assert len(list((tmp_path / "r/thumbs").rglob("*.jpg"))) == 19
+
+
+def two_folder_results(tmp_path: Path) -> tuple[Path, Path]:
+    """The classified demo with its images in two folders: camA (elephants, blank) and camB (the rest)."""
+    data = json.loads(write_classified_demo(tmp_path / "c.json").read_text())
+    images = tmp_path / "images"
+    for image in data["images"]:
+        folder = "camA" if image["file"].startswith(("african_elephants", "blank")) else "camB"
+        (images / folder).mkdir(parents=True, exist_ok=True)
+        (images / folder / image["file"]).symlink_to(IMAGES / image["file"])
+        image["file"] = f"{folder}/{image['file']}"
+    (tmp_path / "two.json").write_text(json.dumps(data))
+    return tmp_path / "two.json", images
+
+
+def table_rows(html: str, table: str) -> list[list[str]]:
+    """The text of each body row's cells of ``<table id|class=table>``."""
+    body = re.search(rf"<table (?:id|class)='{table}'>.*?<tbody>(.*?)</tbody>", html, re.S)
+    assert body is not None, table
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)
+    return [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
+
+
+def test_deployments_blanks_and_species_per_image(tmp_path: Path) -> None:
+    results, images = two_folder_results(tmp_path)
+    summary = write_report(results, tmp_path / "r", images_dir=images, num_workers=1)
+    assert (summary.deployments, summary.blank_images, summary.image_pages) == (2, 1, 7)
+    expected = [
+        ["camA", "3", "1", "12", "elephant 12"],
+        ["camB", "5", "0", "7", "cattle 3, bear 1, dog 1, ocelot 1, person 1"],
+    ]
+    index = (tmp_path / "r/index.html").read_text()
+    assert table_rows(index, "deployments") == expected
+    assert "blank images (no detection at the threshold): <b>1</b>" in index
+    assert table_rows((tmp_path / "r/deployments/page-0001.html").read_text(), "deployments") == expected
+    assert table_rows((tmp_path / "r/images/page-0001.html").read_text(), "images") == [
+        ["camA/african_elephants.jpg", "camA", "6", "elephant 6"],
+        ["camA/african_elephants_with_exif_orientation.jpg", "camA", "6", "elephant 6"],
+        ["camA/blank.jpg", "camA", "0", "blank"],
+        ["camB/american_black_bear.jpg", "camB", "1", "bear 1"],
+        ["camB/domestic_cattle.jpg", "camB", "3", "cattle 3"],
+        ["camB/domestic_dog.jpg", "camB", "1", "dog 1"],
+        ["camB/human.jpg", "camB", "1", "person 1"],
+        ["camB/ocelot.jpg", "camB", "1", "ocelot 1"],
+    ]
+    assert 'href="images/page-0001.html#i3">camB</a>' in index  # camB's first image is row 3
+
+
+def test_image_page_draws_every_box_with_its_label(tmp_path: Path) -> None:
+    from megaclassifier.report.html import image_page_name
+
+    results, images = two_folder_results(tmp_path)
+    write_report(results, tmp_path / "r", images_dir=images, num_workers=1)
+    html = (tmp_path / "r" / image_page_name("camB/domestic_cattle.jpg")).read_text()
+    boxes = re.findall(r'<div class="box[^"]*" id="(d\d+)" style="([^"]+)" data-label="([^"]+)">', html)
+    data = json.loads(results.read_text())
+    cattle = next(im for im in data["images"] if im["file"] == "camB/domestic_cattle.jpg")
+    assert [(box_id, label) for box_id, _, label in boxes] == [
+        ("d0", "cattle 0.70 #0"), ("d1", "cattle 0.60 #1"), ("d2", "cattle 0.30 #2"),
+    ]  # fmt: skip
+    x, y, w, h = cattle["detections"][0]["bbox"]
+    assert boxes[0][1] == f"left:{100 * x:.3f}%;top:{100 * y:.3f}%;width:{100 * w:.3f}%;height:{100 * h:.3f}%"
+    assert '<span id="species-list">cattle 3</span>' in html
+    species = (tmp_path / "r/species/002-cattle/page-0001.html").read_text()
+    assert f'href="../../{image_page_name("camB/domestic_cattle.jpg")}#d0"' in species
+
+
+def test_many_deployments_index_shows_the_first_and_pages_hold_all(tmp_path: Path) -> None:
+    """1,203 folders: 50 on the index with a link to all, 500 a page on 3 deployment pages."""
+    from megaclassifier.report.html import DEPLOYMENTS_ON_INDEX, LIST_PAGE_SIZE
+
+    box = {"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2]}
+    images = [{"file": f"site{i:04d}/x.jpg", "detections": [box] if i % 3 else []} for i in range(1203)]
+    (tmp_path / "many.json").write_text(json.dumps({"detection_categories": {"1": "animal"}, "images": images}))
+    summary = write_report(tmp_path / "many.json", tmp_path / "r", images_dir=tmp_path, num_workers=1)
+    assert (summary.deployments, summary.blank_images, summary.failed_images) == (1203, 401, 802)  # no such images
+    index = (tmp_path / "r/index.html").read_text()
+    assert len(table_rows(index, "deployments")) == DEPLOYMENTS_ON_INDEX
+    assert "<a href='deployments/page-0001.html'>all 1203</a>" in index
+    pages = [table_rows((tmp_path / f"r/deployments/page-000{n}.html").read_text(), "deployments") for n in (1, 2, 3)]
+    assert [len(rows) for rows in pages] == [LIST_PAGE_SIZE, LIST_PAGE_SIZE, 203]
+    assert pages[2][-1] == ["site1202", "1", "0", "1", "animal 1"]
+    assert pages[0][0] == ["site0000", "1", "1", "0", "blank"]
+    last_page = (tmp_path / "r/deployments/page-0003.html").read_text()
+    assert 'href="../images/page-0003.html#i1202">site1202</a>' in last_page

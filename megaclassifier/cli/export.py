@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 import click
 
 from megaclassifier.cli._common import summary
-from megaclassifier.cli.options import images_dir_option, review_threshold_option
+from megaclassifier.cli.options import images_dir_option, review_threshold_option, taxonomy_option
 
 if TYPE_CHECKING:
     from megaclassifier.export import ExportSummary
 
-_CAMTRAP_ONLY = ("deployments", "contributor", "project_title", "utc_offset")
+_CAMTRAP_ONLY = ("deployments", "contributor", "project_title", "utc_offset", "taxonomy")
 
 
 def _offset(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -39,7 +39,7 @@ def _offset(ctx: click.Context, param: click.Parameter, value: str | None) -> st
 @click.option(
     "--deployments",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="camtrap-dp: CSV folder,latitude,longitude[,locationName,...], one row per image folder.",
+    help="camtrap-dp: CSV folder,latitude,longitude[,locationName,utc_offset,...], one row per image folder.",
 )
 @click.option(
     "--contributor", multiple=True, help="camtrap-dp: a contributor's name (repeat; the first is the contact)."
@@ -48,8 +48,10 @@ def _offset(ctx: click.Context, param: click.Parameter, value: str | None) -> st
 @click.option(
     "--utc-offset",
     callback=_offset,
-    help="camtrap-dp: UTC offset of the cameras' clocks (+hh:mm) for EXIF times without one.",
+    help="camtrap-dp: UTC offset of the cameras' clocks (+hh:mm) for EXIF times without one, in folders "
+    "without a utc_offset in --deployments.",
 )
+@taxonomy_option
 def export(results_json: Path, out: Path, format_: str, images_dir: Path | None, threshold: float,
            **camtrap: object) -> None:  # fmt: skip
     """Export a results file as CSV or XLSX tables, or as a Camtrap DP 1.0 package.
@@ -59,7 +61,8 @@ def export(results_json: Path, out: Path, format_: str, images_dir: Path | None,
     and one row per image and species. camtrap-dp: datapackage.json,
     deployments.csv (one per image folder), media.csv and observations.csv;
     it needs --images-dir, --deployments and --contributor, and images without
-    an EXIF capture time are left out (and counted).
+    an EXIF capture time are left out (and counted). scientificName comes from
+    the file's classification_category_descriptions, else --taxonomy.
 
     \b
     Examples:
@@ -78,7 +81,8 @@ def export(results_json: Path, out: Path, format_: str, images_dir: Path | None,
         if images_dir is None:
             raise click.UsageError("--format camtrap-dp needs --images-dir: media need EXIF capture times")
         title = camtrap["project_title"] or results_json.stem
-        options = CamtrapOptions(camtrap["deployments"], camtrap["contributor"], title, camtrap["utc_offset"])  # type: ignore[arg-type]
+        options = CamtrapOptions(camtrap["deployments"], camtrap["contributor"], title,  # type: ignore[arg-type]
+                                 camtrap["utc_offset"], camtrap["taxonomy"])  # type: ignore[arg-type]  # fmt: skip
     else:
         given = [f"--{name.replace('_', '-')}" for name in _CAMTRAP_ONLY if camtrap[name]]
         if given:
@@ -97,4 +101,6 @@ def _report(r: ExportSummary, format_: str, images_dir: Path | None) -> None:
         )
         return
     times = f"{r.images_with_time} with EXIF time" if images_dir else "no capture times: no --images-dir"
-    summary(f"Wrote {r.detections} detections of {r.images} images ({times}) to {written}")
+    cleaned = [f"{n} {what}" for n, what in ((r.formulas_neutralised, "formula-looking values quoted"),
+                                             (r.characters_replaced, "illegal characters replaced")) if n]  # fmt: skip
+    summary(f"Wrote {r.detections} detections of {r.images} images ({', '.join([times, *cleaned])}) to {written}")

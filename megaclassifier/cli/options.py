@@ -26,6 +26,7 @@ from megaclassifier.constants import (
     DEFAULT_MERGE_THRESHOLD,
     DEFAULT_REVIEW_THRESHOLD,
     DEFAULT_TIMEOUT,
+    DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD,
     DEVICE_HELP,
     EFFICIENTNET_NATIVE_SIZE,
     PRECISIONS,
@@ -228,8 +229,8 @@ def taxonomy_option(command: F) -> F:
         "--taxonomy",
         type=INPUT_FILE,
         help="Class name -> taxonomy CSV (name,kingdom,phylum,class,order,family,genus,species,common, or the "
-        "reference taxonomy CSV): merge writes classification_category_descriptions from it; smooth, restrict "
-        "and rollup use it when the results file has none.",
+        "reference taxonomy CSV): merge writes classification_category_descriptions from it; smooth, restrict, "
+        "rollup and export --format camtrap-dp use it when the results file has none.",
     )(command)
 
 
@@ -397,7 +398,8 @@ def merge_info_options(*, name_required: bool, threshold_flags: tuple[str, ...])
                     "--typical-classification-threshold",
                     "typical_classification_threshold",
                     type=click.FloatRange(0, 1),
-                    help="Stored as info.classifier_metadata.typical_classification_threshold.",
+                    help="Stored as info.classifier_metadata.typical_classification_threshold "
+                    f"(Timelapse's default threshold).  [default: {DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD}]",
                 ),
                 click.option(
                     "--max-classifications",

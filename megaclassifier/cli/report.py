@@ -43,10 +43,13 @@ def report(ctx: click.Context, **options: object) -> None:
 
     OUT_DIR/index.html lists the species (top classes; detection categories
     for a file without classifications) with counts, mean and median
-    confidence and a histogram; each species has pages of thumbnails, the
-    ones to review first, each linking to its image with the box drawn.
-    Thumbnails are kept in OUT_DIR, so a second run is quick. Images that
-    cannot be read are listed and counted; the report goes on.
+    confidence and a histogram, and the deployments (image folders) with
+    their images, blank images and species counts; each species has pages of
+    thumbnails, the ones to review first, each linking to its image with
+    every box drawn and labelled; an image list gives each image's species.
+    Thumbnails are cut from the full-size images as crop --square-crops cuts
+    them, and kept in OUT_DIR, so a second run is quick. Images that cannot
+    be read are listed and counted; the report goes on.
 
     \b
     Example:
@@ -56,7 +59,8 @@ def report(ctx: click.Context, **options: object) -> None:
 
     result = write_report(**options, progress=show_progress(ctx))  # type: ignore[arg-type]
     summary(
-        f"Report of {result.detections} detections, {result.species} species on {result.pages} pages "
+        f"Report of {result.detections} detections, {result.species} species on {result.pages} pages, "
+        f"{result.deployments} deployments, {result.blank_images} blank images "
         f"({result.thumbnails_made} thumbnails made, {result.thumbnails_cached} reused, "
         f"{result.failed_images} images failed): {result.index}"
     )

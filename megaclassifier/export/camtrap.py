@@ -3,24 +3,35 @@
 * one deployment per image folder (``.`` for images at the root); its
   coordinates come from a deployments CSV the user writes, one row per folder::
 
-      folder,latitude,longitude,locationName
-      cam1,51.496,4.774,north gate
+      folder,latitude,longitude,locationName,utc_offset
+      cam1,51.496,4.774,north gate,+01:00
+      kenya/c3,-0.391,36.962,river,+03:00
 
   (other optional columns: the Camtrap DP deployment fields in
-  :data:`DEPLOYMENT_EXTRA`); start and end are its first and last capture time;
+  :data:`DEPLOYMENT_EXTRA`, and ``utc_offset``, the UTC offset of that
+  folder's camera clock); start and end are its first and last capture time;
 * one media row per image with an EXIF capture time (``mediaID``: a hash of
   ``file``); images without one cannot be media of Camtrap DP (``timestamp`` is
   required) and are left out, and counted;
 * one observation per detection at the threshold (``observationLevel``
   ``media``, ``count`` 1, the box): ``observationType`` from the detection
-  category (``animal``, ``person`` -> ``human``, ``vehicle``), ``scientificName``
-  the classifier's top class, ``classificationMethod`` ``machine``,
-  ``classifiedBy`` the classifier (the detector for unclassified boxes),
+  category (``animal``, ``person`` -> ``human``, ``vehicle``); for a classified
+  box, ``scientificName`` is its top class's scientific name and the type that
+  of the class (:mod:`megaclassifier.export.taxa`: a class without a taxon,
+  such as ``other``, is ``unknown``, with its name in ``observationComments``),
+  ``classificationMethod`` ``machine``, ``classifiedBy`` the classifier
+  (``info.classifier``; the detector for unclassified boxes),
   ``classificationProbability`` its score; an image without detections gets
-  one ``blank`` observation.
+  one ``blank`` observation. Without a taxonomy (no
+  ``classification_category_descriptions`` in the file, no ``--taxonomy``) no
+  class name is taken for a scientific name: the class goes to
+  ``observationComments`` and the type stays the detector's.
+* ``taxonomic`` lists each scientific name with its ``taxonRank``, higher
+  taxa and English common name.
 
 EXIF times carry no time zone unless the camera wrote ``OffsetTimeOriginal``;
-the others get the offset the user gives. The package names the standard's
+the others get their folder's ``utc_offset`` from the deployments CSV, else the
+offset the user gives (``--utc-offset``). The package names the standard's
 profile and table schemas by their 1.0.2 URLs.
 """
 
@@ -43,9 +54,11 @@ from typing import Any
 from megaclassifier import __version__
 from megaclassifier.crop.exif import CaptureTime
 from megaclassifier.errors import InputFileError, MegaClassifierError
+from megaclassifier.export.taxa import class_taxa, observation_type, scientific_name
 from megaclassifier.formats.atomic import write_json_atomic
 from megaclassifier.formats.naming import safe_relative_path
 from megaclassifier.formats.results_table import DetectionRow, ResultsTable, folder_key, image_folder
+from megaclassifier.labels.descriptions import Taxon
 
 CAMTRAP_DP_VERSION = "1.0.2"
 SCHEMA_BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}/"
@@ -74,7 +87,9 @@ OBSERVATION_COLUMNS = [
 DEPLOYMENT_EXTRA = frozenset(DEPLOYMENT_COLUMNS) - {"deploymentID", "latitude", "longitude", "deploymentStart",
                                                     "deploymentEnd"}  # fmt: skip
 _OBSERVATION_TYPE = {"animal": "animal", "person": "human", "human": "human", "vehicle": "vehicle"}
-_OFFSET_RE = re.compile(r"^(Z|[+-]\d{2}:\d{2})$")
+#: The deployments CSV's column of a folder's camera clock offset (not a Camtrap DP field; not copied).
+UTC_OFFSET_COLUMN = "utc_offset"
+_OFFSET_RE = re.compile(r"^(Z|[+-](0\d|1[0-4]):[0-5]\d)$")
 
 
 @dataclass
@@ -85,13 +100,17 @@ class CamtrapOptions:
         deployments_csv: ``folder,latitude,longitude[,...]``, one row per image folder.
         contributors: names; the first is the contact.
         project_title: ``project.title`` and the package title.
-        utc_offset: ``+hh:mm`` of the cameras' clocks, for EXIF times without an offset.
+        utc_offset: ``+hh:mm`` of the cameras' clocks, for EXIF times without an offset
+            in folders without a ``utc_offset`` in the deployments CSV.
+        taxonomy: class name -> taxonomy CSV, for a results file without
+            ``classification_category_descriptions``.
     """
 
     deployments_csv: Path
     contributors: Sequence[str]
     project_title: str
     utc_offset: str | None = None
+    taxonomy: Path | None = None
 
 
 @dataclass
@@ -110,7 +129,7 @@ def media_id(file: str) -> str:
 
 
 def read_deployments_csv(path: Path) -> dict[str, dict[str, str]]:
-    """``folder`` -> that folder's row (``latitude``, ``longitude`` and optional deployment fields).
+    """``folder`` -> that folder's row (``latitude``, ``longitude``, optional deployment fields, ``utc_offset``).
 
     Raises:
         InputFileError: missing, without the required columns, with an unknown
@@ -126,7 +145,7 @@ def read_deployments_csv(path: Path) -> dict[str, dict[str, str]]:
     missing = {"folder", "latitude", "longitude"} - columns
     if missing:
         raise InputFileError(path, f"no column {', '.join(sorted(missing))}; expected folder,latitude,longitude")
-    unknown = columns - {"folder", "latitude", "longitude"} - DEPLOYMENT_EXTRA
+    unknown = columns - {"folder", "latitude", "longitude", UTC_OFFSET_COLUMN} - DEPLOYMENT_EXTRA
     if unknown:
         raise InputFileError(path, f"unknown column {', '.join(sorted(unknown))} (not a Camtrap DP deployment field)")
     out: dict[str, dict[str, str]] = {}
@@ -136,6 +155,11 @@ def read_deployments_csv(path: Path) -> dict[str, dict[str, str]]:
             raise InputFileError(path, f"line {line}: folder {folder!r} appears twice")
         _check_coordinate(path, line, row["latitude"], 90)
         _check_coordinate(path, line, row["longitude"], 180)
+        offset = (row.get(UTC_OFFSET_COLUMN) or "").strip()
+        if offset and not _OFFSET_RE.match(offset):
+            raise InputFileError(
+                path, f"line {line}: utc_offset {offset!r} is not a UTC offset like +02:00, -05:00 or Z"
+            )
         out[folder] = {k: v for k, v in row.items() if k != "folder" and v}
     return out
 
@@ -150,24 +174,30 @@ def _check_coordinate(path: Path, line: int, value: str | None, limit: float) ->
 
 
 def media_timestamps(
-    table: ResultsTable, times: Mapping[str, CaptureTime | None], utc_offset: str | None
+    table: ResultsTable,
+    times: Mapping[str, CaptureTime | None],
+    utc_offset: str | None,
+    folder_offsets: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, datetime], list[str]]:
     """Aware capture times of the images that have one, and the images that have none.
 
+    An EXIF time without its own offset gets its folder's (``folder_offsets``), else ``utc_offset``.
+
     Raises:
-        MegaClassifierError: an image's time has no offset and ``utc_offset`` is not given.
+        MegaClassifierError: an image's time has no offset from any of them.
     """
     stamps, without = {}, []
+    folder_offsets = folder_offsets or {}
     for file in table.images:
         time = times.get(file)
         if time is None:
             without.append(file)
             continue
-        offset = time.offset or utc_offset
+        offset = time.offset or folder_offsets.get(image_folder(file)) or utc_offset
         if offset is None:
             raise MegaClassifierError(
                 f"{file}: its EXIF time {time.local} has no UTC offset and Camtrap DP needs one; "
-                "give --utc-offset (the cameras' clock, e.g. +02:00)"
+                "give --utc-offset (the cameras' clock, e.g. +02:00) or a utc_offset column in --deployments"
             )
         stamps[file] = datetime.fromisoformat(time.local + offset.replace("Z", "+00:00"))
     return stamps, without
@@ -185,7 +215,10 @@ def write_camtrap_dp(
     """
     _check_out(out)
     deployments = read_deployments_csv(options.deployments_csv)
-    stamps, without = media_timestamps(table, times, options.utc_offset)
+    offsets = {folder: row[UTC_OFFSET_COLUMN] for folder, row in deployments.items() if row.get(UTC_OFFSET_COLUMN)}
+    stamps, without = media_timestamps(table, times, options.utc_offset, offsets)
+    taxa = class_taxa(sorted({r.top_class for r in table.rows if r.top_class is not None}), table.descriptions,
+                      options.taxonomy)  # fmt: skip
     if not stamps:
         raise MegaClassifierError(
             f"{table.path}: no image has an EXIF capture time, which every Camtrap DP media row needs "
@@ -199,10 +232,10 @@ def write_camtrap_dp(
     tables = {
         "deployments": list(_deployment_rows(folders, deployments, stamps)),
         "media": [_media_row(file, stamp) for file, stamp in stamps.items()],
-        "observations": list(_observation_rows(table, stamps)),
+        "observations": list(_observation_rows(table, stamps, taxa)),
     }
     counts.deployments, counts.media, counts.observations = (len(tables[name]) for name in TABLES)
-    descriptor = _descriptor(table, tables, stamps, options)
+    descriptor = _descriptor(table, tables, stamps, options, taxa)
     _write_folder(out, tables, descriptor)
     return counts
 
@@ -220,7 +253,7 @@ def _deployment_rows(
         by_folder.setdefault(image_folder(file), []).append(stamp)
     for folder in folders:
         times = by_folder[folder]
-        row = {"deploymentID": folder, **deployments[folder]}
+        row = {"deploymentID": folder, **{k: v for k, v in deployments[folder].items() if k != UTC_OFFSET_COLUMN}}
         row["deploymentStart"], row["deploymentEnd"] = min(times).isoformat(), max(times).isoformat()
         yield row
 
@@ -239,12 +272,14 @@ def _media_row(file: str, stamp: datetime) -> dict[str, Any]:
     }
 
 
-def _observation_rows(table: ResultsTable, stamps: dict[str, datetime]) -> Iterator[dict[str, Any]]:
+def _observation_rows(
+    table: ResultsTable, stamps: dict[str, datetime], taxa: dict[str, Taxon] | None
+) -> Iterator[dict[str, Any]]:
     seen = set()
     for row in table.rows:
         if row.file in stamps:
             seen.add(row.file)
-            yield _observation(row, stamps[row.file], table)
+            yield _observation(row, stamps[row.file], table, taxa)
     for file, stamp in stamps.items():
         if file not in seen:
             yield {**_observation_base(file, stamp, f"{media_id(file)}_blank"), "observationType": "blank"}
@@ -261,19 +296,31 @@ def _observation_base(file: str, stamp: datetime, observation_id: str) -> dict[s
     }
 
 
-def _observation(row: DetectionRow, stamp: datetime, table: ResultsTable) -> dict[str, Any]:
+def _observation(
+    row: DetectionRow, stamp: datetime, table: ResultsTable, taxa: dict[str, Taxon] | None
+) -> dict[str, Any]:
     out = _observation_base(row.file, stamp, f"{media_id(row.file)}_{row.index}")
     out["observationType"] = _OBSERVATION_TYPE.get(row.category, "unknown")
     out["count"] = 1
     out.update(_bbox_fields(row.bbox))
     out["classificationMethod"] = "machine"
     if row.top_class is not None:
-        out["scientificName"] = row.top_class
+        out.update(_classified(row.top_class, None if taxa is None else taxa[row.top_class]))
         out["classifiedBy"] = table.classifier or "megaclassifier"
     else:
         out["classifiedBy"] = table.detector or "MegaDetector"
     out["classificationProbability"] = round(row.score, 6)
     return out
+
+
+def _classified(name: str, taxon: Taxon | None) -> dict[str, str]:
+    """``scientificName`` and ``observationType`` of a class (the class in the comments when no taxon)."""
+    if taxon is None:
+        return {"observationComments": f"classifier class: {name} (no taxonomy: give --taxonomy)"}
+    scientific = scientific_name(taxon)
+    if scientific is None:
+        return {"observationType": observation_type(taxon), "observationComments": f"classifier class: {name}"}
+    return {"observationType": observation_type(taxon), "scientificName": scientific.name}
 
 
 def _bbox_fields(bbox: tuple[float, float, float, float]) -> dict[str, float]:
@@ -286,9 +333,14 @@ def _bbox_fields(bbox: tuple[float, float, float, float]) -> dict[str, float]:
 
 
 def _descriptor(
-    table: ResultsTable, tables: dict[str, list[dict[str, Any]]], stamps: dict[str, datetime], options: CamtrapOptions
+    table: ResultsTable,
+    tables: dict[str, list[dict[str, Any]]],
+    stamps: dict[str, datetime],
+    options: CamtrapOptions,
+    taxa: dict[str, Taxon] | None,
 ) -> dict[str, Any]:
-    names = sorted({r["scientificName"] for r in tables["observations"] if r.get("scientificName")})
+    used = {r["scientificName"] for r in tables["observations"] if r.get("scientificName")}
+    names = {s.name: s for s in map(scientific_name, (taxa or {}).values()) if s is not None and s.name in used}
     return {
         "resources": [_resource(name) for name in TABLES],
         "profile": PROFILE_URL,
@@ -312,7 +364,7 @@ def _descriptor(
         },
         "spatial": _spatial(tables["deployments"]),
         "temporal": {"start": min(stamps.values()).date().isoformat(), "end": max(stamps.values()).date().isoformat()},
-        "taxonomic": [{"scientificName": name} for name in names],
+        "taxonomic": [names[name].taxonomic() for name in sorted(names)],
     }
 
 

@@ -39,6 +39,8 @@ class ExportSummary:
     observations: int = 0
     deployments: int = 0
     images_left_out: list[str] = field(default_factory=list)
+    formulas_neutralised: int = 0
+    characters_replaced: int = 0
 
 
 def export_results(
@@ -88,5 +90,7 @@ def export_results(
     from megaclassifier.export.tables import detections_frame, images_frame, write_csv, write_xlsx
 
     writer = write_csv if format == "csv" else write_xlsx
-    summary.written = writer(out, detections_frame(table, times), images_frame(table, times))
+    tables = writer(out, detections_frame(table, times), images_frame(table, times))
+    summary.written = tables.paths
+    summary.formulas_neutralised, summary.characters_replaced = tables.formulas_neutralised, tables.characters_replaced
     return summary

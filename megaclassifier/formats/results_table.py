@@ -82,6 +82,7 @@ class ResultsTable:
         classifier: ``info.classifier`` (None for a plain MegaDetector file).
         detector: ``info.detector``, or None.
         classified: whether the file has ``classification_categories``.
+        descriptions: class name -> its ``classification_category_descriptions`` string, when the file has them.
     """
 
     path: Path
@@ -91,6 +92,7 @@ class ResultsTable:
     classifier: str | None = None
     detector: str | None = None
     classified: bool = False
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 def image_folder(file: str) -> str:
@@ -126,6 +128,9 @@ def read_results_table(path: str | Path, *, threshold: float = DEFAULT_DETECTION
         classified=isinstance(classes, dict),
     )
     names = {str(k): str(v) for k, v in classes.items()} if isinstance(classes, dict) else {}
+    descriptions = results.data.get("classification_category_descriptions")
+    if isinstance(descriptions, dict):
+        table.descriptions = {names[str(k)]: str(v) for k, v in descriptions.items() if str(k) in names}
     for image in results.images:
         detections = image.get("detections")
         if image.get("failure") or not isinstance(detections, list):

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD
+from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD, DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD
 from megaclassifier.errors import InputFileError, MegaClassifierError
 from megaclassifier.formats.atomic import check_writable
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
@@ -297,7 +297,8 @@ def set_classifier_info(
     """Set ``info`` and ``classification_categories`` after a merge; settle ``format_version``.
 
     ``info`` gets ``classifier``, ``classification_completion_time`` (now,
-    local time) and, when given, ``classifier_metadata``; other keys are kept.
+    local time) and ``classifier_metadata.typical_classification_threshold`` (given, else
+    :data:`~megaclassifier.constants.DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD`); other keys are kept.
     ``classification_categories`` is replaced in place or added at the end.
     A format version below 1.3, or none, becomes ``"1.3"`` and integral
     ``conf`` values become floats; a numeric version becomes a string.
@@ -325,8 +326,9 @@ def set_classifier_info(
 
     info["classifier"] = classifier_name
     info["classification_completion_time"] = (completion_time or datetime.now()).strftime(TIME_FORMAT)
-    if typical_classification_threshold is not None:
-        info["classifier_metadata"] = {"typical_classification_threshold": typical_classification_threshold}
+    if typical_classification_threshold is None:  # Timelapse's default threshold comes from here
+        typical_classification_threshold = DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD
+    info["classifier_metadata"] = {"typical_classification_threshold": typical_classification_threshold}
     data["classification_categories"] = dict(classification_categories)
     if data.pop("classification_category_descriptions", None) is not None:
         logger.warning("removed classification_category_descriptions, which described the earlier categories")

@@ -4,9 +4,11 @@ Reads the output of ``merge`` or ``run``, or a plain MegaDetector file (then
 the species are the detection categories). Writes::
 
     OUT_DIR/index.html            species table: detections, images, mean and median confidence,
-                                  flagged for review, confidence histogram
+                                  flagged for review, confidence histogram; deployments; failed images
     OUT_DIR/species/NNN-name/page-0001.html ...   PAGE_SIZE thumbnails a page
-    OUT_DIR/view.html             an image with its box drawn (thumbnails link here)
+    OUT_DIR/deployments/page-0001.html ...        per folder: images, blank images, species counts
+    OUT_DIR/images/page-0001.html ...             per image: its species list
+    OUT_DIR/images/3f/3fa2c1d09e8b7a65.html       an image with every box drawn (thumbnails link here)
     OUT_DIR/thumbs/, previews/    JPEGs, kept for the next run
     OUT_DIR/report_log.json       {"images_failed": {"cam1/broken.jpg": "... not an image file"}, ...}
 
@@ -24,9 +26,26 @@ from pathlib import Path
 
 from megaclassifier.formats.atomic import atomic_output, write_json_atomic
 from megaclassifier.formats.results_table import DEFAULT_DETECTION_THRESHOLD, ResultsTable, read_results_table
-from megaclassifier.report.html import PAGE_SIZE, VIEW_HTML, index_page, page_name, species_page
-from megaclassifier.report.stats import SpeciesStats, species_stats
-from megaclassifier.report.thumbs import plan_jobs, run_jobs
+from megaclassifier.report.html import (
+    LIST_PAGE_SIZE,
+    PAGE_SIZE,
+    deployments_page,
+    image_page,
+    image_page_name,
+    images_page,
+    index_page,
+    page_name,
+    species_page,
+)
+from megaclassifier.report.stats import (
+    DeploymentStats,
+    ImageSummary,
+    SpeciesStats,
+    deployment_stats,
+    image_summaries,
+    species_stats,
+)
+from megaclassifier.report.thumbs import plan_jobs, remove_stale_files, run_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +63,13 @@ class ReportSummary:
     species: int = 0
     detections: int = 0
     images: int = 0
+    blank_images: int = 0
+    deployments: int = 0
     pages: int = 0
+    image_pages: int = 0
     thumbnails_made: int = 0
     thumbnails_cached: int = 0
+    stale_files_removed: int = 0
     failures: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -88,11 +111,15 @@ def write_report(
     _make_thumbnails(table, out, Path(images_dir), summary, num_workers=num_workers, progress=progress)
     species = species_stats(table.rows, review_below=review_below, margin=margin)
     links = _write_species_pages(species, out, summary)
-    with atomic_output(out / "view.html") as f:
-        f.write(VIEW_HTML)
+    images = image_summaries(table.images, table.rows)
+    deployments = deployment_stats(images)
+    first_images = _write_image_pages(images, deployments, out, summary)
+    summary.blank_images, summary.deployments = sum(image.blank for image in images), len(deployments)
+    summary.stale_files_removed = remove_stale_files(out, table.rows)
+    (out / "view.html").unlink(missing_ok=True)  # the single-box viewer of earlier versions
     write_json_atomic(out / "report_log.json", _log(summary, table))
     with atomic_output(summary.index) as f:
-        f.write(index_page(species, links, _facts(table, summary), summary.failures))
+        f.write(index_page(species, links, _facts(table, summary), summary.failures, deployments, first_images))
     summary.species = len(species)
     return summary
 
@@ -132,6 +159,40 @@ def _write_species_pages(species: list[SpeciesStats], out: Path, summary: Report
     return links
 
 
+def _write_image_pages(
+    images: list[ImageSummary], deployments: list[DeploymentStats], out: Path, summary: ReportSummary
+) -> list[int]:
+    """Write the image list, each image's page and the deployment list (old ones replaced).
+
+    Returns:
+        For each deployment, the position of its first image in the list.
+    """
+    for folder in ("images", "deployments"):
+        shutil.rmtree(out / folder, ignore_errors=True)
+        (out / folder).mkdir()
+    for n, image in enumerate(images):
+        if image.rows:
+            path = out / image_page_name(image.file)
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(image_page(image, n, summary.failures.get(image.file)), encoding="utf-8")
+            summary.image_pages += 1
+    pages = max(1, -(-len(images) // LIST_PAGE_SIZE))
+    for page_no in range(1, pages + 1):
+        (out / "images" / page_name(page_no)).write_text(
+            images_page(images, page_no, pages, summary.failures), encoding="utf-8"
+        )
+    first_images, position = [], 0
+    for stats in deployments:
+        first_images.append(position)
+        position += stats.images
+    pages = max(1, -(-len(deployments) // LIST_PAGE_SIZE))
+    for page_no in range(1, pages + 1):
+        (out / "deployments" / page_name(page_no)).write_text(
+            deployments_page(deployments, first_images, page_no, pages), encoding="utf-8"
+        )
+    return first_images
+
+
 def _facts(table: ResultsTable, summary: ReportSummary) -> dict[str, str]:
     return {
         "title": f"Report of {table.path.name}",
@@ -139,6 +200,8 @@ def _facts(table: ResultsTable, summary: ReportSummary) -> dict[str, str]:
         "detector": table.detector or "not named",
         "images": str(summary.images),
         "detections": str(summary.detections),
+        "blank images (no detection at the threshold)": str(summary.blank_images),
+        "deployments (folders)": str(summary.deployments),
         "images that could not be read": str(summary.failed_images),
     }
 
@@ -148,7 +211,10 @@ def _log(summary: ReportSummary, table: ResultsTable) -> dict[str, object]:
         "results": str(table.path),
         "images": summary.images,
         "detections": summary.detections,
+        "blank_images": summary.blank_images,
+        "deployments": summary.deployments,
         "thumbnails_made": summary.thumbnails_made,
         "thumbnails_cached": summary.thumbnails_cached,
+        "stale_files_removed": summary.stale_files_removed,
         "images_failed": summary.failures,
     }

@@ -14,7 +14,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from megaclassifier.formats.results_table import DetectionRow
+from megaclassifier.formats.results_table import DetectionRow, image_folder
 
 #: Histogram bins over [0, 1].
 HISTOGRAM_BINS = 10
@@ -89,3 +89,63 @@ def _one_species(name: str, rows: list[DetectionRow], review_below: float, margi
         median=statistics.median(scores),
         histogram=histogram(scores),
     )
+
+
+@dataclass
+class ImageSummary:
+    """One image of the results: its detections at the threshold and its species counts.
+
+    Attributes:
+        file: the image's ``file``.
+        folder: its folder (the deployment: a camera or site), ``.`` at the root.
+        rows: its detections, in file order.
+        species: label -> detections, most first (ties by name); empty for a blank image.
+    """
+
+    file: str
+    folder: str
+    rows: list[DetectionRow] = field(default_factory=list)
+    species: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def blank(self) -> bool:
+        return not self.rows
+
+
+@dataclass
+class DeploymentStats:
+    """One folder's numbers: images, blank images, detections and detections per species."""
+
+    folder: str
+    images: int = 0
+    blank: int = 0
+    detections: int = 0
+    species: dict[str, int] = field(default_factory=dict)
+
+
+def image_summaries(files: list[str], rows: list[DetectionRow]) -> list[ImageSummary]:
+    """One summary per image of ``files``, ordered by folder, then file."""
+    by_file = {file: ImageSummary(file, image_folder(file)) for file in files}
+    for row in rows:
+        by_file[row.file].rows.append(row)
+    for image in by_file.values():
+        counts: dict[str, int] = defaultdict(int)
+        for row in image.rows:
+            counts[row.label] += 1
+        image.species = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return sorted(by_file.values(), key=lambda image: (image.folder, image.file))
+
+
+def deployment_stats(images: list[ImageSummary]) -> list[DeploymentStats]:
+    """One entry per folder, in folder order (``images`` as :func:`image_summaries` orders them)."""
+    out: dict[str, DeploymentStats] = {}
+    for image in images:
+        stats = out.setdefault(image.folder, DeploymentStats(image.folder))
+        stats.images += 1
+        stats.blank += image.blank
+        stats.detections += len(image.rows)
+        for label, count in image.species.items():
+            stats.species[label] = stats.species.get(label, 0) + count
+    for stats in out.values():
+        stats.species = dict(sorted(stats.species.items(), key=lambda kv: (-kv[1], kv[0])))
+    return list(out.values())

@@ -1,14 +1,22 @@
 """Thumbnails of the report's crops and previews of its images, made by worker processes.
 
-Each image is decoded once (EXIF orientation applied, as for ``crop``) and
-gives a preview of the whole image (at most :data:`PREVIEW_SIZE` pixels on
-its long side) and a thumbnail (at most :data:`THUMB_SIZE`) of each of its
-boxes, cut with the square geometry of ``crop --square-crops``. Files are
-named by a hash of what they show and kept, so a second report over the same
-results makes none again::
+Both are cut by the crop core (:func:`~megaclassifier.crop.core.cut_image`)
+from the full-size image in MegaDetector's view (EXIF rotation applied), then
+downscaled:
 
-    OUT_DIR/thumbs/3f/3fa2c1d09e8b7a65.jpg     # file, detection index, box, size
-    OUT_DIR/previews/9c/9c01d2e3f4a5b6c7.jpg   # file, size
+* a thumbnail of each box is the region ``crop --square-crops`` cuts for it
+  (the same pixels, before ``crop``'s JPEG encoding), at most
+  :data:`THUMB_SIZE` pixels on its long side;
+* a preview is the whole image, at most :data:`PREVIEW_SIZE` on its long side
+  (a JPEG may be decoded at a draft reduction that leaves its short side at
+  least 3/4 of that: 1024 x 768 of a 4:3 photo).
+
+Files are named by a hash of what they show and of :data:`THUMB_RECIPE`, and
+kept, so a second report over the same results makes none again, and a
+report by a version that cuts them differently makes them anew::
+
+    OUT_DIR/thumbs/3f/3fa2c1d09e8b7a65.jpg     # recipe, file, detection index, box, size
+    OUT_DIR/previews/9c/9c01d2e3f4a5b6c7.jpg   # recipe, file, size
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from megaclassifier.crop.geometry import crop_box, extract_crop
-from megaclassifier.crop.images import ImageLoadError, load_image
+from PIL import Image
+
+from megaclassifier.crop.core import CutOptions, PlannedCrop, cut_image
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.results_table import DetectionRow
 from megaclassifier.parallel import bounded_map
@@ -31,7 +40,14 @@ from megaclassifier.parallel import bounded_map
 THUMB_SIZE = 160
 #: Longest side of an image preview, in pixels.
 PREVIEW_SIZE = 1024
+#: Version of the way thumbnails and previews are cut; part of their names, so a change redoes caches.
+#: 1: cut from the decoded image (broken: shrunk in place for the preview first); 2: by the crop core.
+THUMB_RECIPE = 2
 _JPEG_QUALITY = 80
+_WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+#: A preview's JPEG may be decoded at a draft reduction leaving its short side this long: a 4:3
+#: photo's preview is then made from at least 1024 x 768 pixels (only previews; never thumbnails).
+_PREVIEW_MIN_SIDE = PREVIEW_SIZE * 3 // 4
 
 
 def _digest(*parts: object) -> str:
@@ -40,22 +56,22 @@ def _digest(*parts: object) -> str:
 
 def thumb_name(row: DetectionRow) -> str:
     """The thumbnail's path relative to the report folder."""
-    key = _digest(row.file, row.index, row.bbox, THUMB_SIZE)
+    key = _digest(THUMB_RECIPE, row.file, row.index, row.bbox, THUMB_SIZE)
     return f"thumbs/{key[:2]}/{key}.jpg"
 
 
 def preview_name(file: str) -> str:
     """The preview's path relative to the report folder."""
-    key = _digest(file, PREVIEW_SIZE)
+    key = _digest(THUMB_RECIPE, file, PREVIEW_SIZE)
     return f"previews/{key[:2]}/{key}.jpg"
 
 
 @dataclass(frozen=True)
 class ImageJob:
-    """What to make from one image: its preview and its boxes' thumbnails (paths under the report)."""
+    """What to make from one image: its preview (None: it exists) and its boxes' missing thumbnails."""
 
     file: str
-    preview: str
+    preview: str | None
     thumbs: tuple[tuple[tuple[float, float, float, float], str], ...]
 
 
@@ -73,48 +89,74 @@ def plan_jobs(rows: Sequence[DetectionRow], out_dir: Path) -> tuple[list[ImageJo
         missing = tuple(t for t in thumbs if not (out_dir / t[1]).is_file())
         cached += len(thumbs) - len(missing)
         preview = preview_name(file)
-        if missing or not (out_dir / preview).is_file():
-            jobs.append(ImageJob(file, preview, missing))
+        preview_missing = not (out_dir / preview).is_file()
+        if missing or preview_missing:
+            jobs.append(ImageJob(file, preview if preview_missing else None, missing))
     return jobs, cached
 
 
+def _jpeg(image: Image.Image, size: int) -> bytes:
+    """``image`` shrunk (never enlarged) to ``size`` on its long side, as JPEG bytes."""
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=_JPEG_QUALITY)
+    return buffer.getvalue()
+
+
 def make_image_files(job: ImageJob, out_dir: Path, images_dir: Path) -> tuple[str, int, str | None]:
-    """Decode one image and write its preview and thumbnails.
+    """Cut one image's preview and thumbnails with the crop core and write them.
 
     Returns:
         ``(file, thumbnails written, failure reason or None)``; a box of zero
         pixels gives no thumbnail and no failure.
     """
+    root = str(images_dir)
+    if job.preview is not None:
+        whole = PlannedCrop(-1, _WHOLE_IMAGE, job.preview, out_dir / job.preview)
+        cut = cut_image(job.file, [whole], CutOptions(images_dir=root, min_side=_PREVIEW_MIN_SIDE),
+                        functools.partial(_jpeg, size=PREVIEW_SIZE))  # fmt: skip
+        if cut.failure is not None:
+            return job.file, 0, cut.failure
+        failure = _write(cut.crops)
+        if failure is not None:
+            return job.file, 0, failure
+    if not job.thumbs:
+        return job.file, 0, None
+    planned = [PlannedCrop(i, bbox, name, out_dir / name) for i, (bbox, name) in enumerate(job.thumbs)]
+    cut = cut_image(job.file, planned, CutOptions(images_dir=root, square_crops=True, jpeg_roundtrip=True),
+                    functools.partial(_jpeg, size=THUMB_SIZE))  # fmt: skip
+    if cut.failure is not None:
+        return job.file, 0, cut.failure
+    failure = _write(cut.crops)
+    return job.file, 0 if failure else len(cut.crops), failure
+
+
+def _write(files: Sequence[tuple[PlannedCrop, bytes | None]]) -> str | None:
+    """Write each cut file; the reason of the first that cannot be written, else None."""
     try:
-        loaded = load_image(job.file, images_dir=images_dir)
-    except ImageLoadError as e:
-        return job.file, 0, str(e)
-    image = loaded.image
-    try:
-        preview = image.view()
-        preview.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
-        _save(preview, out_dir / job.preview)
-        written = 0
-        for bbox, name in job.thumbs:
-            box = crop_box(bbox, image.width, image.height, square=True)
-            if box is None:
-                continue
-            crop = extract_crop(image, box)
-            crop.thumbnail((THUMB_SIZE, THUMB_SIZE))
-            _save(crop, out_dir / name)
-            written += 1
-        return job.file, written, None
+        for planned, data in files:
+            if data is not None:
+                planned.path.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(planned.path, data)
     except OSError as e:
-        return job.file, 0, f"cannot write a thumbnail: {e}"
-    finally:
-        image.close()
+        return f"cannot write a thumbnail: {e}"
+    return None
 
 
-def _save(image: object, path: Path) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=_JPEG_QUALITY)  # type: ignore[attr-defined]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, buffer.getvalue())
+def remove_stale_files(out_dir: Path, rows: Sequence[DetectionRow]) -> int:
+    """Delete the JPEGs under ``thumbs/`` and ``previews/`` that no row shows (older recipes, other results).
+
+    Returns:
+        How many were deleted.
+    """
+    wanted = {thumb_name(row) for row in rows} | {preview_name(row.file) for row in rows}
+    removed = 0
+    for folder in ("thumbs", "previews"):
+        for path in (out_dir / folder).glob("*/*.jpg"):
+            if f"{folder}/{path.parent.name}/{path.name}" not in wanted:
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def run_jobs(
