@@ -314,22 +314,14 @@ def _link_exclusive(tmp: Path, dest: Path) -> bool:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file.
+    """Read a JSON file through the one JSON reader, :func:`megaclassifier.formats.json_input.read_json`.
 
     Raises:
-        InputFileError: missing, unreadable or not JSON; the message names the file.
+        InputFileError: missing, unreadable, not JSON, nested too deep; the message names the file.
     """
-    from megaclassifier.errors import InputFileError
+    from megaclassifier.formats.json_input import read_json as read
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputFileError(path, f"not valid JSON ({e})") from None
-    except OSError as e:
-        raise InputFileError(path, e.strerror or str(e)) from None
+    return read(path)
 
 
 def open_text(path: str | Path) -> IO[str]:
