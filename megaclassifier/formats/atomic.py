@@ -177,7 +177,8 @@ def atomic_output(path: str | Path, mode: str = "w", *, gzip_level: int = 6) -> 
             if binary:
                 yield raw
             else:
-                text = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+                # a file name that is not UTF-8 is written as the bytes the file system holds (formats/naming.py)
+                text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="\n")
                 try:
                     yield text
                 finally:
@@ -324,11 +325,17 @@ def read_json(path: str | Path) -> Any:
     return read(path)
 
 
-def open_text(path: str | Path) -> IO[str]:
-    """Open a text file for reading, transparently gunzipping a ``.gz`` file."""
+def open_text(path: str | Path, *, file_names: bool = False) -> IO[str]:
+    """Open a text file for reading, transparently gunzipping a ``.gz`` file.
+
+    With ``file_names``, bytes that are not UTF-8 come back as lone surrogates, as ``os.fsdecode``
+    gives them: the probability CSV holds file names as the file system has them
+    (:mod:`megaclassifier.formats.naming`). Otherwise they are an error.
+    """
+    errors = "surrogateescape" if file_names else "strict"
     if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
+        return gzip.open(path, "rt", encoding="utf-8", errors=errors, newline="")
+    return open(path, encoding="utf-8", errors=errors, newline="")  # noqa: SIM115 - caller closes
 
 
 def file_sha256(path: str | Path) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from html import escape
 from urllib.parse import urlencode
 
+from megaclassifier.formats.naming import display_name
 from megaclassifier.formats.results_table import DetectionRow
 from megaclassifier.report.stats import SpeciesStats
 from megaclassifier.report.thumbs import preview_name, thumb_name
@@ -102,7 +103,9 @@ def _failures_section(failures: dict[str, str], shown: int = 500) -> list[str]:
     if not failures:
         return []
     lines = [f"<h2 id='failures'>Images that could not be read ({len(failures)})</h2><ul>"]
-    lines += [f"<li>{escape(f)}: {escape(r)}</li>" for f, r in list(failures.items())[:shown]]
+    lines += [
+        f"<li>{escape(display_name(f))}: {escape(display_name(r))}</li>" for f, r in list(failures.items())[:shown]
+    ]
     if len(failures) > shown:
         lines.append(f"<li>... and {len(failures) - shown} more (see report_log.json)</li>")
     return lines + ["</ul>"]
@@ -143,7 +146,8 @@ def _pager(page_no: int, pages: int) -> str:
 
 
 def _figure(row: DetectionRow, flag: str | None, unreadable: bool) -> str:
-    label = f"{row.label} {row.score:.2f} in {row.file}"
+    name = display_name(row.file)  # a name that is not UTF-8 shows its bytes as \xff
+    label = f"{row.label} {row.score:.2f} in {name}"
     box = ",".join(f"{v:.6g}" for v in row.bbox)
     href = "../../view.html?" + urlencode({"img": preview_name(row.file), "box": box, "label": label})
     image = (
@@ -157,5 +161,5 @@ def _figure(row: DetectionRow, flag: str | None, unreadable: bool) -> str:
     return (
         f'<figure class="{"review" if flag else "ok"}">{image}'
         f"<figcaption><b>{row.score:.3f}</b>{second}{conf}{flag_html}<br>"
-        f'<span class="note">{escape(row.file)} #{row.index}</span></figcaption></figure>'
+        f'<span class="note">{escape(name)} #{row.index}</span></figcaption></figure>'
     )

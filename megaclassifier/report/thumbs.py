@@ -24,6 +24,7 @@ from pathlib import Path
 from megaclassifier.crop.geometry import crop_box, extract_crop
 from megaclassifier.crop.images import ImageLoadError, load_image
 from megaclassifier.formats.atomic import write_bytes_atomic
+from megaclassifier.formats.naming import NAME_ERRORS
 from megaclassifier.formats.results_table import DetectionRow
 from megaclassifier.parallel import bounded_map
 
@@ -35,7 +36,7 @@ _JPEG_QUALITY = 80
 
 
 def _digest(*parts: object) -> str:
-    return hashlib.sha1("\0".join(map(str, parts)).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1("\0".join(map(str, parts)).encode("utf-8", NAME_ERRORS)).hexdigest()[:16]
 
 
 def thumb_name(row: DetectionRow) -> str:
