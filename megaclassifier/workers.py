@@ -31,6 +31,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
+from megaclassifier.library_warnings import route_warnings
+
 R = TypeVar("R")
 
 #: How often the portable fallback checks that the parent is alive.
@@ -51,6 +53,7 @@ def worker_setup(parent: int, *_: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the CLI's handler: drop it
     sys.excepthook = _quiet_hangup
+    route_warnings()  # a library's warning in a worker: through logging, which a spawned worker leaves silent
     if not _parent_death_signal():
         threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     if os.getppid() != parent:  # the parent died before the signal was armed
