@@ -356,7 +356,7 @@ def plan_images(
             invalid_boxes=crop.invalid_boxes,
         )
     )
-    crop.images = len(plans)
+    crop.plan(plans)
     return plans
 
 
