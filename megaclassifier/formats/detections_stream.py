@@ -24,7 +24,7 @@ from typing import IO, Any
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import atomic_path
 from megaclassifier.formats.detections import check_image as detections_check_image
-from megaclassifier.formats.json_input import SlowPathNeeded, json_events
+from megaclassifier.formats.json_input import SlowPathNeeded, json_events, json_items
 
 _HINT = "; is this a MegaDetector output file?"
 
@@ -53,38 +53,54 @@ class InMemoryResults:
 class StreamedResults:
     """A results file on disk, read lazily.
 
-    Memory stays bounded by the largest single value, whatever the file's shape: the
-    file is read as basic parser events (:func:`~megaclassifier.formats.json_input.json_events`),
-    and each image is built from them.
+    Memory stays bounded by the largest single value, whatever the file's shape: the header
+    scan reads the whole file as basic parser events
+    (:func:`~megaclassifier.formats.json_input.json_events`), which bounds its nesting; then the
+    passes over the images use ijson's C ``items`` (fast), as long as the file is unchanged
+    since (else it is scanned again).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.source = str(path)
+        self._scan()
+
+    def _scan(self) -> None:
         self._pure_python = False
+        self._state = _state(self.path)
         try:
             self.header = read_header(self.path)
         except SlowPathNeeded:  # a lone surrogate (a name that is not UTF-8) or a 20-digit integer
             self._pure_python = True
             self.header = read_header(self.path, pure_python=True)
 
-    def _events(self) -> Iterator[tuple[str, Any]]:
+    def _items(self, prefix: str) -> Iterator[Any]:
+        if _state(self.path) != self._state:  # changed since its nesting was checked: check again
+            self._scan()
         with _open(self.path) as f:
-            yield from json_events(f, self.path, pure_python=self._pure_python)
+            yield from json_items(f, self.path, prefix, pure_python=self._pure_python)
 
     def images(self) -> Iterator[dict[str, Any]]:
         """One pass over the images."""
-        for i, image in enumerate(_top_level_items(self._events(), "images")):
+        for i, image in enumerate(self._items("images.item")):
             check_image(i, image, self.path)
             yield image
 
     def files(self) -> Iterator[str]:
         """Each image's ``file``."""
-        for i, image in enumerate(_top_level_items(self._events(), "images")):
+        for i, image in enumerate(self._items("images.item")):
             file = image.get("file") if isinstance(image, dict) else None
             if not isinstance(file, str) or not file:
                 raise InputFileError(self.path, f'images[{i}] has no "file"')
             yield file
+
+
+def _state(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 @contextlib.contextmanager
@@ -147,33 +163,6 @@ def _scan_header(events: Iterator[tuple[str, Any]], header: dict[str, Any]) -> b
             header[key] = builder.value
             builder = None
     return images_listed
-
-
-def _top_level_items(events: Iterator[tuple[str, Any]], name: str) -> Iterator[Any]:
-    """Each item of the top-level array ``name``, built from parser events one at a time."""
-    from ijson.common import ObjectBuilder
-
-    depth = 0
-    inside = False  # in the top-level array ``name``
-    key = ""
-    builder: ObjectBuilder | None = None
-    for event, value in events:
-        if builder is not None:
-            builder.event(event, value)
-        elif inside and depth == 2 and event not in _CLOSE:
-            builder = ObjectBuilder()
-            builder.event(event, value)
-        elif depth == 1 and event == "map_key":
-            key = value
-        elif depth == 1 and event == "start_array" and key == name:
-            inside = True
-        depth += event in _OPEN
-        depth -= event in _CLOSE
-        if builder is not None and depth == 2:
-            yield builder.value
-            builder = None
-        elif inside and depth == 1:
-            inside = False
 
 
 def _check_header(header: dict[str, Any], path: Path) -> None:

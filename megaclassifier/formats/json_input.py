@@ -22,7 +22,6 @@ and the caller reads the file again with ijson's pure-Python parser.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -36,8 +35,9 @@ MAX_NUMBER_DIGITS = 4300
 TOO_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels; not a file this toolkit reads"
 TOO_LONG_NUMBER = f"holds a number of more than {MAX_NUMBER_DIGITS} digits; not a file this toolkit reads"
 
-_LONG_DIGITS = re.compile(rb"[0-9]{%d,}" % (MAX_NUMBER_DIGITS + 1))
-_TRAILING_DIGITS = re.compile(rb"[0-9]*\Z")
+#: every digit to b"0", every other byte to b" ": a run of digits is then a plain substring search
+_DIGITS_ONLY = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_TOO_MANY_DIGITS = b"0" * (MAX_NUMBER_DIGITS + 1)
 
 
 def read_json(path: str | Path, *, hint: str = "") -> Any:
@@ -110,16 +110,46 @@ class _DigitGuard:
 
     def read(self, size: int = -1) -> bytes:
         block = self._f.read(size)
-        if _LONG_DIGITS.search(self._carry + block[: MAX_NUMBER_DIGITS + 1]) or _LONG_DIGITS.search(block):
+        digits = self._carry + block.translate(_DIGITS_ONLY)
+        if _TOO_MANY_DIGITS in digits:
             raise InputFileError(self._path, TOO_LONG_NUMBER)
-        match = _TRAILING_DIGITS.search(block)
-        tail = block[match.start() :] if match else b""
-        self._carry = self._carry + tail if len(tail) == len(block) else tail
+        self._carry = digits[len(digits.rstrip(b"0")) :]  # the run of digits the block ends with
         return block
 
 
 _OPEN = frozenset(("start_map", "start_array"))
 _CLOSE = frozenset(("end_map", "end_array"))
+
+
+def _backend(pure_python: bool) -> Any:
+    if pure_python:
+        from ijson.backends import python
+
+        return python
+    import ijson
+
+    return ijson
+
+
+def json_items(f: IO[bytes], path: str | Path, prefix: str, *, pure_python: bool = False) -> Iterator[Any]:
+    """ijson's ``items(f, prefix)``, in C: fast, but it keeps a prefix string per nesting level.
+
+    So only for a file whose nesting :func:`json_events` has already bounded (a file read
+    again after its header scan, unchanged since).
+
+    Raises:
+        InputFileError: not JSON, a number too long.
+    """
+    import ijson
+
+    try:
+        yield from _backend(pure_python).items(_DigitGuard(f, path), prefix, use_float=True)
+    except ijson.JSONError as e:
+        raise InputFileError(
+            path, f"not valid JSON ({(str(e).strip().splitlines() or [type(e).__name__])[0]})"
+        ) from None
+    except UnicodeDecodeError:
+        raise InputFileError(path, "not a UTF-8 text file") from None
 
 
 def json_events(f: IO[bytes], path: str | Path, *, pure_python: bool = False) -> Iterator[tuple[str, Any]]:
@@ -131,10 +161,7 @@ def json_events(f: IO[bytes], path: str | Path, *, pure_python: bool = False) ->
     """
     import ijson
 
-    if pure_python:
-        from ijson.backends import python as backend
-    else:
-        backend = ijson
+    backend = _backend(pure_python)
     depth = 0
     try:
         for event, value in backend.basic_parse(_DigitGuard(f, path), use_float=True):
