@@ -21,12 +21,15 @@ _count = 0
 
 
 def route_warnings() -> None:
-    """Send every warning through :data:`logger`, one line each, and count it."""
+    """Send every warning through :data:`logger`, one line each, and count it (from zero: one command)."""
+    global _count
+    with _lock:
+        _count = 0
     warnings.showwarning = _log_warning
 
 
 def warning_count() -> int:
-    """How many warnings were routed since the process started."""
+    """How many warnings were routed since :func:`route_warnings` was last called."""
     return _count
 
 
