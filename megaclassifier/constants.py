@@ -65,3 +65,7 @@ DEFAULT_TIMEOUT = 30.0
 #: HTTP 408, 429 or 5xx), waiting RETRY_BACKOFF, 2x, 4x ... seconds in between.
 FETCH_RETRIES = 2
 RETRY_BACKOFF = 0.5
+
+#: How deep objects and arrays may nest in a JSON input (a MegaDetector results file needs 6);
+#: deeper is refused in one line (formats/json_input.py), never a RecursionError.
+MAX_JSON_DEPTH = 64

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from megaclassifier import platform
+from megaclassifier.library_warnings import route_warnings
 
 R = TypeVar("R")
 
@@ -47,6 +48,7 @@ def worker_setup(parent: int, *_: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the CLI's handler: drop it
     sys.excepthook = _quiet_hangup
+    route_warnings()  # a library's warning in a worker: through logging, which a spawned worker leaves silent
     platform.die_with_parent(parent)
 
 

@@ -146,7 +146,7 @@ def test_label_in_two_targets(tmp_path: Path) -> None:
         ("{}", 'expected a non-empty JSON object {"target": ["classifier label", ...], ...}'),
         ('{"cervid": "deer"}', "target 'cervid': expected a list of classifier labels"),
         ('{"path": ["deer"]}', "target 'path': not a usable column name"),
-        ("{", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("{", "not valid JSON (line 1 column 2: Expecting property name enclosed in double quotes)"),
     ],
 )
 def test_mapping_shape_errors(tmp_path: Path, text: str, message: str) -> None:

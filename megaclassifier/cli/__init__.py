@@ -21,6 +21,7 @@ import click
 
 from megaclassifier import __version__
 from megaclassifier.errors import MegaClassifierError, NothingWorkedError
+from megaclassifier.library_warnings import route_warnings, warning_count
 
 #: Exit codes besides 0 (success), 1 (data or runtime error) and 2 (usage error); see docs/failure-behaviour.md.
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2
@@ -96,6 +97,8 @@ class _Group(click.Group):
             sys.exit(EXIT_TERMINATED)
         finally:
             _on_sigterm(previous)
+            if warning_count():
+                logging.getLogger("megaclassifier.warnings").info("%d warnings from libraries", warning_count())
 
 
 def show_every_default(command: click.Command) -> None:
@@ -159,6 +162,7 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    route_warnings()  # a library's warning: one line through our logging, hidden by -q, counted
     ctx.obj = {"progress": not quiet}
 
 

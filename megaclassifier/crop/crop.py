@@ -66,6 +66,13 @@ class CropSummary:
     warnings: dict[str, list[str]] = field(default_factory=dict)
     gpu_fallbacks: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    #: the images with at least one box to crop (above the threshold): the ones with work to do
+    with_work: set[str] = field(default_factory=set)
+
+    def plan(self, plans: list[tuple[str, list[Any]]]) -> None:
+        """Count the planned images, and note those with a box to crop."""
+        self.images = len(plans)
+        self.with_work = {file for file, crops in plans if crops}
 
     @property
     def failed_images(self) -> int:
@@ -88,16 +95,22 @@ class CropSummary:
                 logger.warning("%s: %s", image.file, warning)
 
     def raise_if_all_failed(self, consequence: str) -> None:
-        """Every image to crop failed: nothing worked, which is not a success.
+        """Every image with work to do (a box to crop) failed: nothing worked, which is not a success.
+
+        Images without a box above the threshold (blank ones) have nothing to fail, so they do
+        not count: a set of blank photos and unreadable ones with boxes exits 3. A set with no
+        box at all to crop is a success (exit 0) with nothing done.
 
         Raises:
             NothingWorkedError: naming the count, the first failure, ``consequence`` and the log.
         """
-        if self.images == 0 or self.failed_images < self.images:
+        failed = [file for file in self.failures if file in self.with_work]
+        if not self.with_work or len(failed) < len(self.with_work):
             return
-        file, reason = next(iter(self.failures.items()))
+        which = "images" if len(self.with_work) == self.images else "images with a box to crop"
         raise NothingWorkedError(
-            f"all {self.images} images failed (first: {file}: {reason}); {consequence}; see {self.log_path}"
+            f"all {len(failed)} {which} failed (first: {failed[0]}: {self.failures[failed[0]]}); "
+            f"{consequence}; see {self.log_path}"
         )
 
 
@@ -250,7 +263,7 @@ def crop_detections(
     plans = list(
         plan_crops(results, crops_dir, threshold=threshold, detector=detector, invalid_boxes=summary.invalid_boxes)
     )
-    summary.images = len(plans)
+    summary.plan(plans)
     if images_dir is not None and save_full_images:
         Path(images_dir).mkdir(parents=True, exist_ok=True)
 

@@ -13,6 +13,7 @@ when the camera wrote one::
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,9 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from megaclassifier.crop.images import ImageLoadError, local_image_path
+from megaclassifier.errors import first_line
+
+logger = logging.getLogger(__name__)
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 36867
@@ -56,11 +60,28 @@ def parse_exif_time(text: object) -> str | None:
 def capture_time(path: Path) -> CaptureTime | None:
     """The capture time of the image at ``path``, or None (no EXIF time, or unreadable)."""
     try:
+        return read_capture_time(path)
+    except ImageLoadError:
+        return None
+
+
+def read_capture_time(path: Path) -> CaptureTime | None:
+    """The capture time of the image at ``path``, or None when it has no EXIF time.
+
+    Raises:
+        ImageLoadError: the file cannot or must not be read: missing, not an image, a header
+            whose size trips Pillow's decompression-bomb guard, an EXIF block Pillow chokes on.
+    """
+    try:
         with Image.open(path) as image:
             exif = image.getexif()
             sub = exif.get_ifd(_EXIF_IFD)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return None
+    except UnidentifiedImageError:
+        raise ImageLoadError("not an image file (or an unsupported format)") from None
+    except OSError as e:
+        raise ImageLoadError(f"{e.strerror or first_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 - DecompressionBombError, and whatever a broken EXIF block raises
+        raise ImageLoadError(f"cannot read: {first_line(e)}") from None
     local = parse_exif_time(sub.get(_DATETIME_ORIGINAL)) or parse_exif_time(exif.get(_DATETIME))
     if local is None:
         return None
@@ -69,14 +90,24 @@ def capture_time(path: Path) -> CaptureTime | None:
 
 
 def capture_times(files: Iterable[str], images_dir: Path, *, threads: int = 8) -> dict[str, CaptureTime | None]:
-    """``file`` -> capture time (None when not found or without one), read by ``threads`` threads."""
+    """``file`` -> capture time (None when not found or without one), read by ``threads`` threads.
+
+    An image that cannot be read (a decompression bomb, a broken file) gets None and a warning
+    naming it; the others are read.
+    """
 
     def one(file: str) -> CaptureTime | None:
         try:
             path = local_image_path(file, images_dir)
         except (ImageLoadError, OSError):  # refused (outside images_dir) or unreadable: no time
             return None
-        return capture_time(path) if path is not None else None
+        if path is None:
+            return None
+        try:
+            return read_capture_time(path)
+        except ImageLoadError as e:  # this image's failure: said once, the others go on
+            logger.warning("%s: unreadable image, no capture time (%s)", file, e)
+            return None
 
     files = list(files)
     with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -10,6 +10,14 @@ agree, :func:`record` writes beside the export a small proof::
 and :func:`proven` finds it again: same model file (SHA-256), same export
 (SHA-256), same ONNX Runtime version. Then the engine opens straight from the
 export; anything different (or a damaged proof) and the full check runs again.
+
+A failed export is remembered the same way, so that it is not tried (and failed) on
+every run: :func:`record_failure` writes, where the export would have gone::
+
+    <export>.onnx.failed.json  {"model_sha256", "torch", "error"}
+
+and :func:`failed_before` finds it again for the same model file (SHA-256) and the same
+torch (the exporter); a new torch, or deleting the file, tries the export again.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from megaclassifier.formats.atomic import write_bytes_atomic
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".check.json"
+FAILED_SUFFIX = ".failed.json"
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,41 @@ def proven(onnx_path: Path, model_sha256: str) -> Proof | None:
         return Proof(
             onnx_path, int(proof["image_size"]), int(proof["num_classes"]), proof["arch"], float(proof["difference"])
         )
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         logger.debug("ignoring %s: %s", path, e)
         return None
+
+
+def failure_path(onnx_path: Path) -> Path:
+    return onnx_path.with_name(onnx_path.name + FAILED_SUFFIX)
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+def record_failure(onnx_path: Path, model_sha256: str, error: str) -> Path | None:
+    """Remember that exporting this model to ``onnx_path`` failed with ``error``; where, or None if not writable."""
+    record = {"model_sha256": model_sha256, "torch": _torch_version(), "error": error}
+    try:
+        write_bytes_atomic(failure_path(onnx_path), json.dumps(record, indent=1).encode())
+    except OSError as e:
+        logger.debug("cannot record the failed ONNX export beside %s: %s", onnx_path, e)
+        return None
+    return failure_path(onnx_path)
+
+
+def failed_before(onnx_path: Path, model_sha256: str) -> str | None:
+    """The error of an earlier export of this model with this torch, when one is remembered; else None."""
+    path = failure_path(onnx_path)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record["model_sha256"] == model_sha256 and record["torch"] == _torch_version():
+            return str(record["error"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        logger.debug("ignoring %s: %s", path, e)
+    return None

@@ -26,7 +26,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,14 @@ def _candidates(model_path: Path, name: str) -> list[Path]:
     return [model_path.parent / name, user_cache_dir() / "onnx" / name]
 
 
+class OnnxExportError(ModelError):
+    """torch's ONNX exporter failed; ``cause`` is its error on one line."""
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+        super().__init__(f"cannot export to ONNX ({cause}); use --backend torch")
+
+
 def export_onnx(
     module: torch.nn.Module, destination: Path, image_size: int, profile: Preprocessing = REFERENCE
 ) -> None:
@@ -72,7 +80,7 @@ def export_onnx(
 
     Raises:
         OSError: ``destination``'s folder is not writable.
-        ModelError: the exporter fails.
+        OnnxExportError: the exporter fails (what it printed is logged at DEBUG level).
     """
     import torch
 
@@ -83,7 +91,7 @@ def export_onnx(
     tmp = Path(tmp_name)
     try:
         dummy = torch.zeros(input_shape(profile, 1, image_size))
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), _output_silenced() as dump:
             warnings.simplefilter("ignore")
             try:
                 torch.onnx.export(
@@ -98,27 +106,82 @@ def export_onnx(
                     do_constant_folding=True,
                 )
             except Exception as e:  # the exporter raises many kinds
-                raise ModelError(f"cannot export to ONNX ({first_line(e)}); use --backend torch") from None
+                dump.failed = True
+                raise OnnxExportError(first_line(e)) from None
         os.replace(tmp, destination)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
 
 
+class _Dump:
+    """What the exporter printed while :func:`_output_silenced` held stdout and stderr."""
+
+    failed = False
+
+
+@contextlib.contextmanager
+def _output_silenced() -> Iterator[_Dump]:
+    """Send file descriptors 1 and 2 to a temporary file meanwhile (torch prints its graph dump there, from C++).
+
+    When the block marks the dump failed, what was printed is logged at DEBUG level (``--verbose``).
+    """
+    import sys
+
+    dump = _Dump()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield dump
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            if dump.failed:
+                sink.seek(0)
+                logger.debug("the ONNX exporter printed:\n%s", sink.read(1 << 16).decode("utf-8", "replace"))
+
+
 def cached_onnx(loaded: LoadedModel, image_size: int) -> Path:
-    """The ONNX export of ``loaded`` at ``image_size``: from the cache, or exported now and cached."""
-    name = onnx_cache_name(loaded.path, image_size)
+    """The ONNX export of ``loaded`` at ``image_size``: from the cache, or exported now and cached.
+
+    A failed export is remembered (:func:`~megaclassifier.engines.onnx_check.record_failure`) and
+    not tried again for the same model and torch.
+
+    Raises:
+        ModelError: the export fails, or failed before; no writable folder.
+    """
+    digest = file_sha256(loaded.path)
+    name = onnx_cache_name(loaded.path, image_size, digest)
     candidates = _candidates(loaded.path, name)
     for path in candidates:
         if path.is_file():
             logger.debug("using cached ONNX export %s", path)
             return path
+        error = onnx_check.failed_before(path, digest)
+        if error is not None:
+            raise ModelError(
+                f"{loaded.path}: cannot export to ONNX ({error}; remembered in {onnx_check.failure_path(path)}, "
+                "delete it to try again); use --backend torch"
+            )
     last_error: OSError | None = None
     for path in candidates:
         try:
             logger.info("exporting %s to ONNX (once; cached as %s)", loaded.path.name, path)
             export_onnx(loaded.module, path, image_size, loaded.preprocessing)
             return path
+        except OnnxExportError as e:
+            onnx_check.record_failure(path, digest, e.cause)
+            raise ModelError(f"{loaded.path}: {e}") from None
         except OSError as e:
             logger.debug("cannot write %s: %s", path, e)
             last_error = e

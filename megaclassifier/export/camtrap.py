@@ -53,7 +53,7 @@ from typing import Any
 
 from megaclassifier import __version__
 from megaclassifier.crop.exif import CaptureTime
-from megaclassifier.errors import InputFileError, MegaClassifierError
+from megaclassifier.errors import InputFileError, MegaClassifierError, first_line
 from megaclassifier.export.taxa import class_taxa, observation_type, scientific_name
 from megaclassifier.formats.atomic import write_json_atomic
 from megaclassifier.formats.naming import safe_relative_path
@@ -142,6 +142,8 @@ def read_deployments_csv(path: Path) -> dict[str, dict[str, str]]:
             columns = set(reader.fieldnames or [])
     except OSError as e:
         raise InputFileError(path, e.strerror or str(e)) from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputFileError(path, f"cannot read as a UTF-8 CSV ({first_line(e)})") from None
     missing = {"folder", "latitude", "longitude"} - columns
     if missing:
         raise InputFileError(path, f"no column {', '.join(sorted(missing))}; expected folder,latitude,longitude")

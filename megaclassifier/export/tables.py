@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from megaclassifier.crop.exif import CaptureTime
 from megaclassifier.formats.atomic import atomic_output, atomic_path
+from megaclassifier.formats.naming import display_name
 from megaclassifier.formats.results_table import ResultsTable, image_folder
 
 if TYPE_CHECKING:
@@ -96,7 +97,8 @@ def detections_frame(table: ResultsTable, times: Mapping[str, CaptureTime | None
     import pandas as pd
 
     records = [
-        (r.file, image_folder(r.file), format_time(times.get(r.file)), r.index, r.category, r.conf, *r.bbox,
+        (display_name(r.file), display_name(image_folder(r.file)), format_time(times.get(r.file)),
+         r.index, r.category, r.conf, *r.bbox,
          r.top_class, r.top_score, r.second_class, r.second_score)
         for r in table.rows
     ]  # fmt: skip
@@ -112,7 +114,7 @@ def images_frame(table: ResultsTable, times: Mapping[str, CaptureTime | None]) -
         counts[row.file].setdefault(row.label, []).append(row.score)
     records: list[tuple[str, str, str | None, str, int, float | None]] = []
     for file, labels in counts.items():
-        head = (file, image_folder(file), format_time(times.get(file)))
+        head = (display_name(file), display_name(image_folder(file)), format_time(times.get(file)))
         if not labels:
             records.append((*head, BLANK, 0, None))
         records += [(*head, label, len(scores), max(scores)) for label, scores in labels.items()]

@@ -177,7 +177,8 @@ def atomic_output(path: str | Path, mode: str = "w", *, gzip_level: int = 6) -> 
             if binary:
                 yield raw
             else:
-                text = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+                # a file name that is not UTF-8 is written as the bytes the file system holds (formats/naming.py)
+                text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="\n")
                 try:
                     yield text
                 finally:
@@ -314,29 +315,27 @@ def _link_exclusive(tmp: Path, dest: Path) -> bool:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file.
+    """Read a JSON file through the one JSON reader, :func:`megaclassifier.formats.json_input.read_json`.
 
     Raises:
-        InputFileError: missing, unreadable or not JSON; the message names the file.
+        InputFileError: missing, unreadable, not JSON, nested too deep; the message names the file.
     """
-    from megaclassifier.errors import InputFileError
+    from megaclassifier.formats.json_input import read_json as read
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputFileError(path, f"not valid JSON ({e})") from None
-    except OSError as e:
-        raise InputFileError(path, e.strerror or str(e)) from None
+    return read(path)
 
 
-def open_text(path: str | Path) -> IO[str]:
-    """Open a text file for reading, transparently gunzipping a ``.gz`` file."""
+def open_text(path: str | Path, *, file_names: bool = False) -> IO[str]:
+    """Open a text file for reading, transparently gunzipping a ``.gz`` file.
+
+    With ``file_names``, bytes that are not UTF-8 come back as lone surrogates, as ``os.fsdecode``
+    gives them: the probability CSV holds file names as the file system has them
+    (:mod:`megaclassifier.formats.naming`). Otherwise they are an error.
+    """
+    errors = "surrogateescape" if file_names else "strict"
     if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
+        return gzip.open(path, "rt", encoding="utf-8", errors=errors, newline="")
+    return open(path, encoding="utf-8", errors=errors, newline="")  # noqa: SIM115 - caller closes
 
 
 def file_sha256(path: str | Path) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import write_json_atomic
+from megaclassifier.formats.json_input import read_json_and_bytes
 
 #: format_version written by this package when it has to choose one.
 CURRENT_FORMAT_VERSION = "1.6"
@@ -95,19 +96,7 @@ def load_detections(path: str | Path) -> DetectionResults:
             results file; the message names the file and the first problem.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-        data = json.loads(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a folder, not a MegaDetector results file") from None
-    except UnicodeDecodeError:
-        raise InputFileError(path, "not a text file; is this a MegaDetector output file?") from None
-    except json.JSONDecodeError as e:
-        raise InputFileError(path, f"not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
-    except OSError as e:
-        raise InputFileError(path, e.strerror or str(e)) from None
+    data, raw = read_json_and_bytes(path, hint="; is this a MegaDetector output file?")
     validate_detections(data, path)
     return DetectionResults(path, data, hashlib.sha256(raw).hexdigest())
 
@@ -175,7 +164,13 @@ def _check_detection(det: Any, where: str, path: str | Path) -> None:
 
 
 def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number that is finite as a float (an integer of 400 digits is not: it has no float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def write_detections(path: str | Path, data: dict[str, Any]) -> None:

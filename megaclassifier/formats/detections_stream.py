@@ -24,6 +24,7 @@ from typing import IO, Any
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import atomic_path
 from megaclassifier.formats.detections import check_image as detections_check_image
+from megaclassifier.formats.json_input import SlowPathNeeded, json_events, json_items
 
 _HINT = "; is this a MegaDetector output file?"
 
@@ -50,100 +51,118 @@ class InMemoryResults:
 
 
 class StreamedResults:
-    """A results file on disk, read lazily."""
+    """A results file on disk, read lazily.
+
+    Memory stays bounded by the largest single value, whatever the file's shape: the header
+    scan reads the whole file as basic parser events
+    (:func:`~megaclassifier.formats.json_input.json_events`), which bounds its nesting; then the
+    passes over the images use ijson's C ``items`` (fast), as long as the file is unchanged
+    since (else it is scanned again).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.source = str(path)
-        self.header = read_header(self.path)
+        self._scan()
 
-    @contextlib.contextmanager
-    def _open(self) -> Iterator[IO[bytes]]:
+    def _scan(self) -> None:
+        self._pure_python = False
+        self._state = _state(self.path)
         try:
-            with open(self.path, "rb") as f:
-                yield f
-        except FileNotFoundError:
-            raise InputFileError(self.path, "no such file") from None
-        except IsADirectoryError:
-            raise InputFileError(self.path, "is a folder, not a MegaDetector results file") from None
+            self.header = read_header(self.path)
+        except SlowPathNeeded:  # a lone surrogate (a name that is not UTF-8) or a 20-digit integer
+            self._pure_python = True
+            self.header = read_header(self.path, pure_python=True)
+
+    def _items(self, prefix: str) -> Iterator[Any]:
+        if _state(self.path) != self._state:  # changed since its nesting was checked: check again
+            self._scan()
+        with _open(self.path) as f:
+            yield from json_items(f, self.path, prefix, pure_python=self._pure_python)
 
     def images(self) -> Iterator[dict[str, Any]]:
         """One pass over the images."""
-        import ijson
-
-        with self._open() as f:
-            try:
-                for i, image in enumerate(ijson.items(f, "images.item", use_float=True)):
-                    check_image(i, image, self.path)
-                    yield image
-            except ijson.JSONError as e:
-                raise InputFileError(self.path, f"not valid JSON ({_first_line(e)})") from None
+        for i, image in enumerate(self._items("images.item")):
+            check_image(i, image, self.path)
+            yield image
 
     def files(self) -> Iterator[str]:
-        """Each image's ``file``, without building the images."""
-        import ijson
-
-        with self._open() as f:
-            try:
-                for i, file in enumerate(ijson.items(f, "images.item.file")):
-                    if not isinstance(file, str) or not file:
-                        raise InputFileError(self.path, f'images[{i}] has no "file"')
-                    yield file
-            except ijson.JSONError as e:
-                raise InputFileError(self.path, f"not valid JSON ({_first_line(e)})") from None
+        """Each image's ``file``."""
+        for i, image in enumerate(self._items("images.item")):
+            file = image.get("file") if isinstance(image, dict) else None
+            if not isinstance(file, str) or not file:
+                raise InputFileError(self.path, f'images[{i}] has no "file"')
+            yield file
 
 
-def read_header(path: Path) -> dict[str, Any]:
+def _state(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[IO[bytes]]:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below; errors of the body pass through untouched
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a folder, not a file") from None
+    except OSError as e:
+        raise InputFileError(path, e.strerror or str(e)) from None
+    with f:
+        yield f
+
+
+def read_header(path: Path, *, pure_python: bool = False) -> dict[str, Any]:
     """Every top-level field but ``images`` (kept as a ``None`` placeholder for the key order).
 
     Raises:
         InputFileError: missing, not JSON, or not a results file.
+        SlowPathNeeded: ijson's C parser cannot read the file; read it with ``pure_python=True``.
     """
-    import ijson
-
     header: dict[str, Any] = {}
-    try:
-        with open(path, "rb") as f:
-            images_listed = _scan_header(ijson.parse(f, use_float=True), header)
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a folder, not a MegaDetector results file") from None
-    except ijson.JSONError as e:
-        raise InputFileError(path, f"not valid JSON ({_first_line(e)})") from None
+    with _open(path) as f:
+        images_listed = _scan_header(json_events(f, path, pure_python=pure_python), header)
     if not images_listed:
         raise InputFileError(path, f'no "images" list{_HINT}')
     _check_header(header, path)
     return header
 
 
-def _scan_header(events: Iterator[tuple[str, str, Any]], header: dict[str, Any]) -> bool:
-    """Build each top-level value but ``images`` from parser events; say whether ``images`` is a list."""
+_OPEN = ("start_map", "start_array")
+_CLOSE = ("end_map", "end_array")
+
+
+def _scan_header(events: Iterator[tuple[str, Any]], header: dict[str, Any]) -> bool:
+    """Build each top-level value but ``images``; say whether ``images`` is a list."""
     from ijson.common import ObjectBuilder
 
     builder: ObjectBuilder | None = None
     key = ""
     depth = 0
     images_listed = False
-    for prefix, event, value in events:
+    top_is_object = False
+    for event, value in events:
         if builder is not None:
             builder.event(event, value)
-            depth += event in ("start_map", "start_array")
-            depth -= event in ("end_map", "end_array")
-            if depth == 0:
-                header[key] = builder.value
-                builder = None
-        elif prefix == "" and event == "map_key":
+        elif depth == 0:
+            top_is_object = event == "start_map"
+        elif depth == 1 and top_is_object and event == "map_key":
             key = value
             header[key] = None
             builder = None if key == "images" else ObjectBuilder()
-        elif prefix == "images" and event == "start_array":
+        elif depth == 1 and top_is_object and key == "images" and event == "start_array":
             images_listed = True
+        depth += event in _OPEN
+        depth -= event in _CLOSE
+        if builder is not None and depth == 1 and event != "map_key":
+            header[key] = builder.value
+            builder = None
     return images_listed
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _check_header(header: dict[str, Any], path: Path) -> None:

@@ -194,7 +194,7 @@ def _parsed(lines: list[str]) -> Iterator[Any]:
     for line in lines:
         try:
             yield json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
 
 
@@ -202,7 +202,7 @@ def _mismatch(header_line: str | None, fingerprint: Fingerprint) -> str | None:
     """Why a journal's header does not fit this run, or None when it does."""
     try:
         header = json.loads(header_line) if header_line else None
-    except ValueError:
+    except (ValueError, RecursionError):
         header = None
     if not isinstance(header, dict) or header.get("journal") != JOURNAL_VERSION:
         return "not a journal this version can read"

@@ -15,6 +15,16 @@ probability CSV's ``path`` column holds and what ``merge`` parses back. On
 disk, :func:`crop_path` places it under the crops folder safely: backslashes
 become folders, an absolute path or a drive letter is kept as a plain
 subfolder, and ``..`` can never climb out of the crops folder.
+
+Names that are not UTF-8 (the byte 0xff of a disk copied from an old Windows or
+macOS machine) follow one rule everywhere, Python's own (``os.fsdecode``): each
+undecodable byte is a lone surrogate (0xff is ``"\\udcff"``). So:
+
+* results JSON holds it as the escape ``"\\udcff"`` (as MegaDetector's own files do);
+* the probability CSV (``classify``, ``run --output-csv``, ``aggregate``) holds the
+  name's bytes as the file system has them (:data:`NAME_ERRORS`), read back the same way;
+* text meant for people and for strict UTF-8 formats (``export`` CSV and XLSX, the HTML
+  report) shows each such byte as ``\\xff`` (:func:`display_name`).
 """
 
 from __future__ import annotations
@@ -24,6 +34,29 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 CROP_MARKER = "___crop"
+
+#: The codec error handler for file names in text files: bytes that are not UTF-8 kept as they are.
+NAME_ERRORS = "surrogateescape"
+
+
+def display_name(name: str) -> str:
+    r"""``name`` as valid Unicode text: each byte that was not UTF-8 shown as ``\xff``.
+
+    ``display_name("\udcffodd.jpg")`` is ``"\\xffodd.jpg"`` (a backslash, then ``xffodd.jpg``).
+    """
+    if name.isascii() or not any("\ud800" <= c <= "\udfff" for c in name):
+        return name
+    try:
+        return name.encode("utf-8", NAME_ERRORS).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no byte gives ("\ud800" written in a JSON file)
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def name_bytes(name: str) -> bytes:
+    """The bytes of a name as the file system holds them (``os.fsencode`` on POSIX), for hashing."""
+    return name.encode("utf-8", NAME_ERRORS)
+
+
 _SUFFIX_RE = re.compile(r"^(?P<index>\d+)(?:_(?P<detector>.+))?\.jpg$", re.DOTALL)
 _DRIVE_RE = re.compile(r"^([A-Za-z]):$")
 

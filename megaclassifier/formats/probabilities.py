@@ -136,7 +136,7 @@ class ProbabilityCsvReader:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._file = open_text(self.path)
+            self._file = open_text(self.path, file_names=True)
             self._reader = csv.reader(self._file)
             header = next(self._reader, None)
         except FileNotFoundError:

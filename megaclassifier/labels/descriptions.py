@@ -149,15 +149,18 @@ def load_taxonomy_file(path: str | Path) -> dict[str, Taxon]:
             header = next(csv.reader([f.readline()]), [])
     except FileNotFoundError:
         raise InputFileError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputFileError(path, f"cannot read ({e})") from None
     header = [h.lstrip("\ufeff").strip().lower() for h in header]
-    if {"name", "genus", "species"} <= set(header):
-        return _load_simple_csv(path)
     from megaclassifier.labels.taxonomy import REQUIRED_COLUMNS
 
-    if set(REQUIRED_COLUMNS) <= set(header):
-        return _load_reference_csv(path)
+    try:
+        if {"name", "genus", "species"} <= set(header):
+            return _load_simple_csv(path)
+        if set(REQUIRED_COLUMNS) <= set(header):
+            return _load_reference_csv(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputFileError(path, f"cannot read ({e})") from None
     raise InputFileError(
         path,
         f"not a taxonomy CSV; expected the columns {','.join(SIMPLE_COLUMNS)} or the reference taxonomy CSV's "
@@ -169,7 +172,9 @@ def _load_simple_csv(path: str | Path) -> dict[str, Taxon]:
     out: dict[str, Taxon] = {}
     with open_text(path) as f:
         for row in csv.DictReader(f):
-            row = {(k or "").lstrip("\ufeff").strip().lower(): (v or "").strip().lower() for k, v in row.items()}
+            row = {  # a row longer than the header has its extra cells under None: not a column
+                k.lstrip("\ufeff").strip().lower(): (v or "").strip().lower() for k, v in row.items() if k is not None
+            }
             name = row.get("name", "")
             if not name:
                 continue

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import logging
 import os
 import re
@@ -33,6 +32,7 @@ from typing import NoReturn
 from megaclassifier import __version__
 from megaclassifier.constants import DEFAULT_TIMEOUT, FETCH_RETRIES
 from megaclassifier.errors import DownloadError, MegaClassifierError
+from megaclassifier.formats.json_input import read_json
 from megaclassifier.models.registry import DEFAULT_BASE_URL, KNOWN_MODELS, KnownModel, default_model_dir
 
 logger = logging.getLogger(__name__)
@@ -228,8 +228,7 @@ def check_model_files(known: KnownModel, folder: Path) -> int | None:
             if entry.role == "categories":
                 names = load_label_index(path)
             elif entry.role == "mapping":
-                with open(path, encoding="utf-8") as f:
-                    mapping = json.load(f)
+                mapping = read_json(path)
                 if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
                     raise MegaClassifierError("not a JSON object of target name to list of classes")
         except (MegaClassifierError, OSError, ValueError) as e:

@@ -28,14 +28,14 @@ folder's ``info.json`` names, inside the folder the user gave (or that
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from megaclassifier.errors import ModelError, first_line
+from megaclassifier.errors import InputFileError, ModelError, first_line
+from megaclassifier.formats.json_input import read_json
 from megaclassifier.preprocess import Preprocessing
 
 if TYPE_CHECKING:
@@ -110,12 +110,12 @@ def read_release(folder: str | Path) -> SpeciesNetRelease:
     """
     folder = Path(folder)
     info_path = folder / "info.json"
+    if not info_path.is_file():
+        raise ModelError(f"{folder}: a folder without info.json; expected a SpeciesNet release folder")
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{folder}: a folder without info.json; expected a SpeciesNet release folder") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ModelError(f"{info_path}: cannot read ({first_line(e)})") from None
+        info = read_json(info_path)
+    except InputFileError as e:
+        raise ModelError(f"{info_path}: cannot read ({e.problem})") from None
     if not isinstance(info, dict):
         raise ModelError(f"{info_path}: not a JSON object; expected SpeciesNet's info.json")
     missing = [k for k in INFO_FIELDS if not isinstance(info.get(k), str) or not info.get(k)]
@@ -204,9 +204,9 @@ def read_geofence(path: str | Path) -> dict[str, dict[str, Any]]:
         ModelError: unreadable, or not a JSON object of objects.
     """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ModelError(f"{path}: cannot read the geofence ({first_line(e)})") from None
+        data = read_json(path)
+    except InputFileError as e:
+        raise ModelError(f"{path}: cannot read the geofence ({e.problem})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ModelError(f"{path}: not a geofence (a JSON object of taxa to allow/block rules)")
     return data

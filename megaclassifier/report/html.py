@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Collection, Sequence
 from html import escape
 
+from megaclassifier.formats.naming import display_name
 from megaclassifier.formats.results_table import DetectionRow
 from megaclassifier.report.stats import DeploymentStats, ImageSummary, SpeciesStats
 from megaclassifier.report.thumbs import preview_name, thumb_name
@@ -110,7 +111,7 @@ def deployments_table(deployments: Sequence[DeploymentStats], first_images: Sequ
     for stats, first in zip(deployments, first_images, strict=True):
         href = f"{root}images/{page_name(first // LIST_PAGE_SIZE + 1)}#i{first}"
         lines.append(
-            f'<tr data-folder="{escape(stats.folder)}"><td><a href="{escape(href)}">{escape(stats.folder)}</a></td>'
+            f'<tr data-folder="{_shown(stats.folder)}"><td><a href="{escape(href)}">{_shown(stats.folder)}</a></td>'
             f'<td class="images">{stats.images}</td><td class="blank">{stats.blank}</td>'
             f'<td class="detections">{stats.detections}</td>'
             f'<td class="species">{_species_list(stats.species)}</td></tr>'
@@ -151,11 +152,11 @@ def images_page(images: Sequence[ImageSummary], page_no: int, pages: int, unread
     start = (page_no - 1) * LIST_PAGE_SIZE
     rows = []
     for n, image in enumerate(images[start : start + LIST_PAGE_SIZE], start):
-        name = escape(image.file)
+        name = _shown(image.file)
         link = name if image.blank else f'<a href="../{image_page_name(image.file)}">{name}</a>'
         note = ' <span class="flag">image unreadable</span>' if image.file in unreadable else ""
         rows.append(
-            f'<tr id="i{n}" data-file="{name}"><td class="file">{link}{note}</td><td>{escape(image.folder)}</td>'
+            f'<tr id="i{n}" data-file="{name}"><td class="file">{link}{note}</td><td>{_shown(image.folder)}</td>'
             f'<td class="detections">{len(image.rows)}</td><td class="species">{_species_list(image.species)}</td></tr>'
         )
     body = [
@@ -176,9 +177,9 @@ def image_page(image: ImageSummary, list_position: int, failure: str | None) -> 
     list_href = f"../{page_name(list_position // LIST_PAGE_SIZE + 1)}#i{list_position}"
     boxes = [_box(row) for row in image.rows]
     photo = (
-        f'<p class="flag">image unreadable: {escape(failure)}</p>'
+        f'<p class="flag">image unreadable: {_shown(failure)}</p>'
         if failure is not None
-        else f'<div id="frame"><img id="photo" src="../../{preview_name(image.file)}" alt="{escape(image.file)}">'
+        else f'<div id="frame"><img id="photo" src="../../{preview_name(image.file)}" alt="{_shown(image.file)}">'
         + "".join(boxes) + "</div>"
     )  # fmt: skip
     table = [
@@ -194,8 +195,8 @@ def image_page(image: ImageSummary, list_position: int, failure: str | None) -> 
         )
     body = [
         f'<p><a href="../../index.html">report</a> · <a href="{list_href}">image list</a></p>',
-        f"<h1>{escape(image.file)}</h1>",
-        f"<p>deployment <b>{escape(image.folder)}</b>; {len(image.rows)} detections: "
+        f"<h1>{_shown(image.file)}</h1>",
+        f"<p>deployment <b>{_shown(image.folder)}</b>; {len(image.rows)} detections: "
         f'<span id="species-list">{_species_list(image.species)}</span></p>',
         photo,
         *table,
@@ -219,7 +220,7 @@ def _failures_section(failures: dict[str, str], shown: int = 500) -> list[str]:
     if not failures:
         return []
     lines = [f"<h2 id='failures'>Images that could not be read ({len(failures)})</h2><ul>"]
-    lines += [f"<li>{escape(f)}: {escape(r)}</li>" for f, r in list(failures.items())[:shown]]
+    lines += [f"<li>{_shown(f)}: {_shown(r)}</li>" for f, r in list(failures.items())[:shown]]
     if len(failures) > shown:
         lines.append(f"<li>... and {len(failures) - shown} more (see report_log.json)</li>")
     return lines + ["</ul>"]
@@ -260,6 +261,7 @@ def _pager(page_no: int, pages: int) -> str:
 
 
 def _figure(row: DetectionRow, flag: str | None, unreadable: bool) -> str:
+    name = display_name(row.file)  # a name that is not UTF-8 shows its bytes as \xff
     href = f"../../{image_page_name(row.file)}#d{row.index}"
     image = (
         '<span class="flag">image unreadable</span>'
@@ -272,5 +274,10 @@ def _figure(row: DetectionRow, flag: str | None, unreadable: bool) -> str:
     return (
         f'<figure class="{"review" if flag else "ok"}">{image}'
         f"<figcaption><b>{row.score:.3f}</b>{second}{conf}{flag_html}<br>"
-        f'<span class="note">{escape(row.file)} #{row.index}</span></figcaption></figure>'
+        f'<span class="note">{escape(name)} #{row.index}</span></figcaption></figure>'
     )
+
+
+def _shown(name: str) -> str:
+    """A file or folder name as HTML text: escaped, a name that is not UTF-8 with its bytes as ``\\xff``."""
+    return escape(display_name(name))

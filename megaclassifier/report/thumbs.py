@@ -33,6 +33,7 @@ from PIL import Image
 
 from megaclassifier.crop.core import CutOptions, PlannedCrop, cut_image
 from megaclassifier.formats.atomic import write_bytes_atomic
+from megaclassifier.formats.naming import NAME_ERRORS
 from megaclassifier.formats.results_table import DetectionRow
 from megaclassifier.parallel import bounded_map
 
@@ -51,7 +52,7 @@ _PREVIEW_MIN_SIDE = PREVIEW_SIZE * 3 // 4
 
 
 def _digest(*parts: object) -> str:
-    return hashlib.sha1("\0".join(map(str, parts)).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1("\0".join(map(str, parts)).encode("utf-8", NAME_ERRORS)).hexdigest()[:16]
 
 
 def thumb_name(row: DetectionRow) -> str:

@@ -133,7 +133,7 @@ def plan_images(results: DetectionResults, crop: CropSummary, options: RunOption
             invalid_boxes=crop.invalid_boxes,
         )
     )
-    crop.images = len(plans)
+    crop.plan(plans)
     return plans
 
 
