@@ -45,6 +45,9 @@ _COMMANDS = {
     "smooth": "smooth",
     "restrict": "smooth",
     "rollup": "smooth",
+    "evaluate": "evaluate",
+    "learn-mapping": "evaluate",
+    "train-head": "evaluate",
 }
 
 

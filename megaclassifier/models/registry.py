@@ -209,7 +209,9 @@ def release_for(model: str | Path) -> SpeciesNetRelease | None:
 
 
 def categories_for(model: str | Path, classifier_categories: str | Path | None) -> list[str] | None:
-    """The class names of ``model``: from ``classifier_categories`` when given, else a published model's own.
+    """The class names of ``model``: from ``classifier_categories`` when given, else the model's own.
+
+    A model's own names are those a ``train-head`` model carries, or a published model's categories file.
 
     Returns:
         The names in index order, or None when neither is there (the caller names them ``0``..``N-1``).
@@ -219,6 +221,12 @@ def categories_for(model: str | Path, classifier_categories: str | Path | None) 
     """
     if classifier_categories is not None:
         return load_label_index(classifier_categories)
+    if known_model(model) is None and Path(model).is_file():
+        from megaclassifier.models.loading import embedded_class_names
+
+        embedded = embedded_class_names(model)
+        if embedded is not None:
+            return embedded
     release = release_for(model)
     if release is not None:
         from megaclassifier.models.speciesnet import common_name, read_labels
