@@ -119,7 +119,8 @@ def learn_mapping(**options: Any) -> None:
 
     rules = _rules(options)
     result = learn(options.pop("results"), options.pop("labels"), options.pop("output"), rules=rules, **options)
-    mapped = len(result.raw) - len(result.unmapped)
+    total = sum(len(r.names) for r in result.raw)
+    mapped = total - len(result.unmapped)
     targets = sum(1 for t in result.mapping if t != "other")
     held = ""
     if result.held_out:
@@ -127,7 +128,7 @@ def learn_mapping(**options: Any) -> None:
         held = f"; held-out accuracy {remapped:.3f} remapped vs {raw:.3f} raw on {result.held_out_images} images"
     shown = ", ".join(r.name for r in result.raw if r.support and r.target == "other")[:200]
     summary(
-        f"Mapped {mapped} of {len(result.raw)} raw classes to {targets} classes "
+        f"Mapped {mapped} of {total} raw classes to {targets} classes "
         f"({len(result.unmapped)} to other{f'; seen but unmapped: {shown}' if shown else ''}){held}: {result.output}"
     )
 

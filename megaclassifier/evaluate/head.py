@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -179,8 +180,6 @@ def _fit(
     x: np.ndarray, y: np.ndarray, classes: list[str], *, c: float, max_iter: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Fit the standardised, class-balanced logistic regression; return (W, b) on raw features and train accuracy."""
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -242,7 +241,8 @@ def save_headed_model(
         "backbone": path.name,
         "image_size": size,
     }
-    with atomic_path(output) as tmp:
+    with atomic_path(output) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.save is deprecated" (torch >= 2.10)
         torch.jit.save(module, str(tmp), _extra_files={EMBEDDED_INFO: json.dumps(info)})
 
 

@@ -2,15 +2,17 @@
 
 "If all of my coyotes are consistently classified as jackals, that's just as good
 as having a coyote classifier": for each raw class, the labels of the detections
-whose top class it is (detections at or above the detection threshold, in the
-labelled images outside the held-out set, person and vehicle detections left out)
-are counted. A raw class goes to
+that list it among their classifications are added up, each weighted by the
+class's score there (detections at or above the detection threshold, in the
+labelled images outside the held-out set; person and vehicle detections left
+out), so a class that is always second to ``tusker`` on elephants still means
+elephant. A raw class goes to
 
-* the label it most often means, when it is the top class of at least
-  ``min_support`` detections and that label has at least ``min_purity`` of them;
+* the label with the largest share, when at least ``min_support`` detections
+  list the class and that label has at least ``min_purity`` of its weight;
 * else, with ``--taxonomy`` naming the labels' taxa, the lowest common taxon
-  (genus, family, order, class) holding ``min_purity`` of them (``cervidae``);
-* else to ``other`` (too few detections, no clear meaning, or never the top class).
+  (genus, family, order, class) holding ``min_purity`` of it (``cervidae``);
+* else to ``other`` (too few detections, no clear meaning, or never listed).
 
 The output is the target mapping that ``aggregate`` and ``run --target-mapping`` take,
 every raw class in exactly one target, targets sorted, ``other`` last::
@@ -27,7 +29,6 @@ results scored with the rules of ``evaluate``, raw and remapped.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,15 +55,17 @@ class RawClass:
 
     Attributes:
         name: the raw class, as the results name it.
-        support: detections whose top class it is (learning set).
-        labels: their labels, counted.
+        names: every spelling of it in the results (classes that differ only in case).
+        support: detections that list it (learning set).
+        labels: their labels, each weighted by the class's score in the detection.
         target: where it goes.
         reason: ``label``, ``taxon``, ``too few``, ``impure`` or ``never top``.
     """
 
     name: str
+    names: list[str] = field(default_factory=list)
     support: int = 0
-    labels: Counter[str] = field(default_factory=Counter)
+    labels: dict[str, float] = field(default_factory=dict)
     target: str = OTHER
     reason: str = "never top"
 
@@ -89,7 +92,7 @@ class LearnedMapping:
     @property
     def unmapped(self) -> list[str]:
         """The raw classes sent to ``other`` for want of evidence."""
-        return [r.name for r in self.raw if r.target == OTHER]
+        return [name for r in self.raw if r.target == OTHER for name in r.names]
 
 
 def learn_mapping(
@@ -134,12 +137,14 @@ def learn_mapping(
     truth = read_labels(labels, label_column=label_column, ignore_case=ignore_case)
     keys = set(truth.images) | {key for key, _ in truth.crops}
     learn, held = split_keys(keys, truth, by=holdout_by, fraction=holdout_fraction, chosen=holdout)
-    scan = scan_results(results, keys, [Namer(classes)], rules, ignore_case=ignore_case)
+    scan = scan_results(results, keys, [Namer(classes)], rules, ignore_case=ignore_case, keep_classes=True)
     if not scan.images:
         raise InputFileError(
             truth.source, f"none of its labelled images is in {results}; paths must match (try --ignore-case)"
         )
-    raw = {name.lower(): RawClass(name) for name in classes.values()}
+    raw: dict[str, RawClass] = {}
+    for name in classes.values():  # names that differ only in case (ImageNet's Cardigan, cardigan) are one class here
+        raw.setdefault(name.lower(), RawClass(name)).names.append(name)
     _count(raw, scan, truth, learn & scan.images.keys(), rules)
     taxa = load_taxonomy_file(taxonomy) if taxonomy is not None else {}
     for item in raw.values():
@@ -164,11 +169,13 @@ def _count(raw: dict[str, RawClass], scan: Scan, truth: Labels, keys: set[str], 
         image_label = truth.images.get(key)
         for det in scan.images[key][1]:
             label: str | None = crops.get(key, {}).get(det.index, image_label)
-            top = det.tops[0]
-            if label is None or top is None or top not in raw:
+            if label is None:
                 continue
-            raw[top].support += 1
-            raw[top].labels[rules.label(label)] += 1
+            for name, share in det.listed:
+                if name in raw:
+                    raw[name].support += 1
+                    target = rules.label(label)
+                    raw[name].labels[target] = raw[name].labels.get(target, 0.0) + share
 
 
 def _decide(item: RawClass, *, min_support: int, min_purity: float, taxa: dict[str, Taxon]) -> None:
@@ -177,20 +184,21 @@ def _decide(item: RawClass, *, min_support: int, min_purity: float, taxa: dict[s
     if item.support < min_support:
         item.reason = "too few"
         return
+    total = sum(item.labels.values())
     label, n = min(item.labels.items(), key=lambda pair: (-pair[1], pair[0]))
-    if n / item.support >= min_purity:
+    if n / total >= min_purity:
         item.target, item.reason = label, "label"
         return
     item.reason = "impure"
     for depth in range(len(LEVELS) - 1, 0, -1):
-        groups: Counter[str] = Counter()
+        groups: dict[str, float] = {}
         for name, count in item.labels.items():
             taxon = taxa.get(name)
             if taxon is not None and taxon.depth >= depth:
-                groups[taxon.tokens[depth - 1]] += count
+                groups[taxon.tokens[depth - 1]] = groups.get(taxon.tokens[depth - 1], 0.0) + count
         if groups:
             best, count = min(groups.items(), key=lambda pair: (-pair[1], pair[0]))
-            if count / item.support >= min_purity:
+            if count / total >= min_purity:
                 item.target, item.reason = best, "taxon"
                 return
 
@@ -198,9 +206,9 @@ def _decide(item: RawClass, *, min_support: int, min_purity: float, taxa: dict[s
 def _mapping(raw: Iterable[RawClass]) -> dict[str, list[str]]:
     targets: dict[str, list[str]] = {}
     for item in raw:
-        targets.setdefault(item.target, []).append(item.name)
+        targets.setdefault(item.target, []).extend(item.names)
     ordered = sorted(t for t in targets if t != OTHER) + ([OTHER] if OTHER in targets else [])
-    return {t: sorted(targets[t]) for t in ordered}
+    return {t: sorted(set(targets[t])) for t in ordered}
 
 
 def _held_out_scores(
@@ -232,7 +240,13 @@ def _report(learned: LearnedMapping, min_support: int, min_purity: float) -> dic
         "held_out_images": learned.held_out_images,
         "held_out_accuracy": {name: s.accuracy for name, s in learned.held_out.items()},
         "classes": [
-            {"class": r.name, "target": r.target, "reason": r.reason, "support": r.support, "labels": dict(r.labels)}
+            {
+                "class": r.name,
+                "target": r.target,
+                "reason": r.reason,
+                "support": r.support,
+                "labels": {k: round(v, 4) for k, v in r.labels.items()},
+            }
             for r in learned.raw
             if r.support
         ],

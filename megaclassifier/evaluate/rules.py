@@ -132,17 +132,20 @@ class Namer:
             return name
         return taxon.tokens[self.depth - 1]
 
-    def top(self, classifications: Any) -> tuple[str, float] | None:
-        """The detection's top class (mapped, at the rank) and its score; None without classifications."""
-        if not isinstance(classifications, list) or not classifications:
-            return None
+    def scores(self, classifications: Any) -> dict[str, float]:
+        """Each listed class's score (mapped targets summed, at the rank); empty without classifications."""
         scores: dict[str, float] = {}
-        for item in classifications:
+        for item in classifications if isinstance(classifications, list) else ():
             if not isinstance(item, list | tuple) or len(item) < 2:
                 continue
             name = self.names.get(str(item[0]), str(item[0]).lower())
             name = self.at_rank(self.target.get(name, name))
             scores[name] = scores.get(name, 0.0) + float(item[1])
+        return scores
+
+    def top(self, classifications: Any) -> tuple[str, float] | None:
+        """The detection's top class (mapped, at the rank) and its score; None without classifications."""
+        scores = self.scores(classifications)
         if not scores:
             return None
         name = min(scores, key=lambda c: (-scores[c], c))

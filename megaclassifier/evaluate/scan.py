@@ -28,6 +28,7 @@ class ScannedDetection:
         conf: detection confidence.
         names, scores: its class and score by each namer (rules 2 and 3).
         tops: its top class by each namer before the classification threshold (None: no classes).
+        listed: every listed class and score by the first namer (only when asked: ``learn-mapping``).
     """
 
     index: int
@@ -36,6 +37,7 @@ class ScannedDetection:
     names: tuple[str, ...]
     scores: tuple[float, ...]
     tops: tuple[str | None, ...]
+    listed: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -90,9 +92,17 @@ def _taxa(header: dict) -> dict[str, Taxon]:
 
 
 def scan_results(
-    path: str | Path, keys: Collection[str], namers: Sequence[Namer], rules: Rules, *, ignore_case: bool = False
+    path: str | Path,
+    keys: Collection[str],
+    namers: Sequence[Namer],
+    rules: Rules,
+    *,
+    ignore_case: bool = False,
+    keep_classes: bool = False,
 ) -> Scan:
     """Keep the detections of the images whose match key is in ``keys``, named by each namer.
+
+    ``keep_classes``: keep every listed class of the animal detections too (:attr:`ScannedDetection.listed`).
 
     Raises:
         InputFileError: the file is missing or not a MegaDetector results file.
@@ -118,10 +128,12 @@ def scan_results(
                 continue
             named = [detection_class(det, category, namer, rules) for namer in namers]
             bbox = tuple(float(v) for v in det.get("bbox") or (0, 0, 0, 0))
+            listed = namers[0].scores(det.get("classifications")) if keep_classes and named[0][2] else {}
             kept.append(
                 ScannedDetection(
                     index, bbox, float(conf if conf is not None else 1.0),  # type: ignore[arg-type]
                     tuple(n[0] for n in named), tuple(n[1] for n in named), tuple(n[2] for n in named),
+                    tuple(listed.items()),
                 )
             )  # fmt: skip
         scan.images[key] = (image["file"], kept)
