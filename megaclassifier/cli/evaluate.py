@@ -94,7 +94,9 @@ def evaluate(**options: Any) -> None:
 @click.command("learn-mapping", context_settings=COMMAND_SETTINGS)
 @click.argument("results", type=INPUT_FILE)
 @click.argument("labels", type=LABELS)
-@click.option("-o", "--output", required=True, type=OUTPUT_FILE, help="The target mapping JSON to write.")
+@click.option(
+    "-o", "--output", required=True, type=OUTPUT_FILE, help="Target mapping JSON to write (folders are created)."
+)
 @labels_options
 @evaluation_rules_options
 @click.option("--min-support", type=click.IntRange(min=1), default=5, show_default=True,
@@ -145,7 +147,6 @@ def learn_mapping(**options: Any) -> None:
 @click.option(
     "--max-iter", type=click.IntRange(min=1), default=1000, show_default=True, help="L-BFGS iterations at most."
 )
-@click.option("--image-size", type=click.IntRange(min=32), help="Input side to trace at (default: native, else 224).")
 def train_head(**options: Any) -> None:
     """Train a linear head on features embeddings: one model file with your classes.
 

@@ -126,7 +126,6 @@ def train_head(
     holdout: Sequence[str] = (),
     c: float = DEFAULT_C,
     max_iter: int = DEFAULT_MAX_ITER,
-    image_size: int | None = None,
 ) -> HeadSummary:
     """Fit the head on FEATURES' labelled crops and write BACKBONE + head as one TorchScript model.
 
@@ -139,7 +138,6 @@ def train_head(
         holdout_by, holdout_fraction, holdout: the held-out cameras (:mod:`~megaclassifier.evaluate.holdout`).
         c: inverse regularisation strength of the logistic regression.
         max_iter: L-BFGS iterations at most.
-        image_size: the input side to trace at (default: the backbone's native size, else 224).
 
     Raises:
         InputFileError: FEATURES or LABELS unusable, or fewer than two classes to learn.
@@ -172,7 +170,7 @@ def train_head(
     unseen = sorted(set(y[~train]) - set(classes))
     if unseen:
         logger.warning("held-out classes with no training crop (always wrong): %s", ", ".join(unseen))
-    save_headed_model(backbone, output, weight, bias, classes, image_size=image_size)
+    save_headed_model(backbone, output, weight, bias, classes)
     return summary
 
 
@@ -207,10 +205,10 @@ def save_headed_model(
     weight: np.ndarray,
     bias: np.ndarray,
     classes: Sequence[str],
-    *,
-    image_size: int | None = None,
 ) -> None:
     """Put the head on BACKBONE in place of its last linear layer and save it as TorchScript with its names.
+
+    A checkpoint is traced at its native input size (224 when not recognised), as ``classify`` runs it.
 
     Raises:
         ModelError: BACKBONE is a SpeciesNet release, or its last layer does not take ``weight``'s width.
@@ -226,7 +224,7 @@ def save_headed_model(
     loaded = load_model(path)
     if loaded.kind == SPECIESNET:
         raise ModelError(f"{path}: train-head needs an EfficientNet checkpoint or a TorchScript model as --backbone")
-    size = image_size or EFFICIENTNET_NATIVE_SIZE.get(loaded.arch or "", DEFAULT_IMAGE_SIZE)
+    size = EFFICIENTNET_NATIVE_SIZE.get(loaded.arch or "", DEFAULT_IMAGE_SIZE)
     module = loaded.module
     _replace_head(module, torch.from_numpy(weight), torch.from_numpy(bias), path)
     logits = run_probe(module, path, size)
