@@ -203,8 +203,10 @@ def _scan_all(
     """One pass per results file, naming detections for every variant of that file."""
     scans: dict[Path, Scan] = {}
     for path in dict.fromkeys(v.results for v in variants):
-        classes, _ = read_header_classes(path)
-        namers = [Namer(classes, mapping=v.mapping, rank=rank, taxa=taxa) for v in variants]
+
+        def namers(classes: dict[str, str]) -> list[Namer]:
+            return [Namer(classes, mapping=v.mapping, rank=rank, taxa=taxa) for v in variants]
+
         scans[path] = scan_results(path, keys, namers, rules, ignore_case=ignore_case)
         logger.info("read %d images of %s", scans[path].results_images, path)
     return scans

@@ -38,7 +38,7 @@ from megaclassifier.evaluate.holdout import DEFAULT_HOLDOUT_FRACTION, split_keys
 from megaclassifier.evaluate.labels import Labels, read_labels
 from megaclassifier.evaluate.metrics import Scores, score
 from megaclassifier.evaluate.rules import Namer, Rules
-from megaclassifier.evaluate.scan import Scan, read_header_classes, scan_results
+from megaclassifier.evaluate.scan import Scan, scan_results
 from megaclassifier.formats.atomic import check_writable, write_json_atomic
 from megaclassifier.labels.descriptions import LEVELS, Taxon, load_taxonomy_file
 from megaclassifier.labels.mapping import OTHER
@@ -131,13 +131,21 @@ def learn_mapping(
     rules = rules or Rules()
     output = Path(output)
     check_writable(output)
-    classes, _ = read_header_classes(results)
-    if not classes:
-        raise InputFileError(results, "has no classification_categories; learn-mapping needs a classifier's results")
     truth = read_labels(labels, label_column=label_column, ignore_case=ignore_case)
     keys = set(truth.images) | {key for key, _ in truth.crops}
     learn, held = split_keys(keys, truth, by=holdout_by, fraction=holdout_fraction, chosen=holdout)
-    scan = scan_results(results, keys, [Namer(classes)], rules, ignore_case=ignore_case, keep_classes=True)
+    header: dict[str, str] = {}
+
+    def namers(names: dict[str, str]) -> list[Namer]:
+        if not names:
+            raise InputFileError(
+                results, "has no classification_categories; learn-mapping needs a classifier's results"
+            )
+        header.update(names)
+        return [Namer(names)]
+
+    scan = scan_results(results, keys, namers, rules, ignore_case=ignore_case, keep_classes=True)
+    classes = header
     if not scan.images:
         raise InputFileError(
             truth.source, f"none of its labelled images is in {results}; paths must match (try --ignore-case)"
@@ -220,8 +228,9 @@ def _held_out_scores(
     rules: Rules,
     ignore_case: bool,
 ) -> dict[str, Scores]:
-    namers = [Namer(classes), Namer(classes, mapping=mapping)]
-    scan = scan_results(results, held, namers, rules, ignore_case=ignore_case)
+    scan = scan_results(
+        results, held, lambda names: [Namer(names), Namer(names, mapping=mapping)], rules, ignore_case=ignore_case
+    )
     images = sorted(k for k in held if k in truth.images and k in scan.images)
     if not images:
         raise MegaClassifierError("the held-out set has no image-level labels to score the mapping on")

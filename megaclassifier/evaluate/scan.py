@@ -8,7 +8,7 @@ named by every :class:`~megaclassifier.evaluate.rules.Namer` asked for (raw, rem
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def _taxa(header: dict) -> dict[str, Taxon]:
 def scan_results(
     path: str | Path,
     keys: Collection[str],
-    namers: Sequence[Namer],
+    namers: Sequence[Namer] | Callable[[dict[str, str]], Sequence[Namer]],
     rules: Rules,
     *,
     ignore_case: bool = False,
@@ -102,7 +102,9 @@ def scan_results(
 ) -> Scan:
     """Keep the detections of the images whose match key is in ``keys``, named by each namer.
 
-    ``keep_classes``: keep every listed class of the animal detections too (:attr:`ScannedDetection.listed`).
+    ``namers`` may be a function of the file's classification categories (ID -> name), so the header is
+    read once. ``keep_classes``: keep every listed class of the animal detections too
+    (:attr:`ScannedDetection.listed`).
 
     Raises:
         InputFileError: the file is missing or not a MegaDetector results file.
@@ -111,6 +113,8 @@ def scan_results(
     header = results.header
     categories = {str(k): str(v).lower() for k, v in (header.get("detection_categories") or {}).items()}
     scan = Scan(Path(path), classes=[v.lower() for v in _classes(header).values()], taxa=_taxa(header))
+    if callable(namers):
+        namers = namers(_classes(header))
     for image in results.images():
         scan.results_images += 1
         key = match_key(image["file"], ignore_case=ignore_case)
