@@ -319,5 +319,5 @@ def test_heatmap_with_fifty_classes_is_big_enough_to_read(tmp_path: Path) -> Non
     write_heatmap(tmp_path / "h.png", score(truth, predicted), title="50 classes")
     with Image.open(tmp_path / "h.png") as image:
         width, height = image.size
-    # 0.32 inch (32 px at 100 dpi) per class, plus room for the names
-    assert height >= 50 * 32 and width >= height
+    # 0.32 inch (48 px at 150 dpi) per class, plus room for the names
+    assert height >= 50 * 48 and width >= height

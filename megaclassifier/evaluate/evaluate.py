@@ -103,7 +103,8 @@ def evaluate(
     """Score RESULTS (and the variants asked for) against LABELS and write OUT_DIR.
 
     Args:
-        results: output of ``merge`` or ``run`` (or a MegaDetector file: its categories are the classes).
+        results: output of ``merge`` or ``run`` (a plain MegaDetector file's animals, having no classes,
+            count as the unsure label).
         labels: see :func:`~megaclassifier.evaluate.labels.read_labels`.
         out_dir: the folder to write (created).
         label_column, ignore_case: as :func:`~megaclassifier.evaluate.labels.read_labels`.
@@ -139,7 +140,7 @@ def evaluate(
     entities = _entities(truth, keys, scans, variants, rules, label_namer, summary)
     sequences = _sequence_entities(truth, scans, variants, rules, label_namer)
     summary.entities, summary.sequences = len(entities), len(sequences)
-    _warn_unknown_classes(entities, scans[variants[0].results], summary)
+    _warn_unknown_classes(entities, scans[variants[0].results], summary, rules)
     out.mkdir(parents=True, exist_ok=True)
     for i, variant in enumerate(variants):
         folder = out if i == 0 else out / _folder_name(variant.name)
@@ -279,9 +280,10 @@ def _sequence_entities(
     return entities
 
 
-def _warn_unknown_classes(entities: Sequence[Entity], scan: Scan, summary: EvaluationSummary) -> None:
+def _warn_unknown_classes(entities: Sequence[Entity], scan: Scan, summary: EvaluationSummary, rules: Rules) -> None:
     """Labels no variant ever predicts and the first results cannot name: most likely a naming mismatch."""
     known = set(scan.classes) | {p for e in entities for p in e.predicted}
+    known |= {rules.empty_label, rules.human_label, rules.vehicle_label, rules.unsure_label}
     unknown = sorted({e.label for e in entities} - known)
     if unknown:
         summary.warnings["label classes the classifier does not have"] = len(unknown)

@@ -119,7 +119,8 @@ def write_heatmap(path: Path, scores: Scores, *, title: str) -> None:
     share = np.divide(scores.matrix, rows, out=np.zeros(scores.matrix.shape), where=rows > 0)
     side = min(40.0, 3.0 + 0.32 * n)
     font = 9 if n <= 20 else 7 if n <= 40 else 6
-    fig, ax = plt.subplots(figsize=(side + 1.5, side), dpi=100)
+    # past 20 classes the names are small (6-7 pt): 150 dpi keeps them 12 px or more high
+    fig, ax = plt.subplots(figsize=(side + 1.5, side), dpi=100 if n <= 20 else 150)
     try:
         image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks(range(n), scores.classes, rotation=90, fontsize=font)
