@@ -21,12 +21,18 @@ GROUPS: dict[str, list[set[str]]] = {
     # a reviewer sees (default 0.15); merge_classification_detection_output.py: the classification threshold
     # (run calls that one --classification-threshold).
     # rollup: the score below which a detection moves up the taxonomy.
-    "--threshold": [{"crop", "run"}, {"report", "export"}, {"merge"}, {"rollup"}],
+    # evaluate and learn-mapping: which detections count, as for report and export.
+    "--threshold": [{"crop", "run"}, {"report", "export", "evaluate", "learn-mapping"}, {"merge"}, {"rollup"}],
+    # run: merge's threshold for writing a class (0.1); evaluate, learn-mapping: the score under which a
+    # detection's top class counts as unsure (MegaDetector's analyze_classification_results, 0.6).
+    "--classification-threshold": [{"run"}, {"evaluate", "learn-mapping"}],
     # aggregate writes the target probabilities there; run the classifier's own probabilities.
     "--output-csv": [{"run"}, {"aggregate"}],
     # classify and features read small crop files, run decodes whole photos, report makes thumbnails:
     # other work, other defaults.
-    "--num-workers": [{"classify", "features"}, {"run"}, {"report"}],
+    # map-categories and learn-mapping write a target mapping; train-head a model file.
+    "--output": [{"map-categories", "learn-mapping"}, {"train-head"}],
+    "--num-workers": [{"classify", "features"}, {"run"}, {"report", "evaluate"}],
 }
 
 

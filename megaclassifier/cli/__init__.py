@@ -49,6 +49,9 @@ _COMMANDS = {
     "smooth": "smooth",
     "restrict": "smooth",
     "rollup": "smooth",
+    "evaluate": "evaluate",
+    "learn-mapping": "evaluate",
+    "train-head": "evaluate",
 }
 
 

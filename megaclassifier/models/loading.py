@@ -45,6 +45,10 @@ TORCHSCRIPT = "torchscript"
 CHECKPOINT = "checkpoint"
 SPECIESNET = "speciesnet"
 
+#: The file inside a TorchScript model (``extra/`` of its archive) that names its classes, written by ``train-head``:
+#: ``{"class_names": ["bear", "deer"], ...}``.
+EMBEDDED_INFO = "megaclassifier.json"
+
 #: Architectures a checkpoint can be built as (``--arch``).
 ARCHITECTURES: tuple[str, ...] = tuple(EFFICIENTNET_NATIVE_SIZE)
 
@@ -101,6 +105,20 @@ def model_kind(path: str | Path) -> str:
     if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
         return CHECKPOINT
     raise ModelError(f"{path}: a zip archive, but neither a TorchScript model nor a torch.save checkpoint")
+
+
+def embedded_class_names(path: str | Path) -> list[str] | None:
+    """The class names a TorchScript model carries (``train-head``'s models), read without torch; else None."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith(f"/extra/{EMBEDDED_INFO}")), None)
+            info = json.loads(archive.read(name)) if name is not None else None
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    names = info.get("class_names") if isinstance(info, dict) else None
+    return [str(n) for n in names] if isinstance(names, list) and names else None
 
 
 @lru_cache(maxsize=1)

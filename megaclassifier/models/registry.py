@@ -206,7 +206,10 @@ def release_for(model: str | Path | ResolvedModel) -> SpeciesNetRelease | None:
 
 
 def categories_for(model: str | Path | ResolvedModel, classifier_categories: str | Path | None) -> list[str] | None:
-    """The class names of ``model``: from ``classifier_categories`` when given, else a published model's own.
+    """The class names of ``model``: from ``classifier_categories`` when given, else the model's own.
+
+    A model's own names are those a ``train-head`` model carries, a release's labels, or a published model's
+    categories file (:meth:`~megaclassifier.models.resolved.ResolvedModel.class_names`).
 
     Returns:
         The names in index order, or None when neither is there (the caller names them ``0``..``N-1``).

@@ -82,6 +82,12 @@ class ResolvedModel:
             return load_label_index(classifier_categories)
         if self.labels is not None:
             return [common_name(label) for label in self.labels]
+        if self.known is None and self.path.is_file():
+            from megaclassifier.models.loading import embedded_class_names
+
+            embedded = embedded_class_names(self.path)  # a train-head model carries its class names
+            if embedded is not None:
+                return embedded
         entry = self.known.file("categories") if self.known is not None else None
         if self.known is not None and entry is not None:
             path = default_model_dir(self.known.name) / entry.filename
