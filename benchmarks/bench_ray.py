@@ -106,14 +106,18 @@ def node_rates(
 
 
 def driver_rate(classes: int, images: int = 20_000, per_image: int = 2) -> float:
-    """The driver's work per crop without a cluster: progress file, classifications, merge (crops/s)."""
-    from megaclassifier.cluster.progress import Classified, ProgressWriter
-    from megaclassifier.cluster.ray_run import merge_input
+    """The driver's work per crop without a cluster: journal, classifications, merge (crops/s).
+
+    The same driver code every executor feeds (:mod:`megaclassifier.run.pipeline`, :mod:`megaclassifier.run.resume`).
+    """
     from megaclassifier.crop.core import CutImage
     from megaclassifier.formats.detections import DetectionResults
+    from megaclassifier.formats.journal import open_journal
     from megaclassifier.merge import merge_rows
     from megaclassifier.run import RunOptions, RunSummary
     from megaclassifier.run.classifier import Classifier
+    from megaclassifier.run.pipeline import classified_rows
+    from megaclassifier.run.resume import RunResume
 
     rng = np.random.default_rng(0)
     names = [f"class {i:03d}" for i in range(classes)]
@@ -122,19 +126,23 @@ def driver_rate(classes: int, images: int = 20_000, per_image: int = 2) -> float
     data = {
         "images": [{"file": f"f{i}.jpg", "detections": [dict(box) for _ in range(per_image)]} for i in range(images)]
     }
-    items = []
-    for i in range(images):
-        p = rng.dirichlet(np.ones(classes), per_image).astype(np.float32)
-        crops = [(k, f"f{i}.jpg___crop{k:02d}_md.jpg") for k in range(per_image)]
-        items.append(Classified(CutImage(f"f{i}.jpg", planned=per_image), crops, p))
+    keys = {(f"f{i}.jpg", k): f"f{i}.jpg___crop{k:02d}_md.jpg" for i in range(images) for k in range(per_image)}
+    batches = [
+        ([(f"f{i}.jpg", k, keys[(f"f{i}.jpg", k)]) for k in range(per_image)],
+         rng.dirichlet(np.ones(classes), per_image).astype(np.float32))
+        for i in range(images)
+    ]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        writer = ProgressWriter(Path(tmp) / "p.jsonl", {}, [])
+        summary = RunSummary()
         options = RunOptions(output_json=Path(tmp) / "out.json")
-        bar = type("Bar", (), {"total": 0, "update": lambda self, n: None, "refresh": lambda self: None})()
-        rows = merge_input(writer.record(items), classifier, RunSummary(), options, bar=bar, csv=None)
-        merge_rows(DetectionResults(Path("x"), data), rows, classifier_name="b", classification_categories={})
-        writer.close(finished=True)
+        with open_journal(options.output_json, {"bench": 1}) as journal:
+            resume = RunResume(journal, summary)
+            for i in range(images):
+                resume.seen(CutImage(f"f{i}.jpg", planned=per_image), per_image)
+            bar = type("Bar", (), {"total": 0, "update": lambda self, n: None, "refresh": lambda self: None})()
+            rows = resume.rows(classified_rows(iter(batches), classifier, summary, options, bar=bar, csv=None), keys)
+            merge_rows(DetectionResults(Path("x"), data), rows, classifier_name="b", classification_categories={})
         return images * per_image / (time.perf_counter() - start)
 
 
