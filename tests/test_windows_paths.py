@@ -131,7 +131,11 @@ def test_merge_datasets_with_backslash_files(tmp_path: Path) -> None:
 def test_report_reads_backslash_files_under_images_dir(tmp_path: Path) -> None:
     md, images = _photos(tmp_path)
     printed = _invoke("report", md, tmp_path / "report", "--images-dir", images)
-    assert "Report of 3 detections, 1 species on 1 pages (3 thumbnails made, 0 reused, 0 images failed)" in printed
+    # the backslash folder siteA\\cam1 and siteB/cam2: two deployments
+    assert (
+        "Report of 3 detections, 1 species on 1 pages, 2 deployments, 0 blank images "
+        "(3 thumbnails made, 0 reused, 0 images failed)" in printed
+    )
 
 
 def test_sequences_match_files_whatever_their_separators(tmp_path: Path) -> None:
