@@ -135,6 +135,7 @@ def test_report_counts_the_bomb_and_makes_the_other_thumbnails(bombed: Path) -> 
     assert result.exit_code == 0, result.output
     assert f"bomb.png: {bombed / 'images' / 'bomb.png'}: cannot decode: {BOMB}" in result.output.splitlines()
     assert result.output.splitlines()[-1] == (
-        "Report of 41 detections, 3 species on 3 pages (40 thumbnails made, 0 reused, 1 images failed): "
+        "Report of 41 detections, 3 species on 3 pages, 1 deployments, 3 blank images "
+        "(40 thumbnails made, 0 reused, 1 images failed): "
         f"{bombed / 'rep' / 'index.html'}"
     )

@@ -56,7 +56,7 @@ from megaclassifier.crop.exif import CaptureTime
 from megaclassifier.errors import InputFileError, MegaClassifierError, first_line
 from megaclassifier.export.taxa import class_taxa, observation_type, scientific_name
 from megaclassifier.formats.atomic import write_json_atomic
-from megaclassifier.formats.naming import safe_relative_path
+from megaclassifier.formats.naming import NAME_ERRORS, safe_relative_path
 from megaclassifier.formats.results_table import DetectionRow, ResultsTable, folder_key, image_folder
 from megaclassifier.labels.descriptions import Taxon
 
@@ -125,7 +125,7 @@ class CamtrapCounts:
 
 def media_id(file: str) -> str:
     """The ``mediaID`` of an image: 16 hex digits of the SHA-1 of its ``file``."""
-    return hashlib.sha1(file.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1(file.encode("utf-8", NAME_ERRORS)).hexdigest()[:16]
 
 
 def read_deployments_csv(path: Path) -> dict[str, dict[str, str]]:

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Collection, Sequence
 from html import escape
 
-from megaclassifier.formats.naming import display_name
+from megaclassifier.formats.naming import NAME_ERRORS, display_name
 from megaclassifier.formats.results_table import DetectionRow
 from megaclassifier.report.stats import DeploymentStats, ImageSummary, SpeciesStats
 from megaclassifier.report.thumbs import preview_name, thumb_name
@@ -143,7 +143,7 @@ def _species_list(species: dict[str, int]) -> str:
 
 def image_page_name(file: str) -> str:
     """The image page's path relative to the report folder."""
-    key = hashlib.sha1(file.encode("utf-8")).hexdigest()[:16]
+    key = hashlib.sha1(file.encode("utf-8", NAME_ERRORS)).hexdigest()[:16]
     return f"images/{key[:2]}/{key}.html"
 
 
@@ -202,7 +202,7 @@ def image_page(image: ImageSummary, list_position: int, failure: str | None) -> 
         *table,
         "</tbody></table>",
     ]
-    return page(image.file, "\n".join(body))
+    return page(display_name(image.file), "\n".join(body))
 
 
 def _box(row: DetectionRow) -> str:
