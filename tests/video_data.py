@@ -62,7 +62,12 @@ def video_results(stills: dict[str, Any], video_file: str, *, frames: list[int] 
         for detection in by_file[photo_of_frame(frame)]["detections"]:
             detections.append({**copy.deepcopy(detection), "frame_number": frame})
     info = {**stills["info"], "format_version": "1.5"}
-    video = {"file": video_file, "frame_rate": float(FRAME_RATE), "frames_processed": processed, "detections": detections}
+    video = {
+        "file": video_file,
+        "frame_rate": float(FRAME_RATE),
+        "frames_processed": processed,
+        "detections": detections,
+    }
     return {"info": info, "detection_categories": stills["detection_categories"], "images": [video]}
 
 

@@ -25,6 +25,7 @@ from megaclassifier.cli.options import (
     smoothing_options,
     target_mapping_option,
     taxonomy_option,
+    video_summary_options,
 )
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class ShardType(click.ParamType):
 @taxonomy_option
 @geofence_options
 @smoothing_options(level_flag="--smooth")
+@video_summary_options
 @logdir_option
 @click.option(
     "--shard",
@@ -142,11 +144,19 @@ def run(ctx: click.Context, **options: Any) -> None:
         f"{result.classified} crops classified ({result.crops_per_second:.1f} crops/s, {result.engine}), "
         f"{result.merged} detections merged"
         f"{f', {result.geofenced} moved by the geofence' if result.geofenced is not None else ''}"
-        f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}, "
+        f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}"
+        f"{_videos(result)}, "
         f"{crop.failed_images} images failed"
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
     )
+
+
+def _videos(result: RunSummary) -> str:
+    videos = result.videos
+    if videos is None:
+        return ""
+    return f", {videos.videos} videos summarised ({videos.rule}: {videos.detections_after} detections kept)"
 
 
 def _check_cluster_flags(options: dict[str, Any], *, smooth: bool, ray: bool, address: str | None) -> None:

@@ -61,6 +61,7 @@ from megaclassifier.run.pipeline import (
     postprocess,
     prepare_options,
     progress_bar,
+    summarize_videos,
     write_run_log,
 )
 from megaclassifier.run.prepare import PrepareOptions, prepare_image
@@ -140,6 +141,7 @@ def run_on_ray(
         rows = merge_input(itertools.chain(done.values(), fresh), classifier, summary, options, bar=bar, csv=csv)
         summary.merged = merge_classified(results, rows, classifier, options, class_taxa)
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
+    summary.videos = summarize_videos(results, options)
     record_shard(results, selection, detections_json=detections_json, model=model, options=options)
     write_run_log(summary, options)
     finish_run(summary, results, options, started)

@@ -49,6 +49,7 @@ from megaclassifier.run.shards import Shard, ShardSelection, record_shard, take_
 if TYPE_CHECKING:
     from megaclassifier.smooth import PostprocessSummary
     from megaclassifier.smooth.options import SmoothOptions
+    from megaclassifier.smooth.videos import VideoSummary
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class RunSummary:
     output_json: Path | None = None
     output_csv: Path | None = None
     postprocessed: PostprocessSummary | None = None
+    videos: VideoSummary | None = None
 
     @property
     def crops_per_second(self) -> float:
@@ -102,6 +104,8 @@ class RunOptions:
         country, admin1_region: apply a SpeciesNet release's geofence for this ISO 3166-1 alpha-3 country
             (and first-level region), as its ensemble does (:mod:`megaclassifier.smooth.geofence`).
         smooth: smooth the merged results before writing them, as ``smooth`` does.
+        video_summary, video_summary_nth: then keep one answer per video entry
+            (:mod:`megaclassifier.smooth.videos`: ``best-frame`` or ``max-per-class``).
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
         shard: classify only this shard's images (:mod:`megaclassifier.run.shards`); ``combine`` joins them.
         restart: ignore the resume journal (``OUTPUT_JSON.journal``) of an interrupted run
@@ -138,6 +142,8 @@ class RunOptions:
     country: str | None = None
     admin1_region: str | None = None
     smooth: SmoothOptions | None = None
+    video_summary: str | None = None
+    video_summary_nth: int = 1
     logdir: str | Path = "."
     shard: Shard | None = None
     restart: bool = False
@@ -235,6 +241,7 @@ def _postprocess(
     """After the merge: SpeciesNet's descriptions and geofence, smoothing, the shard's record."""
     summary.geofenced = speciesnet_steps(results, classifier, fence, taxonomy=options.taxonomy)
     summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
+    summary.videos = summarize_videos(results, options)
     selection, detections_json, model = record
     record_shard(results, selection, detections_json=detections_json, model=model, options=options)
 
@@ -369,6 +376,15 @@ def postprocess(
     from megaclassifier.smooth import smooth_results
 
     return smooth_results(results.data, smooth, taxonomy=taxonomy, source=str(results.path))
+
+
+def summarize_videos(results: DetectionResults, options: RunOptions) -> VideoSummary | None:
+    """``--video-summary``: one answer per video entry, in place (after smoothing); None without it."""
+    if options.video_summary is None:
+        return None
+    from megaclassifier.smooth.videos import summarize_videos as summarize
+
+    return summarize(results.data, options.video_summary, nth=options.video_summary_nth)
 
 
 def classified_rows(
