@@ -76,7 +76,7 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def still_index(stills: dict[str, Any], video: dict[str, Any], index: int) -> tuple[str, int]:
+def still_index(video: dict[str, Any], index: int) -> tuple[str, int]:
     """(photo, detection index) of the still that detection ``index`` of the video entry copies."""
     detection = video["detections"][index]
     photo = photo_of_frame(detection["frame_number"])
