@@ -9,8 +9,8 @@ files). ``frame_rate``, ``frames_processed`` and each kept detection's
 ``frame_number`` stay, so Timelapse still shows the frame.
 
 * ``best-frame`` (AddaxAI's rule): the frame whose boxes with ``conf`` >= 0.3
-  have the highest summed confidence; ties go to the larger summed box area,
-  then to the earlier frame. All the detections of that frame are kept. A video
+  have the highest summed confidence (to 6 decimals, so 0.5 + 0.4 ties 0.9);
+  ties go to the larger summed box area, then to the earlier frame. All the detections of that frame are kept. A video
   with no box >= 0.3 keeps the frame of its most confident box (ties as above).
 * ``max-per-class`` (MegaDetector's ``frame_results_to_video_results`` with
   ``nth_highest_confidence``): the detections are grouped by class (the top
@@ -95,7 +95,7 @@ def best_frame(detections: list[Detection]) -> int | None:
 
     def strong(frame: int) -> tuple[float, float, int]:
         counted = [d for d in frames[frame] if _conf(d) >= BEST_FRAME_MIN_CONF]
-        return sum(map(_conf, counted)), sum(map(_area, counted)), -frame
+        return round(sum(map(_conf, counted)), 6), round(sum(map(_area, counted)), 9), -frame  # 0.5 + 0.4 ties 0.9
 
     def strongest_box(frame: int) -> tuple[float, float, int]:
         top = max(frames[frame], key=lambda d: (_conf(d), _area(d)))
