@@ -354,3 +354,28 @@ def test_run_video_summary_best_frame_and_max_per_class(clips, run_model, tmp_pa
     expected = sorted((max(g, key=lambda d: d["conf"]) for g in by_class.values()), key=lambda d: -d["conf"])
     assert kept == expected
     assert kept[0]["category"] == "3" and kept[0]["frame_number"] == 9  # the vehicle, conf 0.977
+
+
+def test_report_shows_the_video_boxes_cut_from_their_frames(clips, cameratrap, tiny, tmp_path):
+    from megaclassifier.crop.geometry import crop_box, extract_crop
+    from megaclassifier.crop.images import load_image
+    from megaclassifier.formats.results_table import read_results_table
+    from megaclassifier.report import write_report
+    from megaclassifier.report.thumbs import THUMB_SIZE, thumb_name
+
+    _run(clips / "clip.avi.json", clips, tmp_path / "out.json", tiny)
+    summary = write_report(tmp_path / "out.json", tmp_path / "report", images_dir=clips)
+    assert (summary.images, summary.failed_images) == (1, 0)
+    assert summary.detections == 11  # the 10 classified animal boxes and the vehicle (conf >= 0.15)
+    assert len(list((tmp_path / "report" / "thumbs").rglob("*.jpg"))) == 11
+    assert len(list((tmp_path / "report" / "previews").rglob("*.jpg"))) == 4  # a preview per frame: 3, 5, 7, 9
+    bear = next(r for r in read_results_table(tmp_path / "out.json", threshold=0.15).rows if r.index == 15)
+    assert bear.frame == 5
+    thumb = np.asarray(Image.open(tmp_path / "report" / thumb_name(bear)), dtype=float)
+    still = load_image("american_black_bear.jpg", images_dir=cameratrap / "images").image
+    expected = extract_crop(still, crop_box(bear.bbox, still.width, still.height, square=True))
+    expected.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    assert thumb.shape == (THUMB_SIZE, THUMB_SIZE, 3)
+    assert np.abs(thumb - np.asarray(expected, dtype=float)).mean() < 3
+    pages = "".join(p.read_text() for p in (tmp_path / "report").rglob("*.html"))
+    assert "clip.avi frame 5 #15" in pages and "clip.avi frame 3 #0" in pages

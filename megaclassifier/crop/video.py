@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, TypeVar
 
 from PIL import Image
@@ -100,6 +101,22 @@ def cut_video(
         result.failure = str(e)
         result.crops.clear()
     return result
+
+
+def load_frame(file: str, frame: int, *, images_dir: str | Path | None) -> SourceImage:
+    """One frame of a local video as an image (``report``'s thumbnails of video boxes).
+
+    Raises:
+        ImageLoadError: the video cannot be found, opened or decoded to that frame (the message says why).
+    """
+    with ExitStack() as stack:
+        try:
+            source = _source(file, CutOptions(images_dir=str(images_dir) if images_dir else None), stack)
+            for _, image in decoded_frames(source, [frame]):
+                return SourceImage(image.copy(), None)  # the frame's buffer goes with the container
+        except VideoError as e:
+            raise ImageLoadError(str(e)) from None
+    raise ImageLoadError(f"frame {frame} not decoded")  # decoded_frames raises first; kept for the type checker
 
 
 def _source(file: str, options: CutOptions, stack: ExitStack) -> Any:

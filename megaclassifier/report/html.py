@@ -143,9 +143,10 @@ def _pager(page_no: int, pages: int) -> str:
 
 
 def _figure(row: DetectionRow, flag: str | None, unreadable: bool) -> str:
-    label = f"{row.label} {row.score:.2f} in {row.file}"
+    where = row.file if row.frame is None else f"{row.file} frame {row.frame}"
+    label = f"{row.label} {row.score:.2f} in {where}"
     box = ",".join(f"{v:.6g}" for v in row.bbox)
-    href = "../../view.html?" + urlencode({"img": preview_name(row.file), "box": box, "label": label})
+    href = "../../view.html?" + urlencode({"img": preview_name(row.file, row.frame), "box": box, "label": label})
     image = (
         '<span class="flag">image unreadable</span>'
         if unreadable
@@ -157,5 +158,5 @@ def _figure(row: DetectionRow, flag: str | None, unreadable: bool) -> str:
     return (
         f'<figure class="{"review" if flag else "ok"}">{image}'
         f"<figcaption><b>{row.score:.3f}</b>{second}{conf}{flag_html}<br>"
-        f'<span class="note">{escape(row.file)} #{row.index}</span></figcaption></figure>'
+        f'<span class="note">{escape(where)} #{row.index}</span></figcaption></figure>'
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from megaclassifier.crop.geometry import crop_box, extract_crop
-from megaclassifier.crop.images import ImageLoadError, load_image
+from megaclassifier.crop.images import ImageLoadError, SourceImage, load_image
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.results_table import DetectionRow
 from megaclassifier.parallel import bounded_map
@@ -40,23 +40,24 @@ def _digest(*parts: object) -> str:
 
 def thumb_name(row: DetectionRow) -> str:
     """The thumbnail's path relative to the report folder."""
-    key = _digest(row.file, row.index, row.bbox, THUMB_SIZE)
+    key = _digest(row.file, row.index, row.bbox, THUMB_SIZE, *([] if row.frame is None else [row.frame]))
     return f"thumbs/{key[:2]}/{key}.jpg"
 
 
-def preview_name(file: str) -> str:
-    """The preview's path relative to the report folder."""
-    key = _digest(file, PREVIEW_SIZE)
+def preview_name(file: str, frame: int | None = None) -> str:
+    """The preview's path relative to the report folder (of one frame, for a video's box)."""
+    key = _digest(file, PREVIEW_SIZE, *([] if frame is None else [frame]))
     return f"previews/{key[:2]}/{key}.jpg"
 
 
 @dataclass(frozen=True)
 class ImageJob:
-    """What to make from one image: its preview and its boxes' thumbnails (paths under the report)."""
+    """What to make from one image or video frame: its preview and its boxes' thumbnails (paths under the report)."""
 
     file: str
     preview: str
     thumbs: tuple[tuple[tuple[float, float, float, float], str], ...]
+    frame: int | None = None
 
 
 def plan_jobs(rows: Sequence[DetectionRow], out_dir: Path) -> tuple[list[ImageJob], int]:
@@ -65,16 +66,16 @@ def plan_jobs(rows: Sequence[DetectionRow], out_dir: Path) -> tuple[list[ImageJo
     Returns:
         The jobs, and how many thumbnails already exist.
     """
-    by_file: dict[str, list[tuple[tuple[float, float, float, float], str]]] = {}
+    by_file: dict[tuple[str, int | None], list[tuple[tuple[float, float, float, float], str]]] = {}
     for row in rows:
-        by_file.setdefault(row.file, []).append((row.bbox, thumb_name(row)))
+        by_file.setdefault((row.file, row.frame), []).append((row.bbox, thumb_name(row)))
     jobs, cached = [], 0
-    for file, thumbs in by_file.items():
+    for (file, frame), thumbs in by_file.items():
         missing = tuple(t for t in thumbs if not (out_dir / t[1]).is_file())
         cached += len(thumbs) - len(missing)
-        preview = preview_name(file)
+        preview = preview_name(file, frame)
         if missing or not (out_dir / preview).is_file():
-            jobs.append(ImageJob(file, preview, missing))
+            jobs.append(ImageJob(file, preview, missing, frame))
     return jobs, cached
 
 
@@ -86,14 +87,10 @@ def make_image_files(job: ImageJob, out_dir: Path, images_dir: Path) -> tuple[st
         pixels gives no thumbnail and no failure.
     """
     try:
-        loaded = load_image(job.file, images_dir=images_dir)
+        image = _load(job, images_dir)
     except ImageLoadError as e:
         return job.file, 0, str(e)
-    image = loaded.image
     try:
-        preview = image.view()
-        preview.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
-        _save(preview, out_dir / job.preview)
         written = 0
         for bbox, name in job.thumbs:
             box = crop_box(bbox, image.width, image.height, square=True)
@@ -103,11 +100,23 @@ def make_image_files(job: ImageJob, out_dir: Path, images_dir: Path) -> tuple[st
             crop.thumbnail((THUMB_SIZE, THUMB_SIZE))
             _save(crop, out_dir / name)
             written += 1
+        preview = image.view()  # last: it may be the decoded image itself, which thumbnail() shrinks in place
+        preview.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+        _save(preview, out_dir / job.preview)
         return job.file, written, None
     except OSError as e:
         return job.file, 0, f"cannot write a thumbnail: {e}"
     finally:
         image.close()
+
+
+def _load(job: ImageJob, images_dir: Path) -> SourceImage:
+    """The job's image, or its video frame (:mod:`megaclassifier.crop.video`)."""
+    if job.frame is None:
+        return load_image(job.file, images_dir=images_dir).image
+    from megaclassifier.crop.video import load_frame
+
+    return load_frame(job.file, job.frame, images_dir=images_dir)
 
 
 def _save(image: object, path: Path) -> None:
