@@ -379,3 +379,34 @@ def test_report_shows_the_video_boxes_cut_from_their_frames(clips, cameratrap, t
     assert np.abs(thumb - np.asarray(expected, dtype=float)).mean() < 3
     pages = "".join(p.read_text() for p in (tmp_path / "report").rglob("*.html"))
     assert "clip.avi frame 5 #15" in pages and "clip.avi frame 3 #0" in pages
+
+
+def test_run_resumes_after_the_last_whole_video(clips, cameratrap, tiny, tmp_path, monkeypatch):
+    """Ctrl-C after 12 crops: the journal holds clip.avi (10 crops), the rerun decodes only clip.mp4."""
+    import megaclassifier.run.pipeline as pipeline_module
+
+    stills = json.loads((cameratrap / "detections.json").read_text(encoding="utf-8"))
+    avi, mp4 = video_results(stills, "clip.avi"), video_results(stills, "clip.mp4")
+    detections = write_json(tmp_path / "md.json", {**avi, "images": avi["images"] + mp4["images"]})
+    clean = _run(detections, clips, tmp_path / "clean" / "out.json", tiny)
+    original = pipeline_module.classified_rows
+
+    def interrupted(*args, **kwargs):
+        for n, row in enumerate(original(*args, **kwargs)):
+            if n == 12:
+                raise KeyboardInterrupt
+            yield row
+
+    out = tmp_path / "resumed" / "out.json"
+    out.parent.mkdir()
+    with monkeypatch.context() as m:
+        m.setattr(pipeline_module, "classified_rows", interrupted)
+        invoke("run", detections, tiny[0], "--images-dir", clips, "--classifier-categories", tiny[1],
+               "--image-size", 64, "--threshold", 0.15, "--square-crops", "--exact", "--classification-threshold",
+               0, "--num-workers", 0, "--output-json", out, "--logdir", out.parent, exit_code=130)  # fmt: skip
+    records = [json.loads(line) for line in (out.parent / "out.json.journal").read_text().splitlines()[1:]]
+    assert [(r["file"], len(r["crops"])) for r in records] == [("clip.avi", 10)]
+    resumed = _run(detections, clips, out, tiny)
+    for data in (clean, resumed):
+        del data["info"]["classification_completion_time"]
+    assert resumed == clean
