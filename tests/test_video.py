@@ -410,3 +410,12 @@ def test_run_resumes_after_the_last_whole_video(clips, cameratrap, tiny, tmp_pat
     for data in (clean, resumed):
         del data["info"]["classification_completion_time"]
     assert resumed == clean
+
+
+def test_the_gpu_decoder_hands_videos_to_the_cpu_path_unread(tmp_path):
+    from megaclassifier.run.gpu_decode import read_file
+    from megaclassifier.run.prepare import PrepareOptions
+
+    (tmp_path / "clip.mp4").write_bytes(b"x" * 1000)
+    read = read_file("clip.mp4", [_planned(0, 3)], PrepareOptions(CutOptions(images_dir=str(tmp_path)), 64))
+    assert (read.cpu_reason, read.data) == ("video", b"")
