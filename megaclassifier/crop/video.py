@@ -189,7 +189,7 @@ def _video_stream(container: Any) -> Any:
 
 def _ended_early(seen: int, missing: Sequence[int]) -> str:
     """Why the wanted frames from ``missing[0]`` on never came (``seen``: the last frame that did)."""
-    if seen < 0 and missing[0] == 0:
+    if seen < 0:
         return "the video has no frames that decode (empty, truncated, or a codec this FFmpeg cannot read)"
     more = f" and {len(missing) - 1} later ones" if len(missing) > 1 else ""
     return (
