@@ -26,6 +26,7 @@ from click.testing import CliRunner
 from PIL import Image
 from video_data import CODECS, FRAMES_PROCESSED, photo_of_frame, still_index, video_results, write_clip, write_json
 
+import megaclassifier
 from megaclassifier.cli import cli
 from megaclassifier.crop.core import CutOptions, PlannedCrop, cut_image
 from megaclassifier.crop.video import MISSING_PYAV, SEEK_GAP, VideoError, decoded_frames
@@ -338,10 +339,7 @@ def test_run_video_summary_best_frame_and_max_per_class(clips, run_model, tmp_pa
     assert best["info"]["classification_postprocessing"][-1] == {
         "step": "video_summary",
         "rule": "best-frame",
-        "videos": 1,
-        "detections_before": 20,
-        "detections_after": 15,
-        "megaclassifier_version": best["info"]["classification_postprocessing"][-1]["megaclassifier_version"],
+        "megaclassifier_version": megaclassifier.__version__,
     }
     _validate(tmp_path / "best.json")
     top = _run(clips / "clip.avi.json", clips, tmp_path / "max.json", run_model, "--video-summary", "max-per-class")
@@ -419,3 +417,27 @@ def test_the_gpu_decoder_hands_videos_to_the_cpu_path_unread(tmp_path):
     (tmp_path / "clip.mp4").write_bytes(b"x" * 1000)
     read = read_file("clip.mp4", [_planned(0, 3)], PrepareOptions(CutOptions(images_dir=str(tmp_path)), 64))
     assert (read.cpu_reason, read.data) == ("video", b"")
+
+
+def test_shards_with_a_video_summary_combine_into_the_unsharded_file(clips, cameratrap, tiny, tmp_path):
+    images = tmp_path / "images"
+    for folder, name in (("cam1", "clip.avi"), ("cam2", "clip.mp4")):
+        (images / folder).mkdir(parents=True)
+        shutil.copy(clips / name, images / folder / name)
+    shutil.copy(cameratrap / "images" / "ocelot.jpg", images / "ocelot.jpg")
+    stills = json.loads((cameratrap / "detections.json").read_text(encoding="utf-8"))
+    avi, mp4 = video_results(stills, "cam1/clip.avi"), video_results(stills, "cam2/clip.mp4")
+    ocelot = [image for image in stills["images"] if image["file"] == "ocelot.jpg"]
+    detections = write_json(tmp_path / "md.json", {**avi, "images": avi["images"] + mp4["images"] + ocelot})
+    summary = ("--video-summary", "max-per-class")
+    unsharded = _run(detections, images, tmp_path / "all" / "out.json", tiny, *summary)
+    shards = [tmp_path / f"s{i}" / "out.json" for i in range(3)]
+    held = [len(_run(detections, images, shard, tiny, *summary, "--shard", f"{i}/3")["images"])
+            for i, shard in enumerate(shards)]  # fmt: skip
+    assert held == [2, 0, 1]  # the sha256 of each path picks its shard
+    invoke("combine", tmp_path / "combined.json", *shards)
+    combined = json.loads((tmp_path / "combined.json").read_text(encoding="utf-8"))
+    for data in (combined, unsharded):
+        del data["info"]["classification_completion_time"]
+    assert combined == unsharded
+    assert [len(image["detections"]) for image in combined["images"]] == [4, 4, 1]  # 20 per video before

@@ -70,9 +70,10 @@ def test_summarize_videos_leaves_stills_and_records_the_step():
     assert video["detections"] == [TIED[3]] and video["frames_processed"] == [0, 10, 20]
     assert still["detections"] == [det(0, 0.9)] and failed["detections"] is None
     record = data["info"]["classification_postprocessing"][0]
-    assert (record["step"], record["rule"], record["videos"]) == ("video_summary", "best-frame", 1)
-    assert (record["detections_before"], record["detections_after"]) == (6, 1)
-    assert (summary.videos, summary.detections_after) == (1, 1)
+    assert (record["step"], record["rule"]) == ("video_summary", "best-frame")
+    assert (summary.videos, summary.detections_before, summary.detections_after) == (1, 6, 1)
+    summarize_videos(data, "max-per-class", nth=2)
+    assert data["info"]["classification_postprocessing"][1]["nth_highest_confidence"] == 2
 
 
 def test_smooth_treats_a_video_as_one_group_then_summarises(tmp_path):

@@ -27,7 +27,11 @@ voting together, as a sequence of photos would (a video has no EXIF time, so
 for, comes after smoothing.
 
 Each step is recorded in ``info.classification_postprocessing`` as
-``{"step": "video_summary", "rule": ..., "videos": N, "detections_before": ..., "detections_after": ...}``.
+``{"step": "video_summary", "rule": ..., "megaclassifier_version": ...}`` (with
+``nth_highest_confidence`` for ``max-per-class``); the counts are in the returned
+:class:`VideoSummary` and the command's closing line, not in the file, so that
+the shards of a ``run --shard`` record the same step and ``combine`` joins them
+into the unsharded file.
 """
 
 from __future__ import annotations
@@ -63,8 +67,7 @@ class VideoSummary:
         out: dict[str, Any] = {"step": "video_summary", "rule": self.rule}
         if self.rule == "max-per-class":
             out["nth_highest_confidence"] = self.nth
-        out |= {"videos": self.videos, "detections_before": self.detections_before}
-        return out | {"detections_after": self.detections_after, "megaclassifier_version": __version__}
+        return out | {"megaclassifier_version": __version__}  # no counts: the shards of a run record the same
 
 
 def _conf(detection: Detection) -> float:
