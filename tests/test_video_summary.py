@@ -104,3 +104,11 @@ def test_video_summary_flag_is_checked(tmp_path):
     result = CliRunner().invoke(cli, ["smooth", str(source), str(tmp_path / "o.json"), "--video-summary", "median"])
     assert result.exit_code == 2
     assert "Invalid value for '--video-summary': 'median' is not one of 'best-frame', 'max-per-class'." in result.output
+
+
+def test_video_summary_nth_needs_max_per_class(tmp_path):
+    source = write_json(tmp_path / "in.json", {"images": []})
+    for extra in (["--video-summary-nth", "2"], ["--video-summary", "best-frame", "--video-summary-nth", "2"]):
+        result = CliRunner().invoke(cli, ["smooth", str(source), str(tmp_path / "o.json"), *extra])
+        assert result.exit_code == 2
+        assert "Error: --video-summary-nth applies to --video-summary max-per-class" in result.output

@@ -602,3 +602,9 @@ def video_summary_options(command: F) -> F:
         "with the highest summed conf of boxes >= 0.3) or max-per-class (MegaDetector: the most confident "
         "detection of each class).  [default: every frame's boxes]",
     )(command)
+
+
+def check_video_summary(ctx: click.Context, video_summary: str | None, nth: int) -> None:
+    """``--video-summary-nth`` means something only with ``--video-summary max-per-class``."""
+    if nth != 1 and video_summary != "max-per-class":
+        raise click.UsageError("--video-summary-nth applies to --video-summary max-per-class", ctx)

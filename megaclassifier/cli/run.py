@@ -13,6 +13,7 @@ from megaclassifier.cli.options import (
     INPUT_FILE,
     OUTPUT_FILE,
     categories_option,
+    check_video_summary,
     crop_options,
     engine_options,
     geofence_options,
@@ -133,6 +134,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     if options["admin1_region"] is not None and options["country"] is None:
         raise click.UsageError("--admin1-region needs --country", ctx)
     smooth = smooth_settings(ctx, options, images_dir=options["images_dir"], level_flag="--smooth")
+    check_video_summary(ctx, options["video_summary"], options["video_summary_nth"])
     use_ray, address = options.pop("use_ray"), options.pop("ray_address")
     _check_cluster_flags(options, smooth=smooth is not None, ray=use_ray, address=address)
     detections_json, model = options.pop("detections_json"), options.pop("model")

@@ -9,6 +9,7 @@ import click
 
 from megaclassifier.cli._common import summary
 from megaclassifier.cli.options import (
+    check_video_summary,
     images_dir_option,
     smooth_settings,
     smoothing_options,
@@ -47,6 +48,7 @@ def smooth(ctx: click.Context, input_json: Path, output_json: Path, images_dir: 
 
     if options["level"] == "image" and images_dir is not None:
         raise click.UsageError("--images-dir needs --level sequence")
+    check_video_summary(ctx, video_summary, video_summary_nth)
     settings = smooth_settings(ctx, options, images_dir=images_dir, level_flag="--level") or SmoothOptions()
     level = settings.level
     result = smooth_file(input_json, output_json, options=settings, taxonomy=taxonomy,
