@@ -441,3 +441,16 @@ def test_shards_with_a_video_summary_combine_into_the_unsharded_file(clips, came
         del data["info"]["classification_completion_time"]
     assert combined == unsharded
     assert [len(image["detections"]) for image in combined["images"]] == [4, 4, 1]  # 20 per video before
+
+
+def test_a_video_not_found_locally_is_streamed_from_the_container_url(tmp_path):
+    remote = tmp_path / "remote"
+    (remote / "cam").mkdir(parents=True)
+    numbered_clip(remote / "cam" / "r.avi", "mjpeg", 10)
+    options = CutOptions(images_dir=str(tmp_path / "local"), container_url=remote.as_uri())
+    whole_frame = PlannedCrop(0, (0.0, 0.0, 1.0, 1.0), "k", Path("k.jpg"), frame=6)
+    result = cut_image("cam/r.avi", [whole_frame], options, convert=number_shown)
+    assert result.failure is None
+    assert [(crop.frame, shown) for crop, shown in result.crops] == [(6, 6)]
+    missing = cut_image("cam/gone.avi", [_planned(0, 6)], CutOptions(images_dir=str(tmp_path / "local")))
+    assert missing.failure == f"video not found under {tmp_path / 'local'}"
