@@ -10,7 +10,7 @@ CATEGORIES ?=
 MAPPING ?=
 DEMO_OUT ?= demo-output
 
-.PHONY: test test-gpu demo lint bench clean
+.PHONY: test test-gpu demo lint bench docs docs-ref clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,10 +36,18 @@ test-gpu: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py --output-dir $(DEMO_OUT) $(if $(MODEL),--model $(MODEL)) $(if $(CATEGORIES),--categories $(CATEGORIES)) $(if $(MAPPING),--mapping $(MAPPING))
 
+# the documentation site, into site/ (open site/index.html); warnings are errors
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# regenerate docs/commands.md from the commands' --help (a test fails when it is stale)
+docs-ref: $(STAMP)
+	$(BIN)/python -m megaclassifier.cli._docs docs/commands.md
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_crop.py --reference
 	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_run.py
 
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache build site *.egg-info

@@ -28,11 +28,13 @@ from _workload import build_workload
 
 from megaclassifier.crop.core import CutImage
 from megaclassifier.crop.crop import plan_crops, resolve_detector
+from megaclassifier.engines import pipelined
 from megaclassifier.engines.base import Pending
 from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.merge import merge_rows
 from megaclassifier.run.classifier import Classifier
-from megaclassifier.run.pipeline import RunOptions, RunSummary, _batches, classified_rows
+from megaclassifier.run.executors import stacked_batches
+from megaclassifier.run.pipeline import RunOptions, RunSummary, classified_rows
 
 
 class NullEngine:
@@ -99,7 +101,8 @@ def loop(results: DetectionResults, plans: list, size: int, args: argparse.Names
     summary = RunSummary()
     options = RunOptions(output_json="unused.json", classification_threshold=0.05, batch_size=args.batch_size)
     start = time.perf_counter()
-    batches = _batches(images, args.batch_size, summary.crop, _Bar())
+    stacked = stacked_batches(images, args.batch_size, lambda image, ready: summary.crop.record(image))
+    batches = pipelined(engine.submit, stacked)
     rows = classified_rows(batches, classifier, summary, options, bar=_Bar(), csv=None)
     merged = merge_rows(results, rows, classifier_name="null", classification_categories=classifier.categories)
     return merged.detections_classified, time.perf_counter() - start

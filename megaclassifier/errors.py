@@ -62,3 +62,7 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """An error's text on one line, shortened: for messages that quote a library's error."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class OutputLockedError(MegaClassifierError):
+    """Another process is writing the same output (its lock is held); exit code 1."""

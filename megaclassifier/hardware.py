@@ -20,6 +20,7 @@ import os
 import re
 from pathlib import Path
 
+from megaclassifier import platform
 from megaclassifier.constants import DEVICE_HELP, PRECISIONS
 from megaclassifier.errors import MegaClassifierError
 
@@ -90,10 +91,8 @@ def check_precision(precision: str, device: str) -> None:
 
 def available_cpus() -> int:
     """Logical CPUs this process may run on (affinity mask and cgroup quota applied)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    affinity = platform.affinity_cpus()
+    cpus = len(affinity) if affinity else os.cpu_count() or 1
     quota = _cgroup_cpu_quota()
     if quota is not None:
         cpus = min(cpus, quota)
@@ -107,10 +106,7 @@ def physical_cpu_count() -> int:
     the cgroup CPU quota of a container caps the count. Elsewhere, psutil is
     asked when installed, else the logical CPU count is used.
     """
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = []
+    cpus = platform.affinity_cpus() or []
     cores: set[str] = set()
     for cpu in cpus:
         siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")

@@ -4,10 +4,11 @@
 :func:`worker_setup` first thing. Afterwards:
 
 - when the parent dies, even by ``kill -9``, the worker dies too: on Linux the
-  kernel sends it ``SIGKILL`` (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon
-  thread polls :func:`os.getppid` every :data:`POLL_SECONDS` and exits when the
-  parent is gone. With the workers gone, multiprocessing's resource tracker
-  reads the end of its pipe and exits too;
+  kernel sends it ``SIGKILL`` (``prctl(PR_SET_PDEATHSIG)``); elsewhere (Windows,
+  or ``MEGACLASSIFIER_PORTABLE=1``) a daemon thread waits on the parent's
+  sentinel, which breaks when the parent dies
+  (:func:`megaclassifier.platform.die_with_parent`). With the workers gone,
+  multiprocessing's resource tracker reads the end of its pipe and exits too;
 - Ctrl-C (``SIGINT``, sent by a terminal to the whole process group) is ignored:
   the parent alone handles it and shuts its pool down, so no worker prints a
   traceback; the parent starts them with Ctrl-C held back (:func:`sigint_held`,
@@ -21,22 +22,17 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
+from megaclassifier import platform
+
 R = TypeVar("R")
-
-#: How often the portable fallback checks that the parent is alive.
-POLL_SECONDS = 1.0
-
-_PR_SET_PDEATHSIG = 1
 
 
 def worker_setup(parent: int, *_: Any) -> None:
@@ -51,17 +47,14 @@ def worker_setup(parent: int, *_: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the CLI's handler: drop it
     sys.excepthook = _quiet_hangup
-    if not _parent_death_signal():
-        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
+    platform.die_with_parent(parent)
 
 
 @contextlib.contextmanager
 def sigint_held() -> Iterator[None]:
     """Hold Ctrl-C back while worker processes are started, so that they never see it.
 
-    SIGINT is blocked in this thread (``pthread_sigmask``): a process started
+    SIGINT is blocked in this thread (``pthread_sigmask``, POSIX): a process started
     meanwhile inherits the blocked signal across ``fork`` and ``exec`` and keeps
     it blocked (then :func:`worker_setup` ignores it too), which closes the gap
     before it can set itself up. Another thread may still receive a Ctrl-C that
@@ -74,12 +67,10 @@ def sigint_held() -> Iterator[None]:
         return
     caught: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if hasattr(signal, "pthread_sigmask") else None
     try:
-        yield
+        with platform.sigint_blocked():  # a pending Ctrl-C arrives when it ends ...
+            yield
     finally:
-        if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl-C arrives now ...
         signal.signal(signal.SIGINT, previous)
     if caught and callable(previous):  # ... or was noted: hand it on
         previous(signal.SIGINT, None)
@@ -109,22 +100,3 @@ def _quiet_hangup(kind: type[BaseException], value: BaseException, tb: Traceback
     if isinstance(value, (ConnectionError, EOFError)):
         return
     sys.__excepthook__(kind, value, tb)
-
-
-def _parent_death_signal() -> bool:
-    """Ask Linux to SIGKILL this process when its parent dies; whether that worked."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(POLL_SECONDS)
-    os._exit(1)

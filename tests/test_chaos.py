@@ -5,7 +5,8 @@ command is started in a subprocess, killed with SIGKILL at a seeded random
 moment after its journal got its first records, and started again, a few times; the last start
 runs to the end. Its outputs must equal those of an uninterrupted run byte for
 byte (``run``'s JSON: except ``info.classification_completion_time``), and no
-worker process, journal or temporary file may be left.
+worker process, journal, lock or temporary file may be left. ``run`` is tried under each
+executor of its one driver (issue 19): a local worker pool, this process only, and Ray.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
     return make_workload(tmp_path_factory.mktemp("chaos"), copies=30)
 
 
-def run_args(workload: Workload, model: Path, out: Path) -> list[str]:
+#: ``run``'s executors: a local worker pool, this process only, and Ray (its own local cluster).
+EXECUTORS = {"pool": ["--num-workers", "2"], "in-process": ["--num-workers", "0"], "ray": ["--ray"]}
+
+
+def run_args(workload: Workload, model: Path, out: Path, executor: str = "pool") -> list[str]:
     return cli_command(
         "run", workload.detections, model, "--images-dir", workload.images, "--square-crops", "--threshold", "0.15",
         "--output-json", out / "out.json", "--output-csv", out / "out.csv", "--image-size", "32",
-        "--batch-size", "8", "--num-workers", "2", "--logdir", out / "logs",
+        "--batch-size", "8", *EXECUTORS[executor], "--logdir", out / "logs",
     )  # fmt: skip
 
 
@@ -73,16 +78,18 @@ def kill_at_random(args: list[str], cwd: Path, journal: Path, rng: random.Random
     return killed
 
 
-def chaos(args: list[str], cwd: Path, journal: Path, rng: random.Random) -> int:
-    """Kill ``KILLS`` times, then finish; how many kills hit a working process."""
-    hits = sum(kill_at_random(args, cwd, journal, rng) for _ in range(KILLS))
+def chaos(args: list[str], cwd: Path, journal: Path, rng: random.Random, kills: int = KILLS) -> int:
+    """Kill ``kills`` times, then finish; how many kills hit a working process."""
+    hits = sum(kill_at_random(args, cwd, journal, rng) for _ in range(kills))
     assert journal.is_file() and len(journal.read_text().splitlines()) > 1, "nothing journaled to resume from"
     finish(args, cwd)
     return hits
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in (".tmp", ".journal"))
+    return sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in (".tmp", ".journal", ".lock", ".pid")
+    )
 
 
 def without_time(path: Path) -> dict:
@@ -91,10 +98,15 @@ def without_time(path: Path) -> dict:
     return data
 
 
-def test_run_killed_at_random_moments(workload, tiny_model, tmp_path):
+@pytest.mark.parametrize("executor", list(EXECUTORS))
+def test_run_killed_at_random_moments(workload, tiny_model, tmp_path, executor):
+    if executor == "ray":
+        pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install 'megaclassifier[ray]')")
     clean, out = tmp_path / "clean", tmp_path / "out"
-    finish(run_args(workload, tiny_model, clean), tmp_path)
-    hits = chaos(run_args(workload, tiny_model, out), tmp_path, out / "out.json.journal", random.Random(SEED))
+    finish(run_args(workload, tiny_model, clean), tmp_path)  # the pool's undisturbed output: every executor's
+    rng = random.Random(SEED + len(executor))
+    kills = 2 if executor == "ray" else KILLS  # a Ray start takes long on a small machine
+    hits = chaos(run_args(workload, tiny_model, out, executor), tmp_path, out / "out.json.journal", rng, kills)
     assert hits >= 1
     assert (out / "out.csv").read_bytes() == (clean / "out.csv").read_bytes()
     assert len((out / "out.csv").read_text().splitlines()) == workload.crops + 1

@@ -72,6 +72,6 @@ def test_every_command_is_documented_in_readme_and_has_an_example():
         "rollup",
     ]
     for name in names:
-        assert f"### `{name} " in readme, name
+        assert f"\n| `{name}` | " in readme, name  # the table of commands
         help_text = cli.get_command(ctx, name).help
         assert "Example" in help_text and f"megaclassifier {name}" in help_text, name

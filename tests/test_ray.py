@@ -5,8 +5,8 @@ On the real photos with the seeded EfficientNet-B0 at 64 px, ONNX Runtime on CPU
 * the merged JSON equals single-machine ``run``'s byte for byte (the completion time aside),
   and the probability CSV holds the same rows, in the same order;
 * a decoding worker that dies is replaced and its images retried: the same output, each crop once;
-* a driver that crashes leaves a progress file; the rerun sends only the rest to the cluster
-  and writes the same output; another run's progress file is refused;
+* a driver that crashes leaves the journal (run's one journal); the rerun sends only the rest to
+  the cluster and writes the same output; another run's journal, or ``--restart``, starts afresh;
 * images through ``--container-url`` (fsspec) and ``--save-crops`` work on the cluster;
 * a shard run on Ray combines with a shard run on one machine into the unsharded output;
 * the CLI starts its own local cluster without ``--ray-address``;
@@ -29,7 +29,7 @@ from conftest import REPO, PhotoSet
 from helpers import invoke, read_csv
 
 from megaclassifier.cluster import ray_run
-from megaclassifier.cluster.progress import SUFFIX
+from megaclassifier.formats.journal import JOURNAL_SUFFIX as SUFFIX
 from megaclassifier.run import RunOptions
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def single(inputs: RunInputs, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def assert_same_output(out: Path, single: Path) -> None:
     assert without_time(out / "merged.json") == without_time(single / "merged.json")
-    assert not Path(f"{out / 'merged.json'}{SUFFIX}").exists()  # the progress file goes with success
+    assert not Path(f"{out / 'merged.json'}{SUFFIX}").exists()  # the journal goes with success
 
 
 def options(inputs: RunInputs, out: Path) -> RunOptions:
@@ -193,8 +193,8 @@ def test_a_rerun_after_a_driver_crash_skips_the_finished_images(
     monkeypatch.setattr(ray_run, "first_copies", crash_after_three)
     with pytest.raises(DriverCrash):
         ray_run.run_on_ray(inputs.detections, inputs.model, options(inputs, tmp_path))
-    progress = Path(f"{tmp_path / 'merged.json'}{SUFFIX}")
-    lines = progress.read_text(encoding="utf-8").splitlines()
+    journal = Path(f"{tmp_path / 'merged.json'}{SUFFIX}")
+    lines = journal.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 + 3 and not (tmp_path / "merged.json").exists()
 
     real_cluster_images = ray_run.cluster_images
@@ -212,16 +212,35 @@ def test_a_rerun_after_a_driver_crash_skips_the_finished_images(
     assert_same_output(tmp_path, single)
 
 
-def test_another_runs_progress_file_is_refused(ray_cluster: Any, inputs: RunInputs, tmp_path: Path) -> None:
-    progress = Path(f"{tmp_path / 'merged.json'}{SUFFIX}")
-    progress.write_text('{"megaclassifier_ray_progress": 1, "run": {}, "shard": null}\n', encoding="utf-8")
-    result = invoke(*run_args(inputs, tmp_path, "--ray"))
-    assert result.exit_code == 1
-    assert result.output == (
-        f"Error: {progress}: progress of another run (detections file, model, options or shard differ); "
-        "remove it to start afresh\n"
-    )
-    assert not (tmp_path / "merged.json").exists()
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (["--classification-threshold", 0.2], "options changed since the interrupted run"),
+        (["--restart"], "--restart: ignoring the journal of an earlier run"),
+    ],
+)
+def test_another_runs_journal_or_restart_starts_afresh(
+    ray_cluster: Any, inputs: RunInputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[Any], reason: str
+) -> None:
+    real = ray_run.first_copies
+
+    def crash_after_two(items: Any) -> Iterator[Any]:
+        for n, item in enumerate(real(items)):
+            if n == 2:
+                raise DriverCrash
+            yield item
+
+    with monkeypatch.context() as m:
+        m.setattr(ray_run, "first_copies", crash_after_two)
+        crashed = invoke(*run_args(inputs, tmp_path, "--ray"))
+        assert isinstance(crashed.exception, DriverCrash), crashed.output
+    journal = Path(f"{tmp_path / 'merged.json'}{SUFFIX}")
+    assert len(journal.read_text(encoding="utf-8").splitlines()) == 1 + 2
+    result = invoke(*run_args(inputs, tmp_path, "--ray", *extra), quiet=False)
+    assert result.exit_code == 0, result.output
+    assert f"{journal}: {reason}; starting afresh" in result.output
+    assert "resuming" not in result.output
+    assert not journal.exists()
 
 
 def test_the_cli_starts_a_local_cluster(inputs: RunInputs, single: Path, tmp_path: Path) -> None:
@@ -256,3 +275,67 @@ def test_run_help_does_not_import_ray() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--ray-address" in out
     assert out.splitlines()[-1] == "[]"
+
+
+# -- issue 19: Ray equals local for every option, by the one driver
+
+TAXONOMY_CSV = (
+    "name,kingdom,phylum,class,order,family,genus,species,common\n"
+    "cervid,animalia,chordata,mammalia,cetartiodactyla,cervidae,,,deer family\n"
+    "cow,animalia,chordata,mammalia,cetartiodactyla,bovidae,bos,taurus,domestic cattle\n"
+    "other,,,,,,,,other\n"
+)
+
+
+def _local_and_ray(args: list[Any], tmp_path: Path) -> tuple[Path, Path]:
+    """``args`` (writing ``OUT/merged.json``) on this machine and on Ray; both outputs."""
+    outputs = []
+    for name, extra in (("local", ["--num-workers", 0]), ("ray", ["--ray"])):
+        out = tmp_path / name
+        out.mkdir()
+        concrete = [out / a.name if isinstance(a, Path) and a.parent == Path("OUT") else a for a in args]
+        result = invoke(*concrete, *extra)
+        assert result.exit_code == 0, result.output
+        outputs.append(out / "merged.json")
+    return outputs[0], outputs[1]
+
+
+def test_ray_equals_local_for_a_speciesnet_release_with_country(
+    ray_cluster: Any, photos: PhotoSet, tmp_path: Path
+) -> None:
+    from speciesnet_data import build_release
+
+    release = build_release(tmp_path / "release")
+    args = ["run", photos.detections, release, "--images-dir", photos.images, "--threshold", 0.15,
+            "--output-json", Path("OUT/merged.json"), "--country", "usa", "--admin1-region", "fl",
+            "--logdir", tmp_path]  # fmt: skip
+    local, on_ray = _local_and_ray(args, tmp_path)
+    assert without_time(on_ray) == without_time(local)
+    data = json.loads(on_ray.read_text(encoding="utf-8"))
+    assert data["classification_category_descriptions"]["0"].endswith(";coyote")  # the release's labels
+    step = data["info"]["classification_postprocessing"][0]
+    assert (step["step"], step["country"], step["admin1_region"]) == ("geofence", "USA", "FL")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--exact"], ["--smooth", "sequence"], ["--taxonomy", "TAXONOMY"]],
+    ids=["exact", "smooth sequence", "taxonomy"],
+)
+def test_ray_equals_local(ray_cluster: Any, inputs: RunInputs, tmp_path: Path, extra: list[Any]) -> None:
+    taxonomy = tmp_path / "taxonomy.csv"
+    taxonomy.write_text(TAXONOMY_CSV, encoding="utf-8")
+    extra = [taxonomy if a == "TAXONOMY" else a for a in extra]
+    args = run_args(inputs, Path("OUT"), *extra, "--ray")
+    args = [a for a in args if a != "--ray"]
+    at = args.index("--logdir")
+    args[at + 1] = tmp_path
+    local, on_ray = _local_and_ray(args, tmp_path)
+    assert without_time(on_ray) == without_time(local)
+    data = json.loads(on_ray.read_text(encoding="utf-8"))
+    if "--taxonomy" in extra:
+        assert data["classification_category_descriptions"]["1"].endswith(";domestic cattle")
+    if "--smooth" in extra:
+        assert [(s["step"], s["level"]) for s in data["info"]["classification_postprocessing"]] == [
+            ("smooth", "sequence")
+        ]

@@ -9,7 +9,7 @@
   ``--exact --decoder gpu`` refused.
 
 Measured tolerances (mean absolute difference of the uint8 model inputs, 0-255 levels, at
-300 px over the cameratrap and lila31 photos; see README): fast CPU path 3.44 / 2.98 on average,
+300 px over the cameratrap and lila31 photos; see docs/pipeline.md): fast CPU path 3.44 / 2.98 on average,
 4.39 / 6.86 for the worst crop; the GPU decoder's code on the CPU 1.98 / 2.73, worst 3.93 / 6.86.
 Most of it is the chain's JPEG quality-75 round trip, which the fast paths leave out.
 """

@@ -95,7 +95,7 @@ def test_each_shard_holds_its_own_images(inputs: RunInputs, shards: list[Path]) 
         assert record["positions"] == expected and expected
         assert [image["file"] for image in data["images"]] == [files[i] for i in expected]
         assert record["run"]["options"]["threshold"] == 0.15
-        assert record["run"]["model"]["name"] == "b0.pt" and len(record["run"]["model"]["sha256"]) == 64
+        assert len(record["run"]["model_sha256"]) == 64 and record["run"]["options"]["exact"] is False
 
 
 def test_combine_equals_the_unsharded_run(tmp_path: Path, unsharded: Path, shards: list[Path]) -> None:
@@ -132,6 +132,19 @@ def test_combine_refuses_shards_of_another_run(inputs: RunInputs, tmp_path: Path
         f"Error: {other}: not the same run as {shards[0]}: options (classification_threshold (0.2 vs 0.05)); "
         "combine only the shards of one run (same detections file, model and options)\n"
     )
+
+
+def test_combine_refuses_an_exact_shard_beside_fast_ones(inputs: RunInputs, tmp_path: Path, shards: list[Path]) -> None:
+    result = invoke(*run_args(inputs, tmp_path, "--shard", "1/3", "--exact"))
+    assert result.exit_code == 0, result.output
+    exact = tmp_path / "merged.json"
+    result = invoke("combine", tmp_path / "out.json", shards[0], exact, shards[2])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {exact}: not the same run as {shards[0]}: options (exact (true vs false)); "
+        "combine only the shards of one run (same detections file, model and options)\n"
+    )
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_combine_refuses_a_file_that_is_no_shard(tmp_path: Path, unsharded: Path, shards: list[Path]) -> None:

@@ -32,8 +32,9 @@ from megaclassifier.engines import Engine, Pending, open_engine, pipelined
 from megaclassifier.errors import ModelError
 from megaclassifier.formats.atomic import check_writable, file_sha256
 from megaclassifier.formats.journal import Fingerprint, Journal, file_stamp, open_journal
+from megaclassifier.formats.lock import output_lock
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
-from megaclassifier.models import categories_for
+from megaclassifier.models.resolved import ResolvedModel, resolve
 from megaclassifier.preprocess import REFERENCE, Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def run_batches(
 
 
 def classify_crops(
-    model: str | Path,
+    model: str | Path | ResolvedModel,
     crops_dir: str | Path,
     output: str | Path,
     *,
@@ -197,40 +198,45 @@ def classify_crops(
 
     Raises:
         OutputFileError: ``output`` cannot be written (checked before any work).
+        OutputLockedError: another process writes ``output`` (:mod:`megaclassifier.formats.lock`).
         InputFileError: crops folder, detections or categories file unusable, or no crops.
         ModelError: the model cannot be loaded or its width differs from the categories.
     """
     start = time.perf_counter()
     output = Path(output)
     check_writable(output)
-    names = categories_for(model, classifier_categories)
-    crops = discover_crops(crops_dir, detections_json=detections_json)
-    engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
-    with engine:
-        check_class_count(engine, names, classifier_categories)
-        labels = names if names is not None else [str(i) for i in range(engine.num_classes)]
-        workers = default_num_workers(engine.device) if num_workers is None else num_workers
-        fingerprint = classify_fingerprint(
-            engine, crops, labels, batch_size=batch_size, detections_json=detections_json
+    with output_lock(output):  # one writer: a second classify on this output stops here, naming the first
+        resolved = resolve(model)
+        names = resolved.class_names(classifier_categories)
+        crops = discover_crops(crops_dir, detections_json=detections_json)
+        engine = open_engine(
+            resolved, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size
         )
-        journal = open_journal(output, fingerprint, restart=restart)
-        with journal, ProbabilityCsvWriter(output, labels) as writer:
-            remaining = replay_rows(journal, writer, crops)
-            logger.info("classifying %d crops with %s", len(remaining), engine.describe())
-            rows, failures = run_batches(
-                crops,
-                engine.submit,
-                journaled_writer(writer, journal),
-                image_size=engine.image_size,
-                preprocessing=engine.preprocessing,
-                batch_size=batch_size,
-                num_workers=workers,
-                progress=progress,
-                desc="classify",
-                indices=remaining,
+        with engine:
+            check_class_count(engine, names, classifier_categories)
+            labels = names if names is not None else [str(i) for i in range(engine.num_classes)]
+            workers = default_num_workers(engine.device) if num_workers is None else num_workers
+            fingerprint = classify_fingerprint(
+                engine, crops, labels, batch_size=batch_size, detections_json=detections_json, model=resolved
             )
-            rows += len(crops) - len(remaining)
-        journal.finish()
+            journal = open_journal(output, fingerprint, restart=restart)
+            with journal, ProbabilityCsvWriter(output, labels) as writer:
+                remaining = replay_rows(journal, writer, crops)
+                logger.info("classifying %d crops with %s", len(remaining), engine.describe())
+                rows, failures = run_batches(
+                    crops,
+                    engine.submit,
+                    journaled_writer(writer, journal),
+                    image_size=engine.image_size,
+                    preprocessing=engine.preprocessing,
+                    batch_size=batch_size,
+                    num_workers=workers,
+                    progress=progress,
+                    desc="classify",
+                    indices=remaining,
+                )
+                rows += len(crops) - len(remaining)
+            journal.finish()
     return ClassifySummary(
         output=output,
         crops=len(crops),
@@ -247,14 +253,23 @@ def classify_crops(
 
 
 def classify_fingerprint(
-    engine: Engine, crops: CropList, labels: list[str], *, batch_size: int, detections_json: str | Path | None
+    engine: Engine,
+    crops: CropList,
+    labels: list[str],
+    *,
+    batch_size: int,
+    detections_json: str | Path | None,
+    model: ResolvedModel | None = None,
 ) -> Fingerprint:
-    """What ``classify``'s output depends on, for its resume journal (crop files are named, not hashed)."""
+    """What ``classify``'s output depends on, for its resume journal (crop files are named, not hashed).
+
+    The model by content: ``model``'s identity (:mod:`megaclassifier.models.resolved`), else the engine's file.
+    """
     keys = hashlib.sha256()
     for index in range(len(crops)):
         keys.update(crops.keys[index].encode("utf-8", "surrogateescape") + b"\0")
     return {
-        "model_sha256": file_sha256(engine.model_path),
+        "model_sha256": model.identity if model is not None else file_sha256(engine.model_path),
         "image_size": engine.image_size,
         "engine": [engine.backend, engine.device, engine.precision, engine.arch],
         "batch_size": batch_size,

@@ -42,6 +42,7 @@ from megaclassifier.engines.base import Pending
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.formats.atomic import atomic_path, check_writable
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
+from megaclassifier.models.resolved import resolve
 from megaclassifier.preprocess import input_shape
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,12 @@ def extract_features(
     check_writable(output)
     crops = discover_crops(crops_dir, detections_json=detections_json)
     engine = open_engine(
-        checkpoint, device=device, precision=precision, arch=arch, image_size=image_size, features=True
+        resolve(checkpoint, role="checkpoint"),
+        device=device,
+        precision=precision,
+        arch=arch,
+        image_size=image_size,
+        features=True,
     )
     with engine:
         # one blank image first: a model without features fails here, before any crop is read

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from megaclassifier import platform
 from megaclassifier.classify.discovery import CropList
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.hardware import available_cpus, physical_cpu_count
@@ -127,6 +128,7 @@ def iter_batches(
         pin_memory=False,  # the engine stages batches in its own pinned buffer
         prefetch_factor=2 if num_workers > 0 else None,
         worker_init_fn=functools.partial(worker_setup, os.getpid()),
+        multiprocessing_context=platform.worker_start_method() if num_workers > 0 else None,
     )
     with sigint_held():  # the workers start here
         iterator = iter(loader)

@@ -22,9 +22,12 @@ import click
 from megaclassifier import __version__
 from megaclassifier.errors import MegaClassifierError, NothingWorkedError
 
-#: Exit codes besides 0 (success), 1 (data or runtime error) and 2 (usage error); see README "Failure behaviour".
+#: Exit codes besides 0 (success), 1 (data or runtime error) and 2 (usage error); see docs/failure-behaviour.md.
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2
 EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
+
+#: click's "no default given" (click 8.2 and later; None before)
+_UNSET: Any = getattr(click.core, "UNSET", None)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -71,7 +74,10 @@ class _Group(click.Group):
             if e.name == f"megaclassifier.cli.{module_name}":
                 return None
             raise
-        return getattr(module, cmd_name.replace("-", "_"), None)
+        command = getattr(module, cmd_name.replace("-", "_"), None)
+        if command is not None:
+            show_every_default(command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         previous = _on_sigterm(_raise_terminated)
@@ -90,6 +96,26 @@ class _Group(click.Group):
             sys.exit(EXIT_TERMINATED)
         finally:
             _on_sigterm(previous)
+
+
+def show_every_default(command: click.Command) -> None:
+    """Make ``--help`` show each option's default: ``[default: (off)]`` for a flag, ``(none)`` for no value.
+
+    Options that are required, or whose help already states their default (in
+    words, as "the architecture's native size"), are left as they are. Calling
+    it again changes nothing.
+    """
+    for param in command.params:
+        if not isinstance(param, click.Option) or not param.expose_value or param.required or param.show_default:
+            continue
+        if "default" in (param.help or "").lower():
+            continue
+        if param.is_flag and not param.secondary_opts:
+            param.show_default = "off"  # click writes it "(off)"
+        elif param.default is None or param.default == () or param.default is _UNSET:
+            param.show_default = "none"
+        else:
+            param.show_default = True
 
 
 class Terminated(BaseException):
@@ -134,6 +160,9 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     root.setLevel(level)
     root.propagate = False
     ctx.obj = {"progress": not quiet}
+
+
+show_every_default(cli)
 
 
 def main() -> None:

@@ -52,8 +52,9 @@ def _apply(command: F, options: Sequence[Callable[[Any], Any]]) -> F:
 
 def _check_model(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from megaclassifier.models.registry import KNOWN_MODELS
+    from megaclassifier.models.resolved import names_release
 
-    if value in KNOWN_MODELS or Path(value).is_file() or (Path(value) / "info.json").is_file():
+    if value in KNOWN_MODELS or Path(value).is_file() or names_release(value):
         return value
     if Path(value).is_dir():
         raise click.BadParameter(
@@ -91,10 +92,9 @@ NOT_FOR_SPECIESNET = {
 
 def refuse_speciesnet_flags(ctx: click.Context, model: str) -> None:
     """A usage error (exit 2) when MODEL is a SpeciesNet release and an option it replaces was given."""
-    from megaclassifier.models.registry import known_model
+    from megaclassifier.models.resolved import names_release
 
-    known = known_model(model)
-    if not ((known is not None and known.file("release") is not None) or (Path(model) / "info.json").is_file()):
+    if not names_release(model):
         return
     given = [
         flag
@@ -418,21 +418,21 @@ def _names(text: str) -> tuple[str, ...]:
 _RULE_OPTIONS: list[tuple[str, Any, str]] = [
     (
         "--min-detections-to-overwrite-secondary",
-        click.IntRange(),
+        int,
         "Votes the dominant class needs to overwrite others.",
     ),
-    ("--max-detections-nondominant-class", click.IntRange(), "A class with more votes than this is left alone."),
+    ("--max-detections-nondominant-class", int, "A class with more votes than this is left alone."),
     (
         "--min-detections-to-overwrite-secondary-same-family",
-        click.IntRange(),
+        int,
         "Votes a dominant genus/species needs to overwrite its family (<= 0: off).",
     ),
     (
         "--max-detections-nondominant-class-same-family",
-        click.IntRange(),
+        int,
         "A same-family class with more votes than this is left alone.",
     ),
-    ("--min-detections-to-overwrite-other", click.IntRange(), 'Votes the dominant class needs to overwrite "other".'),
+    ("--min-detections-to-overwrite-other", int, 'Votes the dominant class needs to overwrite "other".'),
     (
         "--classification-confidence-threshold",
         click.FloatRange(0, 1),

@@ -71,7 +71,7 @@ class ShardType(click.ParamType):
     is_flag=True,
     help="Bit for bit the chain's answers: decode each photo at full size with Pillow and pass each crop "
     "through JPEG quality 75 in memory. Default: the fast path (JPEG draft decoding, no round trip), "
-    "whose small differences README states.",
+    "whose small differences docs/pipeline.md states.",
 )
 @click.option(
     "--decoder",

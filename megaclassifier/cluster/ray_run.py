@@ -6,21 +6,24 @@
       -> map, CPU tasks: decode and cut each image (prepare_image: the crop core, resize)
       -> map_batches, an actor pool of one engine each: GPU actors (num_gpus=1) where the
          cluster has GPUs, else as many ONNX Runtime actors as nodes: each crop's probabilities
-      -> the driver: dedupe, progress file, probability CSV, classifications, merge_rows, write
+      -> run's driver: dedupe, then what every executor's output goes through (journal, CSV,
+         classifications, merge_rows, the steps after the merge, the output)
 
-The decoding side and the merge are ``run``'s own (:func:`~megaclassifier.run.prepare.prepare_image`,
-:meth:`~megaclassifier.run.classifier.Classifier.classification_lists`,
-:func:`~megaclassifier.merge.merge_rows`), and results come back in the detections file's
-order, so the output equals a single-machine ``run``'s.
+:class:`RayExecutor` is one of ``run``'s executors (:mod:`megaclassifier.run.executors`):
+the driver (:func:`~megaclassifier.run.pipeline.run_pipeline`) plans the run, locks and
+checks the outputs, keeps the journal and merges, for ``--ray`` as for a local run; the
+decoding is ``run``'s own (:func:`~megaclassifier.run.prepare.prepare_image`), and results
+come back in the detections file's order, so the output equals a single-machine ``run``'s
+for every option by construction.
 
 Faults: Ray Data's defaults do the retrying: a decoding task whose worker (or node) dies
 is run again (``max_retries=-1``), and a dead actor is restarted with its batch retried
 (``max_restarts=-1``, ``max_task_retries=-1``); an exception raised in our code is not
 retried (a bad image is a recorded failure, never an exception). Ray Data drops the lost
 attempt's output; the driver also drops any image it has already counted (by file and
-crop key). The driver writes each finished image to a progress
-file (:mod:`megaclassifier.cluster.progress`), so a rerun after a driver crash sends
-only the rest to the cluster.
+crop key). The driver journals each finished image (``OUTPUT_JSON.journal``, the journal
+of every run: :mod:`megaclassifier.run.resume`), so a rerun after a driver crash sends
+only the rest to the cluster; ``--restart`` starts afresh.
 
 Every node needs megaclassifier with the ``[ray]`` extra, and the images at the same
 path (a shared file system) or a ``--container-url``.
@@ -30,11 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import logging
 import math
 import pickle
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,30 +43,15 @@ from typing import Any, cast
 
 import numpy as np
 
-from megaclassifier.cluster.progress import Classified, ProgressWriter, progress_path, read_progress
 from megaclassifier.crop.core import CutImage, PlannedCrop
-from megaclassifier.crop.crop import resolve_detector
 from megaclassifier.errors import MegaClassifierError, first_line
-from megaclassifier.formats.detections import load_detections
-from megaclassifier.formats.probabilities import ProbabilityCsvWriter
-from megaclassifier.labels.descriptions import load_taxonomy_file
-from megaclassifier.merge import Classifications, CropRef
-from megaclassifier.run.classifier import Classifier, open_classifier
-from megaclassifier.run.pipeline import (
-    RunOptions,
-    RunSummary,
-    csv_writer,
-    finish_run,
-    merge_classified,
-    plan_images,
-    postprocess,
-    prepare_options,
-    progress_bar,
-    summarize_videos,
-    write_run_log,
-)
+from megaclassifier.models.resolved import ResolvedModel
+from megaclassifier.run.classifier import Classifier
+from megaclassifier.run.executors import ImageSeen, ProbabilityBatch, prepare_options, run_classifier
+from megaclassifier.run.options import RunOptions, RunSummary
+from megaclassifier.run.pipeline import run_pipeline
+from megaclassifier.run.plan import Plans, RunPlan
 from megaclassifier.run.prepare import PrepareOptions, prepare_image
-from megaclassifier.run.shards import record_shard, run_fingerprint, take_shard
 
 logger = logging.getLogger(__name__)
 
@@ -96,16 +82,31 @@ class ActorPlan:
         return f"Ray, {self.count} {'GPU' if self.device == 'cuda' else 'CPU'} actor{'s' * (self.count > 1)}"
 
 
+@dataclass
+class Classified:
+    """One image back from the cluster: what cutting it did, its crops and their probabilities (rows in order).
+
+    Attributes:
+        image: the crop core's record of the image, its crop list emptied (the pixels stay on the cluster).
+        crops: ``(detection index, crop key)`` of each crop classified.
+        probabilities: float32 (len(crops), classes).
+    """
+
+    image: CutImage[None]
+    crops: list[tuple[int, str]]
+    probabilities: np.ndarray
+
+
 def run_on_ray(
     detections_json: str | Path,
-    model: str | Path,
+    model: str | Path | ResolvedModel,
     options: RunOptions,
     *,
     address: str | None = None,
     progress: bool = False,
     prepare: Prepare = prepare_image,
 ) -> RunSummary:
-    """``run`` on a Ray cluster: the same output as :func:`~megaclassifier.run.run_pipeline`.
+    """``run`` on a Ray cluster: :func:`~megaclassifier.run.run_pipeline` with the :class:`RayExecutor`.
 
     Args:
         detections_json, model, options: as :func:`~megaclassifier.run.run_pipeline`.
@@ -118,56 +119,62 @@ def run_on_ray(
         InputFileError, ModelError, LabelSpecError, MegaClassifierError: before any image is read;
         MegaClassifierError: Ray is not installed or the cluster cannot be reached.
     """
-    started = time.perf_counter()
-    results = load_detections(detections_json)
-    selection = take_shard(results, options.shard)
-    detector = resolve_detector(results, options.detector_version)
-    class_taxa = load_taxonomy_file(options.taxonomy) if options.taxonomy is not None else None
-    classifier = _check_classifier(model, options)
-    summary = RunSummary()
-    plans = plan_images(results, summary.crop, options, detector)
-    record = {"run": run_fingerprint(detections_json, model, options), "shard": _shard_text(options)}
-    done = read_progress(progress_path(options.output_json), record)
-    with contextlib.ExitStack() as stack:
-        ray = stack.enter_context(_cluster(address))
-        writer = ProgressWriter(progress_path(options.output_json), record, done.values())
-        stack.callback(writer.close, finished=False)
-        actors = actor_plan(ray, options.device)
-        summary.engine = actors.describe()
-        todo = [(file, crops) for file, crops in plans if file not in done]
-        fresh = writer.record(cluster_images(todo, model, options, classifier, actors, prepare=prepare))
-        bar = stack.enter_context(progress_bar(sum(len(crops) for _, crops in plans), progress))
-        csv = stack.enter_context(csv_writer(options, classifier))
-        rows = merge_input(itertools.chain(done.values(), fresh), classifier, summary, options, bar=bar, csv=csv)
-        summary.merged = merge_classified(results, rows, classifier, options, class_taxa)
-    summary.postprocessed = postprocess(results, options.smooth, taxonomy=options.taxonomy)
-    summary.videos = summarize_videos(results, options)
-    record_shard(results, selection, detections_json=detections_json, model=model, options=options)
-    write_run_log(summary, options)
-    finish_run(summary, results, options, started)
-    progress_path(options.output_json).unlink(missing_ok=True)
-    return summary
+    executor = RayExecutor(address=address, prepare=prepare)
+    return run_pipeline(detections_json, model, options, progress=progress, executor=executor)
 
 
-def _shard_text(options: RunOptions) -> str | None:
-    return str(options.shard) if options.shard is not None else None
+class RayExecutor:
+    """``run``'s executor on a Ray cluster: decoding tasks, then an actor pool of engines.
+
+    Args:
+        address: the cluster to join; None starts a local one (or uses this process's).
+        prepare: decodes one image on the cluster.
+    """
+
+    def __init__(self, *, address: str | None = None, prepare: Prepare = prepare_image) -> None:
+        self.address = address
+        self.prepare = prepare
+        self._plan: RunPlan | None = None
+        self._actors: ActorPlan | None = None
+
+    def open_classifier(self, model: ResolvedModel, options: RunOptions) -> Classifier:
+        _import_ray()  # before the model is loaded: without Ray, say so at once
+        return _check_classifier(model, options)
+
+    @contextlib.contextmanager
+    def start(self, plan: RunPlan, summary: RunSummary) -> Iterator[None]:
+        """Connect to (or start) the cluster for the block and plan the actors."""
+        with _cluster(self.address) as ray:
+            self._plan = plan
+            self._actors = actor_plan(ray, plan.options.device)
+            summary.engine = self._actors.describe()
+            summary.decoder = "cpu"
+            yield
+
+    def engine_key(self) -> list[Any]:
+        assert self._plan is not None and self._actors is not None, "start() first"
+        options = self._plan.options
+        return ["ray", self._actors.device, options.backend, options.precision, options.arch]
+
+    def classify(self, todo: Plans, seen: ImageSeen) -> Iterator[ProbabilityBatch]:
+        """Each image's record to ``seen``, then its crops' probabilities, in ``todo``'s order."""
+        assert self._plan is not None and self._actors is not None, "start() first"
+        plan = self._plan
+        classified = cluster_images(todo, plan.model, plan.options, plan.classifier, self._actors, prepare=self.prepare)
+        for item in first_copies(classified):
+            seen(item.image, len(item.crops))
+            if item.crops:
+                yield [(item.image.file, index, key) for index, key in item.crops], item.probabilities
 
 
-def _check_classifier(model: str | Path, options: RunOptions) -> Classifier:
+def _check_classifier(model: str | Path | ResolvedModel, options: RunOptions) -> Classifier:
     """The driver's classifier: class names, mapping and checks (on the CPU, engine closed again).
 
     Opening it here also exports the ONNX model once, before the actors look for it.
     """
-    classifier = open_classifier(
-        model,
-        classifier_categories=options.classifier_categories,
-        target_mapping=options.target_mapping,
-        classifier_name=options.classifier_name,
-        image_size=options.image_size,
-        device="cpu",
-        backend=options.backend,
-        arch=options.arch,
-    )
+    from megaclassifier.models.resolved import resolve
+
+    classifier = run_classifier(resolve(model), options, device="cpu")
     classifier.engine.close()
     return classifier
 
@@ -175,10 +182,7 @@ def _check_classifier(model: str | Path, options: RunOptions) -> Classifier:
 @contextlib.contextmanager
 def _cluster(address: str | None) -> Iterator[Any]:
     """The ``ray`` module, connected: to ``address``, else a new local cluster (shut down after)."""
-    try:
-        import ray
-    except ImportError:
-        raise MegaClassifierError("--ray needs Ray: pip install 'megaclassifier[ray]'") from None
+    ray = _import_ray()
     if ray.is_initialized():
         yield ray
         return
@@ -191,6 +195,19 @@ def _cluster(address: str | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _import_ray() -> Any:
+    """The ``ray`` module.
+
+    Raises:
+        MegaClassifierError: Ray is not installed.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise MegaClassifierError("--ray needs Ray: pip install 'megaclassifier[ray]'") from None
+    return ray
 
 
 def actor_plan(ray: Any, device: str) -> ActorPlan:
@@ -208,7 +225,7 @@ def actor_plan(ray: Any, device: str) -> ActorPlan:
 
 def cluster_images(
     plans: list[tuple[str, list[PlannedCrop]]],
-    model: str | Path,
+    model: str | Path | ResolvedModel,
     options: RunOptions,
     classifier: Classifier,
     actors: ActorPlan,
@@ -224,7 +241,7 @@ def cluster_images(
 
 def ray_dataset(
     plans: list[tuple[str, list[PlannedCrop]]],
-    model: str | Path,
+    model: str | Path | ResolvedModel,
     options: RunOptions,
     classifier: Classifier,
     actors: ActorPlan,
@@ -239,7 +256,9 @@ def ray_dataset(
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = [{"file": file, "plan": pickle.dumps(crops)} for file, crops in plans]
     blocks = max(1, min(len(items), MAX_BLOCKS, math.ceil(len(items) / IMAGES_PER_BLOCK)))
-    engine = _EngineSpec(str(model), actors.device, options, classifier.engine.image_size)
+    from megaclassifier.models.resolved import resolve
+
+    engine = _EngineSpec(resolve(model), actors.device, options, classifier.engine.image_size)
     return (
         ray.data.from_items(items, override_num_blocks=blocks)
         .map(
@@ -271,36 +290,6 @@ def first_copies(items: Iterable[Classified]) -> Iterator[Classified]:
         yield item
 
 
-def merge_input(
-    items: Iterable[Classified],
-    classifier: Classifier,
-    summary: RunSummary,
-    options: RunOptions,
-    *,
-    bar: Any,
-    csv: ProbabilityCsvWriter | None,
-) -> Iterator[tuple[CropRef, Classifications]]:
-    """Record each image, write its CSV rows, and yield its crops' ``((file, index), classifications)``."""
-    for item in items:
-        summary.crop.record(item.image)
-        if item.image.planned != len(item.crops):  # failed images and size-0 boxes leave the bar's total
-            bar.total -= item.image.planned - len(item.crops)
-            bar.refresh()
-        if not item.crops:
-            continue
-        if csv is not None:
-            csv.write_rows([key for _, key in item.crops], item.probabilities)
-        lists = classifier.classification_lists(
-            item.probabilities,
-            threshold=options.classification_threshold,
-            max_classifications=options.max_classifications,
-        )
-        summary.classified += len(item.crops)
-        bar.update(len(item.crops))
-        for (index, _), classifications in zip(item.crops, lists, strict=True):
-            yield (item.image.file, index), classifications
-
-
 # -- what runs on the cluster
 
 
@@ -311,9 +300,9 @@ def _decode(row: dict[str, Any], *, options: PrepareOptions, prepare: Prepare) -
 
 @dataclass(frozen=True)
 class _EngineSpec:
-    """What an actor opens: the model and the engine options of the run."""
+    """What an actor opens: the model (resolved once, by the driver) and the engine options of the run."""
 
-    model: str
+    model: ResolvedModel
     device: str
     options: RunOptions
     image_size: int

@@ -11,8 +11,8 @@ from megaclassifier.engines.base import Engine
 from megaclassifier.errors import MegaClassifierError, ModelError
 from megaclassifier.hardware import check_precision, resolve_device
 from megaclassifier.models.loading import load_model
-from megaclassifier.models.registry import known_model, resolve_model
-from megaclassifier.models.speciesnet import is_release
+from megaclassifier.models.registry import KnownModel
+from megaclassifier.models.resolved import ResolvedModel, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def choose_backend(backend: str, device: str, precision: str) -> str:
 
 
 def open_engine(
-    model: str | Path,
+    model: str | Path | ResolvedModel,
     *,
     backend: str = "auto",
     device: str = "auto",
@@ -53,8 +53,9 @@ def open_engine(
     """Load a classifier and make it ready to run.
 
     Args:
-        model: a TorchScript file, an EfficientNet checkpoint, a SpeciesNet release folder, or a
-            downloaded model's name (``megaclassifier-v0.1``).
+        model: a TorchScript file, an EfficientNet checkpoint, a SpeciesNet release folder, a
+            downloaded model's name (``megaclassifier-v0.1``), or one of these already resolved
+            (:func:`~megaclassifier.models.resolved.resolve`).
         backend: ``auto`` (ONNX Runtime for fp32 on the CPU, else torch), ``torch`` or ``onnxruntime``.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``N``.
         precision: ``fp32``, ``fp16`` (CUDA only) or ``bf16``.
@@ -70,21 +71,23 @@ def open_engine(
     """
     from megaclassifier.engines.onnx_engine import open_onnx_engine, open_proven_onnx
 
-    path = resolve_model(model, role="checkpoint" if features else "model")
+    resolved = resolve(model, role="checkpoint" if features else "model")
+    path, known = resolved.path, resolved.known
     resolved_device = resolve_device(device)
     check_precision(precision, resolved_device)
     chosen = "torch" if features and backend == "auto" else choose_backend(backend, resolved_device, precision)
     if features and chosen != "torch":
         raise MegaClassifierError("features need the torch backend")
-    if chosen == "onnxruntime" and not is_release(path):  # a check passed before is not run again (nor torch loaded)
-        sizes = functools.partial(_image_size, image_size, model=model)
+    if chosen == "onnxruntime" and resolved.release is None:  # a check passed before is not run again (nor torch)
+        sizes = functools.partial(_image_size, image_size, model=resolved.source, known=known)
         proven = open_proven_onnx(path, device=resolved_device, image_sizes=sizes, num_classes=num_classes)
         if proven is not None:
             return proven
     from megaclassifier.engines.torch_engine import TorchEngine, run_probe
 
-    loaded = load_model(path, arch=arch)
-    size = _image_size(image_size, loaded.arch, model=model, fixed=loaded.preprocessing.image_size, kind=loaded.kind)
+    loaded = load_model(path, arch=arch, release=resolved.release)
+    fixed = loaded.preprocessing.image_size
+    size = _image_size(image_size, loaded.arch, model=resolved.source, known=known, fixed=fixed, kind=loaded.kind)
     logits = run_probe(loaded.module, path, size, loaded.preprocessing)
     width = int(logits.shape[1])
     if num_classes is not None and width != num_classes:
@@ -102,7 +105,13 @@ def open_engine(
 
 
 def _image_size(
-    image_size: int | None, arch: str | None, *, model: str | Path, fixed: int | None = None, kind: str = ""
+    image_size: int | None,
+    arch: str | None,
+    *,
+    model: str | Path,
+    known: KnownModel | None,
+    fixed: int | None = None,
+    kind: str = "",
 ) -> int:
     if fixed is not None:  # the input side is part of the model (a SpeciesNet release)
         if image_size is not None and image_size != fixed:
@@ -118,7 +127,6 @@ def _image_size(
         size = EFFICIENTNET_NATIVE_SIZE[arch]
         logger.info("image size %d px (native size of %s; set --image-size to change)", size, arch)
         return size
-    known = known_model(model)
     if known is not None:
         logger.info("image size %d px (the size %s was trained at)", known.image_size, known.name)
         return known.image_size

@@ -45,7 +45,7 @@ from megaclassifier.crop.exif import CaptureTime
 from megaclassifier.errors import InputFileError, MegaClassifierError
 from megaclassifier.formats.atomic import write_json_atomic
 from megaclassifier.formats.naming import safe_relative_path
-from megaclassifier.formats.results_table import DetectionRow, ResultsTable, image_folder
+from megaclassifier.formats.results_table import DetectionRow, ResultsTable, folder_key, image_folder
 
 CAMTRAP_DP_VERSION = "1.0.2"
 SCHEMA_BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}/"
@@ -131,7 +131,7 @@ def read_deployments_csv(path: Path) -> dict[str, dict[str, str]]:
         raise InputFileError(path, f"unknown column {', '.join(sorted(unknown))} (not a Camtrap DP deployment field)")
     out: dict[str, dict[str, str]] = {}
     for line, row in enumerate(rows, 2):
-        folder = (row["folder"] or "").strip().strip("/") or "."
+        folder = folder_key(row["folder"] or "")  # siteA\cam1 as siteA/cam1
         if folder in out:
             raise InputFileError(path, f"line {line}: folder {folder!r} appears twice")
         _check_coordinate(path, line, row["latitude"], 90)

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
+from megaclassifier import platform
 from megaclassifier.errors import OutputFileError
 
 _umask_lock = threading.Lock()
@@ -47,8 +48,7 @@ def current_umask() -> int:
 
 def apply_umask(fd: int) -> None:
     """Give a file made by ``mkstemp`` (mode 0600) the mode a plain ``open`` would give it."""
-    if hasattr(os, "fchmod"):
-        os.fchmod(fd, 0o666 & ~current_umask())
+    platform.give_open_mode(fd, current_umask())
 
 
 def describe_os_error(error: OSError) -> str:

@@ -24,6 +24,7 @@ preserved, atomically.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -46,10 +47,12 @@ class DetectionResults:
         path: where it was read from.
         data: the whole JSON object; edits to it are written back by
             :func:`write_detections`.
+        sha256: the file's SHA-256, taken from the bytes as they were read (empty when not read from a file).
     """
 
     path: Path
     data: dict[str, Any]
+    sha256: str = ""
 
     @property
     def images(self) -> list[dict[str, Any]]:
@@ -93,8 +96,8 @@ def load_detections(path: str | Path) -> DetectionResults:
     """
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise InputFileError(path, "no such file") from None
     except IsADirectoryError:
@@ -106,7 +109,7 @@ def load_detections(path: str | Path) -> DetectionResults:
     except OSError as e:
         raise InputFileError(path, e.strerror or str(e)) from None
     validate_detections(data, path)
-    return DetectionResults(path, data)
+    return DetectionResults(path, data, hashlib.sha256(raw).hexdigest())
 
 
 def _image_label(i: int, image: dict[str, Any]) -> str:

@@ -101,6 +101,17 @@ def image_folder(file: str) -> str:
     return parent if parent not in ("", "/") else "."
 
 
+def folder_key(folder: str) -> str:
+    """A folder as a user writes it (``siteA\\cam1``, ``./siteA/cam1/``) as :func:`image_folder` gives it.
+
+    ``\\`` separates folders, as on Windows; ``.`` and empty parts are dropped; an
+    absolute folder keeps its leading ``/``; nothing left is the root, ``.``.
+    """
+    text = folder.strip().replace("\\", "/")
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    return ("/" if text.startswith("/") else "") + "/".join(parts) if parts else "."
+
+
 def read_results_table(path: str | Path, *, threshold: float = DEFAULT_DETECTION_THRESHOLD) -> ResultsTable:
     """Read a results file into a :class:`ResultsTable`.
 

@@ -158,8 +158,8 @@ def classification_list(
 
 
 def _dataset_of(file: str) -> str | None:
-    """The part of ``file`` before its first ``/``; None without one."""
-    head, sep, _ = file.partition("/")
+    """The part of ``file`` before its first ``/`` (or ``\\``); None without one."""
+    head, sep, _ = file.replace("\\", "/").partition("/")
     return head if sep else None
 
 
@@ -216,7 +216,7 @@ def _select_datasets(
     images = results.images
     if datasets is None:
         return images, set()
-    wanted = set(datasets)
+    wanted = {d.replace("\\", "/").strip("/") for d in datasets}  # -d siteA\ names siteA
     kept = [im for im in images if _dataset_of(im["file"]) in wanted]
     logger.info("--datasets keeps %d of %d images", len(kept), len(images))
     results.data["images"] = kept

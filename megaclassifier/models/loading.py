@@ -37,6 +37,8 @@ from megaclassifier.preprocess import REFERENCE, Preprocessing
 if TYPE_CHECKING:
     import torch
 
+    from megaclassifier.models.speciesnet import SpeciesNetRelease
+
 logger = logging.getLogger(__name__)
 
 TORCHSCRIPT = "torchscript"
@@ -127,19 +129,21 @@ def infer_arch(state_dict: dict[str, Any]) -> str | None:
     return _arch_signatures().get((len(blocks), stem, head))
 
 
-def load_model(path: str | Path, *, arch: str | None = None) -> LoadedModel:
-    """Load a TorchScript model or an EfficientNet checkpoint on the CPU, in eval mode.
+def load_model(path: str | Path, *, arch: str | None = None, release: SpeciesNetRelease | None = None) -> LoadedModel:
+    """Load a TorchScript model, an EfficientNet checkpoint or a SpeciesNet release on the CPU, in eval mode.
 
     Args:
-        path: the model file.
+        path: the model file (or release folder).
         arch: the EfficientNet variant of a checkpoint; inferred from its weights when None.
+        release: the release ``path`` is, already read (:func:`~megaclassifier.models.resolved.resolve`);
+            a folder given without it has its ``info.json`` read here.
 
     Raises:
         ModelError: the file cannot be loaded; the message names it.
     """
     path = Path(path)
-    if path.is_dir():
-        return _load_speciesnet(path)
+    if release is not None or path.is_dir():
+        return _load_speciesnet(release or _read_release(path))
     kind = model_kind(path)
     if kind == TORCHSCRIPT:
         module = _load_torchscript(path)
@@ -151,11 +155,16 @@ def load_model(path: str | Path, *, arch: str | None = None) -> LoadedModel:
     return LoadedModel(module, path, CHECKPOINT, arch)
 
 
-def _load_speciesnet(folder: Path) -> LoadedModel:
-    """A SpeciesNet release: its classifier module (unpickled; see :mod:`.speciesnet`) and profile."""
-    from megaclassifier.models.speciesnet import load_classifier, read_release
+def _read_release(folder: Path) -> SpeciesNetRelease:
+    from megaclassifier.models.speciesnet import read_release
 
-    release = read_release(folder)
+    return read_release(folder)
+
+
+def _load_speciesnet(release: SpeciesNetRelease) -> LoadedModel:
+    """A SpeciesNet release: its classifier module (unpickled; see :mod:`.speciesnet`) and profile."""
+    from megaclassifier.models.speciesnet import load_classifier
+
     return LoadedModel(load_classifier(release), release.classifier, SPECIESNET, None, release.preprocessing)
 
 

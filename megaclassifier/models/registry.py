@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING
 
 from megaclassifier.errors import ModelError
 from megaclassifier.formats.probabilities import load_label_index
+from megaclassifier.models.speciesnet import is_release
 
 if TYPE_CHECKING:
+    from megaclassifier.models.resolved import ResolvedModel
     from megaclassifier.models.speciesnet import SpeciesNetRelease
 
 logger = logging.getLogger(__name__)
@@ -167,7 +169,7 @@ def resolve_model(model: str | Path, *, role: str = "model") -> Path:
         if not path.exists():
             names = ", ".join(KNOWN_MODELS)
             raise ModelError(f"{model}: no such model file (or use a published model name: {names})")
-        if path.is_dir() and not (path / "info.json").is_file():
+        if path.is_dir() and not is_release(path):
             raise ModelError(
                 f"{model}: is a folder without info.json; expected a TorchScript model, a checkpoint file "
                 "or a SpeciesNet release folder"
@@ -175,7 +177,7 @@ def resolve_model(model: str | Path, *, role: str = "model") -> Path:
         return path
     if known.file("release") is not None:  # a SpeciesNet release: the folder is the model
         folder = default_model_dir(known.name)
-        if not (folder / "info.json").is_file():
+        if not is_release(folder):
             raise ModelError(
                 f"{known.name}: not downloaded ({folder / 'info.json'} is missing); "
                 f"run `megaclassifier download {known.name}` first"
@@ -192,23 +194,18 @@ def resolve_model(model: str | Path, *, role: str = "model") -> Path:
     return path
 
 
-def release_for(model: str | Path) -> SpeciesNetRelease | None:
+def release_for(model: str | Path | ResolvedModel) -> SpeciesNetRelease | None:
     """The SpeciesNet release ``model`` names (a folder with ``info.json``, or a published release), or None.
 
     Raises:
         ModelError: a release that is not downloaded, or whose ``info.json`` is unusable.
     """
-    known = known_model(model)
-    if known is not None and known.file("release") is None:
-        return None
-    if known is None and not (Path(model).is_dir() and (Path(model) / "info.json").is_file()):
-        return None
-    from megaclassifier.models.speciesnet import read_release
+    from megaclassifier.models.resolved import resolve
 
-    return read_release(resolve_model(model))
+    return resolve(model).release
 
 
-def categories_for(model: str | Path, classifier_categories: str | Path | None) -> list[str] | None:
+def categories_for(model: str | Path | ResolvedModel, classifier_categories: str | Path | None) -> list[str] | None:
     """The class names of ``model``: from ``classifier_categories`` when given, else a published model's own.
 
     Returns:
@@ -219,16 +216,6 @@ def categories_for(model: str | Path, classifier_categories: str | Path | None) 
     """
     if classifier_categories is not None:
         return load_label_index(classifier_categories)
-    release = release_for(model)
-    if release is not None:
-        from megaclassifier.models.speciesnet import common_name, read_labels
+    from megaclassifier.models.resolved import resolve
 
-        return [common_name(label) for label in read_labels(release.classifier_labels)]
-    known = known_model(model)
-    entry = known.file("categories") if known else None
-    if known is not None and entry is not None:
-        path = default_model_dir(known.name) / entry.filename
-        if path.is_file():
-            logger.info("class names from %s", path)
-            return load_label_index(path)
-    return None
+    return resolve(model).class_names(None)

@@ -21,9 +21,8 @@ from megaclassifier.engines import Engine, open_engine
 from megaclassifier.formats.probabilities import format_float32
 from megaclassifier.labels.aggregate import check_mapping_covers, load_target_mapping, sum_groups
 from megaclassifier.merge import Classifications, classification_list, round_confidence
-from megaclassifier.models import categories_for
-from megaclassifier.models.registry import release_for
-from megaclassifier.models.speciesnet import SpeciesNetRelease, read_labels
+from megaclassifier.models.resolved import ResolvedModel, resolve
+from megaclassifier.models.speciesnet import SpeciesNetRelease
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +39,7 @@ class Classifier:
         name: ``info.classifier``.
         release: the SpeciesNet release the model comes from, or None.
         labels: a SpeciesNet release's seven-token label of each class, or None.
+        model: the model, resolved once (:mod:`megaclassifier.models.resolved`); the Ray actors open it.
     """
 
     engine: Engine
@@ -49,6 +49,7 @@ class Classifier:
     name: str
     release: SpeciesNetRelease | None = None
     labels: list[str] | None = None
+    model: ResolvedModel | None = None
 
     @property
     def descriptions(self) -> dict[str, str] | None:
@@ -164,7 +165,7 @@ def _mantissa_bits(x32: np.ndarray) -> np.ndarray:
 
 
 def open_classifier(
-    model: str | Path,
+    model: str | Path | ResolvedModel,
     *,
     classifier_categories: str | Path | None = None,
     target_mapping: str | Path | None = None,
@@ -178,7 +179,8 @@ def open_classifier(
     """Open the model and check its class names and target mapping.
 
     Args:
-        model: TorchScript file, EfficientNet checkpoint, SpeciesNet release folder or downloaded model name.
+        model: TorchScript file, EfficientNet checkpoint, SpeciesNet release folder or downloaded model name,
+            or one of these resolved (:func:`~megaclassifier.models.resolved.resolve`).
         classifier_categories: the model's index-to-name JSON (default: a downloaded model's own,
             else ``0``..``N-1``).
         target_mapping: sum classes into these targets (``aggregate``'s mapping JSON).
@@ -190,9 +192,12 @@ def open_classifier(
     """
     from megaclassifier.classify.classify import check_class_count
 
-    names = categories_for(model, classifier_categories)
+    resolved = resolve(model)
+    names = resolved.class_names(classifier_categories)
     mapping = load_target_mapping(target_mapping) if target_mapping is not None else None
-    engine = open_engine(model, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size)
+    engine = open_engine(
+        resolved, backend=backend, device=device, precision=precision, arch=arch, image_size=image_size
+    )
     with contextlib.ExitStack() as guard:
         guard.callback(engine.close)
         check_class_count(engine, names, classifier_categories)
@@ -207,11 +212,9 @@ def open_classifier(
             )
             merge_names, groups = _target_groups(mapping, class_names)
         guard.pop_all()
-    release = release_for(model)
-    name = classifier_name or (release.name if release else Path(str(model)).name.rsplit(".", 1)[0])
-    labels = read_labels(release.classifier_labels) if release is not None else None
+    name = classifier_name or resolved.default_name
     logger.info("%s", engine.describe())
-    return Classifier(engine, class_names, merge_names, groups, name, release, labels)
+    return Classifier(engine, class_names, merge_names, groups, name, resolved.release, resolved.labels, resolved)
 
 
 def _target_groups(mapping: dict[str, list[str]], class_names: Sequence[str]) -> tuple[list[str], list[list[int]]]:

@@ -9,63 +9,43 @@ classified::
 
 Each crop: its detection index, its ``classifications`` list and, with
 ``--output-csv``, its probability CSV row as written. A rerun with the same
-fingerprint (model hash, input size, detections file, options) replays those
+fingerprint (the run identity of :mod:`megaclassifier.run.identity`: the model's
+content, input size, detections file and every option that changes the output;
+then this machine's ``local`` options and the executor's engine) replays those
 images (their rows into the CSV, their classifications into the merge, their
 counts into the summary) and decodes only the others. Images finish in input
 order, so the replayed CSV rows come first, as in an uninterrupted run. An image
 that failed with no crop is not journaled: a rerun tries it again.
+
+One journal for every executor: a local run, ``--ray`` and ``--shard`` all write and
+replay these records through the driver, so a run interrupted under one resumes the same way.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
-from megaclassifier.crop.core import CutImage, PlannedCrop
-from megaclassifier.formats.atomic import file_sha256
-from megaclassifier.formats.journal import Fingerprint, Journal, file_stamp, open_journal
+from megaclassifier.crop.core import CutImage
+from megaclassifier.formats.journal import Journal, open_journal
 from megaclassifier.merge import Classifications, CropRef
+from megaclassifier.run.identity import journal_fingerprint
 
 if TYPE_CHECKING:
     from megaclassifier.formats.probabilities import ProbabilityCsvWriter
-    from megaclassifier.run.classifier import Classifier
-    from megaclassifier.run.pipeline import RunOptions, RunSummary
+    from megaclassifier.run.options import RunSummary
+    from megaclassifier.run.plan import Plans, RunPlan
 
-#: RunOptions fields that do not change the output (the rest are fingerprinted).
-_NEUTRAL_OPTIONS = ("num_workers", "logdir", "timeout", "output_json", "restart")
-#: RunOptions fields naming input files: fingerprinted by size and modification time.
-_FILE_OPTIONS = ("classifier_categories", "target_mapping", "taxonomy")
 #: The counts of a CutImage that the summary adds up.
 _CUT_FIELDS = ("planned", "written", "existing", "size_zero", "downloaded", "failure", "warnings")
-
-Plans = list[tuple[str, list[PlannedCrop]]]
 
 
 class RowWriter(Protocol):
     """Where ``run`` writes probability CSV rows."""
 
     def write_rows(self, paths: Sequence[str], values: np.ndarray) -> None: ...
-
-
-def run_fingerprint(detections_json: str | Path, classifier: Classifier, options: RunOptions) -> Fingerprint:
-    """What ``run``'s outputs depend on: model hash, input size, the detections file, the options."""
-    engine = classifier.engine
-    settings = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in _NEUTRAL_OPTIONS}
-    for name in _FILE_OPTIONS:
-        settings[name] = file_stamp(settings[name])
-    if settings.get("smooth") is not None:
-        settings["smooth"] = repr(settings["smooth"])
-    return {
-        "model_sha256": file_sha256(engine.model_path),
-        "image_size": engine.image_size,
-        "engine": [engine.backend, engine.device, engine.precision, engine.arch],
-        "input_file": file_stamp(detections_json),
-        "options": settings,
-    }
 
 
 class RunResume:
@@ -99,19 +79,15 @@ class RunResume:
             writer.write_formatted([row for _, _, row in record["crops"]])
         return _JournaledCsv(writer, self._csv_rows)
 
-    def watch(self, images: Iterator[CutImage[np.ndarray]]) -> Iterator[CutImage[np.ndarray]]:
-        """Pass the prepared images on, noting which crops each waits for."""
-        for image in images:
-            ready = sum(1 for _, array in image.crops if array is not None)
-            cut = {name: getattr(image, name) for name in _CUT_FIELDS}
-            if ready == 0 and image.failure is not None:
-                yield image  # not journaled: a rerun tries it again
-                continue
-            self._open[image.file] = {"file": image.file, "cut": cut, "crops": []}
-            self._waiting[image.file] = ready
-            if ready == 0:
-                self._close(image.file)
-            yield image
+    def seen(self, image: CutImage[Any], ready: int) -> None:
+        """Note an image as it is decoded: ``ready`` crops of it will be classified."""
+        if ready == 0 and image.failure is not None:
+            return  # not journaled: a rerun tries it again
+        cut = {name: getattr(image, name) for name in _CUT_FIELDS}
+        self._open[image.file] = {"file": image.file, "cut": cut, "crops": []}
+        self._waiting[image.file] = ready
+        if ready == 0:
+            self._close(image.file)
 
     def rows(
         self, rows: Iterator[tuple[CropRef, Classifications]], keys: dict[tuple[str, int], str]
@@ -152,13 +128,18 @@ def crop_keys(plans: Plans) -> dict[tuple[str, int], str]:
     return {(file, crop.index): crop.key for file, crops in plans for crop in crops}
 
 
-def open_run_resume(
-    detections_json: str | Path, classifier: Classifier, options: RunOptions, summary: RunSummary
-) -> RunResume:
-    """Open the journal beside ``options.output_json`` (see :func:`~megaclassifier.formats.journal.open_journal`)."""
+def open_run_resume(plan: RunPlan, engine: list[Any], summary: RunSummary) -> RunResume:
+    """Open the journal beside the output JSON (see :func:`~megaclassifier.formats.journal.open_journal`).
+
+    Args:
+        plan: the run.
+        engine: the executor's engine key (backend, device, ...), part of the fingerprint.
+        summary: the run's summary; replayed images are counted in it.
+    """
+    options = plan.options
     if options.output_csv is not None:
         from megaclassifier.formats.journal import remove_stale_temporaries
 
         remove_stale_temporaries(options.output_csv)
-    fingerprint = run_fingerprint(detections_json, classifier, options)
+    fingerprint = journal_fingerprint(plan.identity, options, engine)
     return RunResume(open_journal(options.output_json, fingerprint, restart=options.restart), summary)

@@ -9,49 +9,26 @@ only, with what :func:`~megaclassifier.cluster.combine.combine_shards` needs rec
     "megaclassifier_shard": {
      "index": 0, "count": 4,
      "images_total": 14, "positions": [0, 3, 9],
-     "run": {"detections_sha256": "9f2c...", "model": {"name": "b0.pt", "sha256": "51aa..."},
-             "options": {"threshold": 0.15, "square_crops": true, "target_mapping": {"sha256": "..."}, ...}}
+     "run": {"model_sha256": "51aa...", "image_size": 300, "input_file": "9f2c...",
+             "options": {"threshold": 0.15, "exact": false, "target_mapping": {"sha256": "..."}, ...}}
     }
 
-``positions`` are the shard's images' places in the detections file; ``run`` says which
-detections file, model and options made it (files by content, not by path, so nodes may
-mount them in different places).
+``positions`` are the shard's images' places in the detections file; ``run`` is the run's
+identity (:mod:`megaclassifier.run.identity`, the one the resume journal holds too): the
+detections file, model and every option that changes the output, files by content, not by
+path, so nodes may mount them in different places.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from megaclassifier.formats.atomic import file_sha256
 from megaclassifier.formats.detections import DetectionResults
-
-if TYPE_CHECKING:
-    from megaclassifier.run.pipeline import RunOptions
 
 #: The key under ``info`` that marks a shard's output.
 SHARD_KEY = "megaclassifier_shard"
-
-#: RunOptions fields that change what ``run`` writes, recorded by value.
-VALUE_OPTIONS = (
-    "detector_version",
-    "threshold",
-    "square_crops",
-    "container_url",
-    "classifier_name",
-    "classification_threshold",
-    "typical_classification_threshold",
-    "max_classifications",
-    "image_size",
-    "precision",
-    "backend",
-    "arch",
-    "jpeg_roundtrip",
-)
-#: RunOptions fields naming files that change what ``run`` writes, recorded by content.
-FILE_OPTIONS = ("classifier_categories", "target_mapping", "taxonomy")
 
 
 @dataclass(frozen=True)
@@ -105,15 +82,12 @@ def take_shard(results: DetectionResults, shard: Shard | None) -> ShardSelection
     return ShardSelection(shard, positions, len(images))
 
 
-def record_shard(
-    results: DetectionResults,
-    selection: ShardSelection | None,
-    *,
-    detections_json: str | Path,
-    model: str | Path,
-    options: RunOptions,
-) -> None:
-    """Write ``info.megaclassifier_shard`` (after the merge, which makes ``info``); nothing without a shard."""
+def record_shard(results: DetectionResults, selection: ShardSelection | None, *, identity: dict[str, Any]) -> None:
+    """Write ``info.megaclassifier_shard`` (after the merge, which makes ``info``); nothing without a shard.
+
+    Args:
+        identity: the run's identity (:func:`~megaclassifier.run.identity.run_identity`).
+    """
     if selection is None:
         return
     results.data.setdefault("info", {})[SHARD_KEY] = {
@@ -121,17 +95,5 @@ def record_shard(
         "count": selection.shard.count,
         "images_total": selection.images_total,
         "positions": selection.positions,
-        "run": run_fingerprint(detections_json, model, options),
+        "run": identity,
     }
-
-
-def run_fingerprint(detections_json: str | Path, model: str | Path, options: RunOptions) -> dict[str, Any]:
-    """What makes two runs' outputs comparable: the detections file, the model and the options that count."""
-    values: dict[str, Any] = {name: getattr(options, name) for name in VALUE_OPTIONS}
-    for name in FILE_OPTIONS:
-        path = getattr(options, name)
-        values[name] = {"sha256": file_sha256(path)} if path is not None else None
-    model_entry: dict[str, Any] = {"name": Path(str(model)).name}
-    if Path(str(model)).is_file():
-        model_entry["sha256"] = file_sha256(model)
-    return {"detections_sha256": file_sha256(detections_json), "model": model_entry, "options": values}

@@ -10,15 +10,23 @@ channel (``benchmarks/bench_shm.py``).
 Python before 3.13 registers every block with the resource tracker when it is
 created or attached, and unregisters it on ``unlink``: the worker unregisters each
 block it hands on, so the tracker neither warns about nor removes it.
+
+That hand-over needs POSIX: there a block lives until it is unlinked. On Windows
+a block dies with the last handle to it, which the worker would close before the
+main process opens it, and there is no resource tracker; so there (and whenever
+``MEGACLASSIFIER_PORTABLE=1``) :func:`pack` leaves the crops in the result, which
+the worker pool pickles through its pipe
+(:func:`megaclassifier.platform.shared_memory_handover`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 
 import numpy as np
 
+from megaclassifier import platform
 from megaclassifier.crop.core import CutImage
 
 
@@ -33,16 +41,16 @@ class Packed:
 
 
 def pack(image: CutImage[np.ndarray]) -> Packed:
-    """Move ``image``'s crops into a new shared-memory block (in the worker)."""
+    """Move ``image``'s crops into a new shared-memory block (in the worker; POSIX, else left in place)."""
     arrays = [a for _, a in image.crops if a is not None]
-    if not arrays or len(arrays) != len(image.crops):
+    if not arrays or len(arrays) != len(image.crops) or not platform.shared_memory_handover():
         return Packed(image, None, (), "uint8")  # nothing to move, or crops without pixels: pickled as they are
     bare = replace(image, crops=[(p, None) for p, _ in image.crops])
     shape = (len(arrays), *arrays[0].shape)
     block = shared_memory.SharedMemory(create=True, size=max(1, int(np.prod(shape)) * arrays[0].itemsize))
     try:
         np.stack(arrays, out=np.ndarray(shape, arrays[0].dtype, buffer=block.buf))
-        resource_tracker.unregister(block._name, "shared_memory")  # type: ignore[attr-defined]  # the main process owns it now
+        platform.untrack_shared_memory(block._name)  # type: ignore[attr-defined]  # the main process owns it now
         return Packed(bare, block.name, shape, arrays[0].dtype.str)
     finally:
         block.close()
