@@ -454,3 +454,35 @@ def test_a_video_not_found_locally_is_streamed_from_the_container_url(tmp_path):
     assert [(crop.frame, shown) for crop, shown in result.crops] == [(6, 6)]
     missing = cut_image("cam/gone.avi", [_planned(0, 6)], CutOptions(images_dir=str(tmp_path / "local")))
     assert missing.failure == f"video not found under {tmp_path / 'local'}"
+
+
+@pytest.mark.slow
+def test_ray_with_a_video_summary_equals_the_local_run(clips, cameratrap, tiny, tmp_path):
+    """``--ray`` goes through the same driver: frames decoded on the cluster, the summary after the merge."""
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install 'megaclassifier[ray]')")
+    stills = json.loads((cameratrap / "detections.json").read_text(encoding="utf-8"))
+    avi, mp4 = video_results(stills, "clip.avi"), video_results(stills, "clip.mp4")
+    detections = write_json(tmp_path / "md.json", {**avi, "images": avi["images"] + mp4["images"]})
+    summary = ("--video-summary", "max-per-class", "--video-summary-nth", 2)
+    local = _run(detections, clips, tmp_path / "local" / "out.json", tiny, *summary)
+    out = tmp_path / "ray" / "out.json"
+    out.parent.mkdir()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        result = invoke("run", detections, tiny[0], "--images-dir", clips, "--classifier-categories", tiny[1],
+                        "--image-size", 64, "--threshold", 0.15, "--square-crops", "--exact",
+                        "--classification-threshold", 0, "--output-json", out, "--logdir", out.parent, "--ray",
+                        *summary)  # fmt: skip
+    finally:
+        ray.shutdown()
+    on_ray = json.loads(out.read_text(encoding="utf-8"))
+    for data in (local, on_ray):
+        del data["info"]["classification_completion_time"]
+    assert on_ray == local
+    assert on_ray["info"]["classification_postprocessing"][-1] == {
+        "step": "video_summary",
+        "rule": "max-per-class",
+        "nth_highest_confidence": 2,
+        "megaclassifier_version": megaclassifier.__version__,
+    }
+    assert "2 videos summarised (max-per-class: " in result.output
