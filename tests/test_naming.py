@@ -50,3 +50,23 @@ def test_crop_path_stays_inside_crops_dir(tmp_path):
     path = crop_path(tmp_path, "../../outside.jpg", 0, "md")
     assert path == tmp_path / "__" / "__" / "outside.jpg___crop00_md.jpg"
     assert crop_path(tmp_path, "C:\\a\\b.jpg", 2, "md") == Path(tmp_path, "C", "a", "b.jpg___crop02_md.jpg")
+
+
+@pytest.mark.parametrize(
+    ("file", "index", "detector", "frame", "expected"),
+    [
+        ("cam1/CLIP.MP4", 3, "md_v5a.0.0.pt", 120, "cam1/CLIP.MP4___frame000120_crop03_md_v5a.0.0.pt.jpg"),
+        ("a.avi", 0, None, 0, "a.avi___frame000000_crop00.jpg"),
+        ("a.mkv", 123, "unknown", 1234567, "a.mkv___frame1234567_crop123_unknown.jpg"),
+        ("x___crop01_md.jpg.mp4", 2, "md", 5, "x___crop01_md.jpg.mp4___frame000005_crop02_md.jpg"),
+        ("x___frame000001_crop00_md.jpg", 4, "md", None, "x___frame000001_crop00_md.jpg___crop04_md.jpg"),
+    ],
+)
+def test_video_crop_filename_round_trip(file, index, detector, frame, expected):
+    assert crop_filename(file, index, detector, frame) == expected
+    assert parse_crop_filename(expected) == CropName(file, index, detector, frame)
+
+
+def test_video_crop_path(tmp_path):
+    path = crop_path(tmp_path, "cam/CLIP.MP4", 1, "md", 42)
+    assert path == tmp_path / "cam" / "CLIP.MP4___frame000042_crop01_md.jpg"

@@ -72,6 +72,8 @@ def _other_value(name: str, tmp_path: Path) -> tuple[Any, Any]:
         "classification_threshold": (0.1, 0.2),
         "typical_classification_threshold": (None, 0.5),
         "max_classifications": (None, 3),
+        "video_summary": (None, "best-frame"),
+        "video_summary_nth": (1, 2),
     }
     return special.get(name, (None, f"other-{name}"))
 

@@ -34,6 +34,7 @@ from megaclassifier.constants import UNKNOWN_DETECTOR
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.detections import load_detections
 from megaclassifier.formats.naming import crop_filename, crop_path, safe_relative_path
+from megaclassifier.formats.videos import frame_problem, is_video_entry
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +143,11 @@ def _from_detections(crops_dir: Path, detections_json: str | Path) -> list[str]:
     for image in results.successful_images():
         file = image["file"]
         name_detector = None if image.get("is_ground_truth") is True else detector
-        for index in range(len(image["detections"])):
-            key = crop_filename(file, index, name_detector)
-            if key not in seen and crop_path(crops_dir, file, index, name_detector).is_file():
+        video = is_video_entry(image)
+        for index, detection in enumerate(image["detections"]):
+            frame = detection.get("frame_number") if video and frame_problem(detection) is None else None
+            key = crop_filename(file, index, name_detector, frame)
+            if key not in seen and crop_path(crops_dir, file, index, name_detector, frame).is_file():
                 seen.add(key)
                 keys.append(key)
     return keys

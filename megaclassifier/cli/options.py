@@ -663,3 +663,29 @@ def evaluation_rules_options(command: F) -> F:
                          help="The class of a detection whose classes are all below --classification-threshold."),
         ],
     )  # fmt: skip
+
+
+def video_summary_options(command: F) -> F:
+    """``--video-summary`` and ``--video-summary-nth``: one answer per video entry (``run``, ``smooth``)."""
+    from megaclassifier.smooth.videos import VIDEO_SUMMARIES
+
+    command = click.option(
+        "--video-summary-nth",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="max-per-class keeps each class's Nth most confident detection (MegaDetector's nth_highest_confidence).",
+    )(command)
+    return click.option(
+        "--video-summary",
+        type=click.Choice(VIDEO_SUMMARIES),
+        help="Keep one answer per video in its detections (after any smoothing): best-frame (AddaxAI: the frame "
+        "with the highest summed conf of boxes >= 0.3) or max-per-class (MegaDetector: the most confident "
+        "detection of each class).  [default: every frame's boxes]",
+    )(command)
+
+
+def check_video_summary(ctx: click.Context, video_summary: str | None, nth: int) -> None:
+    """``--video-summary-nth`` means something only with ``--video-summary max-per-class``."""
+    if nth != 1 and video_summary != "max-per-class":
+        raise click.UsageError("--video-summary-nth applies to --video-summary max-per-class", ctx)

@@ -13,6 +13,7 @@ from megaclassifier.cli.options import (
     INPUT_FILE,
     OUTPUT_FILE,
     categories_option,
+    check_video_summary,
     crop_options,
     engine_options,
     geofence_options,
@@ -25,6 +26,7 @@ from megaclassifier.cli.options import (
     smoothing_options,
     target_mapping_option,
     taxonomy_option,
+    video_summary_options,
 )
 
 if TYPE_CHECKING:
@@ -89,6 +91,7 @@ class ShardType(click.ParamType):
 @taxonomy_option
 @geofence_options
 @smoothing_options(level_flag="--smooth")
+@video_summary_options
 @logdir_option
 @click.option(
     "--shard",
@@ -131,6 +134,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     if options["admin1_region"] is not None and options["country"] is None:
         raise click.UsageError("--admin1-region needs --country", ctx)
     smooth = smooth_settings(ctx, options, images_dir=options["images_dir"], level_flag="--smooth")
+    check_video_summary(ctx, options["video_summary"], options["video_summary_nth"])
     use_ray, address = options.pop("use_ray"), options.pop("ray_address")
     _check_cluster_flags(options, smooth=smooth is not None, ray=use_ray, address=address)
     detections_json, model = options.pop("detections_json"), options.pop("model")
@@ -142,11 +146,19 @@ def run(ctx: click.Context, **options: Any) -> None:
         f"{result.classified} crops classified ({result.crops_per_second:.1f} crops/s, {result.engine}), "
         f"{result.merged} detections merged"
         f"{f', {result.geofenced} moved by the geofence' if result.geofenced is not None else ''}"
-        f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}, "
+        f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}"
+        f"{_videos(result)}, "
         f"{crop.failed_images} images failed"
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
     )
+
+
+def _videos(result: RunSummary) -> str:
+    videos = result.videos
+    if videos is None:
+        return ""
+    return f", {videos.videos} videos summarised ({videos.rule}: {videos.detections_after} detections kept)"
 
 
 def _check_cluster_flags(options: dict[str, Any], *, smooth: bool, ray: bool, address: str | None) -> None:

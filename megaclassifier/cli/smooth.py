@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import summary
-from megaclassifier.cli.options import images_dir_option, smooth_settings, smoothing_options, taxonomy_option
+from megaclassifier.cli.options import (
+    check_video_summary,
+    images_dir_option,
+    smooth_settings,
+    smoothing_options,
+    taxonomy_option,
+    video_summary_options,
+)
 from megaclassifier.smooth.options import SmoothOptions
 
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -21,10 +28,14 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @images_dir_option(required=False)
 @taxonomy_option
 @smoothing_options(level_flag="--level")
+@video_summary_options
 @click.pass_context
 def smooth(ctx: click.Context, input_json: Path, output_json: Path, images_dir: Path | None, taxonomy: Path | None,
-           **options: Any) -> None:  # fmt: skip
+           video_summary: str | None, video_summary_nth: int, **options: Any) -> None:  # fmt: skip
     """Relabel odd detections from what the rest of their image or sequence says.
+
+    A video entry is one group: all its frames' boxes vote together. --video-summary then keeps one
+    answer per video.
 
     \b
     Examples:
@@ -37,9 +48,11 @@ def smooth(ctx: click.Context, input_json: Path, output_json: Path, images_dir: 
 
     if options["level"] == "image" and images_dir is not None:
         raise click.UsageError("--images-dir needs --level sequence")
+    check_video_summary(ctx, video_summary, video_summary_nth)
     settings = smooth_settings(ctx, options, images_dir=images_dir, level_flag="--level") or SmoothOptions()
     level = settings.level
-    result = smooth_file(input_json, output_json, options=settings, taxonomy=taxonomy)
+    result = smooth_file(input_json, output_json, options=settings, taxonomy=taxonomy,
+                         video_summary=video_summary, video_summary_nth=video_summary_nth)  # fmt: skip
     rules = ", ".join(f"{rule} {n}" for rule, n in result.changed.items())
     where = f"{result.groups_changed} {'images' if level == 'image' else 'sequences'}"
     seq = result.sequences
@@ -48,6 +61,8 @@ def smooth(ctx: click.Context, input_json: Path, output_json: Path, images_dir: 
         extra += f", {seq.without_time} images without a time stayed alone"
     if seq is not None and seq.not_in_file:
         extra += f", {seq.not_in_file} images in no sequence were left as they are"
+    if result.video is not None:
+        extra += f"; {result.video.videos} videos summarised ({result.video.rule})"
     summary(
         f"Wrote smoothed results to {output_json}: {result.detections_changed} changes ({rules}) in {where}, "
         f"of {result.detections_classified} classified detections{extra}"

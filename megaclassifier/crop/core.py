@@ -12,7 +12,9 @@ files, container URLs), cuts each box with the reference geometry
 
 So ``run --save-crops`` writes the same bytes as ``crop`` by construction. An
 image that cannot be loaded, or a crop that cannot be cut or written, is the
-image's recorded failure, never an exception.
+image's recorded failure, never an exception. A video entry goes to
+:func:`megaclassifier.crop.video.cut_video`, which decodes the frames that hold
+a box and cuts each frame with :func:`cut_source`, the same code.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from megaclassifier.crop.draft import draft_for
 from megaclassifier.crop.geometry import CropBox, box_for, extract_crop, reduce_box
 from megaclassifier.crop.images import Draft, ImageLoadError, SourceImage, load_image
 from megaclassifier.formats.atomic import write_bytes_atomic
+from megaclassifier.formats.videos import is_video_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +42,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PlannedCrop:
-    """One box to crop: its detection index, normalised bbox, crop key and file (under ``root``)."""
+    """One box to crop: its detection index, normalised bbox, crop key and file (under ``root``).
+
+    ``frame`` is the detection's ``frame_number`` when the entry is a video, else None.
+    """
 
     index: int
     bbox: tuple[float, float, float, float]
     key: str
     path: Path
     root: Path | None = None
+    frame: int | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,10 @@ def cut_image(
         The crops cut, and the image's counts, warnings and failure. After a failure
         ``crops`` is empty; files already written stay (they are complete).
     """
+    if is_video_file(file) or any(crop.frame is not None for crop in crops):
+        from megaclassifier.crop.video import cut_video
+
+        return cut_video(file, crops, options, convert)
     result: CutImage[T] = CutImage(file, planned=len(crops))
     try:
         loaded = load_image(
@@ -161,7 +172,25 @@ def cut_image(
         result.failure = str(e)
         return result
     result.downloaded, result.warnings = loaded.downloaded, loaded.warnings
-    image = loaded.image
+    try:
+        cut_source(loaded.image, crops, options, convert, result)
+    finally:
+        loaded.image.close()
+    return result
+
+
+def cut_source(
+    image: SourceImage,
+    crops: Sequence[PlannedCrop],
+    options: CutOptions,
+    convert: Callable[[Image.Image], T] | None,
+    result: CutImage[T],
+) -> None:
+    """Cut, encode, write and convert the crops of one decoded image (or video frame) into ``result``.
+
+    A crop that cannot be cut or written is ``result``'s failure, and ``result.crops`` is emptied.
+    """
+    file = result.file
     try:
         converted: dict[CropBox, T | None] = {}  # full_image: one region for all boxes, converted once
         for crop in crops:
@@ -181,9 +210,6 @@ def cut_image(
     except OSError as e:
         result.failure = f"cannot crop: {e}"
         result.crops.clear()
-    finally:
-        loaded.image.close()
-    return result
 
 
 def _draft(crops: Sequence[PlannedCrop], options: CutOptions) -> Draft | None:

@@ -46,6 +46,7 @@ from megaclassifier.errors import InputFileError, MegaClassifierError, NothingWo
 from megaclassifier.formats.atomic import check_outputs, write_json_unique
 from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.formats.naming import crop_filename, crop_path
+from megaclassifier.formats.videos import frame_problem, is_video_entry
 from megaclassifier.parallel import bounded_map
 
 logger = logging.getLogger(__name__)
@@ -149,8 +150,9 @@ def plan_crops(
 
     A later duplicate ``file`` replaces an earlier one. Detections whose
     category is not in ``detection_categories`` are skipped with a warning.
-    A croppable box that fails :func:`box_problem` is left out, logged, and
-    recorded in ``invalid_boxes`` (crop key to reason) when given.
+    A croppable box that fails :func:`box_problem` (or, in a video entry, has no usable
+    ``frame_number``) is left out, logged, and recorded in ``invalid_boxes`` (crop key to
+    reason) when given. A video's crops carry their frame (:mod:`megaclassifier.formats.videos`).
     """
     categories = results.detection_categories
     by_file: dict[str, dict[str, Any]] = {}
@@ -159,6 +161,7 @@ def plan_crops(
     for file in sorted(by_file):
         image = by_file[file]
         name_detector = None if image.get("is_ground_truth") is True else detector
+        video = is_video_entry(image)
         crops = []
         for index, det in enumerate(image["detections"]):
             category = str(det["category"])
@@ -167,16 +170,25 @@ def plan_crops(
                 logger.warning("ignoring detection with category %s for image %s", category, file)
                 continue
             if is_croppable(det, name, threshold):
-                key = crop_filename(file, index, name_detector)
-                problem = box_problem(det["bbox"])
+                frame, frame_issue = _frame_of(det, video)
+                key = crop_filename(file, index, name_detector, frame)
+                problem = box_problem(det["bbox"]) or frame_issue
                 if problem is not None:
                     logger.warning("%s: detection %d not cropped: %s", file, index, problem)
                     if invalid_boxes is not None:
                         invalid_boxes[key] = problem
                     continue
-                path = crop_path(crops_dir, file, index, name_detector)
-                crops.append(PlannedCrop(index, tuple(det["bbox"]), key, path, Path(crops_dir)))
+                path = crop_path(crops_dir, file, index, name_detector, frame)
+                crops.append(PlannedCrop(index, tuple(det["bbox"]), key, path, Path(crops_dir), frame))
         yield file, crops
+
+
+def _frame_of(detection: dict[str, Any], video: bool) -> tuple[int | None, str | None]:
+    """A video detection's frame number, or why it has none usable; (None, None) for a still image."""
+    if not video:
+        return None, None
+    problem = frame_problem(detection)
+    return (None, problem) if problem is not None else (detection["frame_number"], None)
 
 
 def crop_exists(path: Path, *, check_valid: bool) -> bool:

@@ -10,6 +10,11 @@ for example ``sub/IMG_0001.JPG___crop00_md_v5a.0.0.pt.jpg``. The index is the
 position of the detection in the JSON list (skipped detections use up their
 index) and has at least two digits: ``00`` ... ``99``, ``100``, ...
 
+A box in a video (a detection with a ``frame_number``, see
+:mod:`megaclassifier.crop.video`) also names its frame, with at least six digits::
+
+    {file}___frame{N:06d}_crop{i:02d}_{detector}.jpg  # cam1/CLIP0001.MP4___frame000120_crop03_md_v5a.0.0.pt.jpg
+
 That text (the *crop key*, with the JSON's own slashes) is what the
 probability CSV's ``path`` column holds and what ``merge`` parses back. On
 disk, :func:`crop_path` places it under the crops folder safely: backslashes
@@ -57,43 +62,53 @@ def name_bytes(name: str) -> bytes:
     return name.encode("utf-8", NAME_ERRORS)
 
 
+FRAME_MARKER = "___frame"
 _SUFFIX_RE = re.compile(r"^(?P<index>\d+)(?:_(?P<detector>.+))?\.jpg$", re.DOTALL)
+_FRAME_SUFFIX_RE = re.compile(r"^(?P<frame>\d+)_crop(?P<index>\d+)(?:_(?P<detector>.+))?\.jpg$", re.DOTALL)
 _DRIVE_RE = re.compile(r"^([A-Za-z]):$")
 
 
 @dataclass(frozen=True)
 class CropName:
-    """The parts of a crop key."""
+    """The parts of a crop key (``frame``: the video frame, None for a still image)."""
 
     file: str
     index: int
     detector: str | None
+    frame: int | None = None
 
 
-def crop_filename(file: str, index: int, detector: str | None) -> str:
+def crop_filename(file: str, index: int, detector: str | None, frame: int | None = None) -> str:
     """Return the crop key of detection ``index`` of image ``file``.
 
     Args:
         file: the image's ``file`` value from the MegaDetector JSON, unchanged.
         index: the detection's position in the image's ``detections`` list.
         detector: the detector name (``info.detector``); None for ground-truth boxes.
+        frame: the detection's ``frame_number`` in a video; None for a still image.
     """
+    head = f"{file}{CROP_MARKER}" if frame is None else f"{file}{FRAME_MARKER}{frame:06d}_crop"
     if detector is None:
-        return f"{file}{CROP_MARKER}{index:02d}.jpg"
-    return f"{file}{CROP_MARKER}{index:02d}_{detector}.jpg"
+        return f"{head}{index:02d}.jpg"
+    return f"{head}{index:02d}_{detector}.jpg"
 
 
 def parse_crop_filename(key: str) -> CropName:
     """Split a crop key back into image file, detection index and detector.
 
-    Any number of index digits is accepted (the reference misreads 100 and up).
+    Any number of index digits is accepted (the reference misreads 100 and up). A key that
+    reads both ways (a still whose ``file`` looks like a video crop) is read by its last marker.
 
     Raises:
         ValueError: if ``key`` is not a crop name.
     """
     head, marker, tail = key.rpartition(CROP_MARKER)
-    match = _SUFFIX_RE.match(tail) if marker else None
-    if not marker or match is None or not head:
+    match = _SUFFIX_RE.match(tail) if marker and head else None
+    video_head, video_marker, video_tail = key.rpartition(FRAME_MARKER)
+    video = _FRAME_SUFFIX_RE.match(video_tail) if video_marker and video_head else None
+    if video is not None and (match is None or len(video_head) > len(head)):
+        return CropName(video_head, int(video["index"]), video["detector"], int(video["frame"]))
+    if match is None:
         raise ValueError(f"not a crop file name ({{file}}{CROP_MARKER}NN_<detector>.jpg): {key!r}")
     return CropName(head, int(match["index"]), match["detector"])
 
@@ -118,6 +133,6 @@ def safe_relative_path(file: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def crop_path(crops_dir: str | Path, file: str, index: int, detector: str | None) -> Path:
-    """Where the crop of detection ``index`` of ``file`` lives under ``crops_dir``."""
-    return Path(crops_dir, *safe_relative_path(crop_filename(file, index, detector)).parts)
+def crop_path(crops_dir: str | Path, file: str, index: int, detector: str | None, frame: int | None = None) -> Path:
+    """Where the crop of detection ``index`` (of video frame ``frame``) of ``file`` lives under ``crops_dir``."""
+    return Path(crops_dir, *safe_relative_path(crop_filename(file, index, detector, frame)).parts)

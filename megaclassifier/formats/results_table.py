@@ -45,6 +45,7 @@ class DetectionRow:
         bbox: ``(x_min, y_min, width, height)``, normalised.
         top_class, top_score: the most confident class, or None when unclassified.
         second_class, second_score: the runner-up class, or None.
+        frame: the detection's ``frame_number`` in a video entry, else None.
     """
 
     file: str
@@ -56,6 +57,7 @@ class DetectionRow:
     top_score: float | None = None
     second_class: str | None = None
     second_score: float | None = None
+    frame: int | None = None
 
     @property
     def label(self) -> str:
@@ -157,10 +159,16 @@ def _image_rows(
             DetectionRow(
                 file, index, categories.get(category, category),
                 float(conf) if conf is not None else None, tuple(float(v) for v in det["bbox"]),  # type: ignore[arg-type]
-                top[0], top[1], second[0], second[1],
+                top[0], top[1], second[0], second[1], _frame_number(det),
             )
         )  # fmt: skip
     return rows
+
+
+def _frame_number(detection: dict[str, Any]) -> int | None:
+    """A video detection's ``frame_number`` (a whole number >= 0), else None."""
+    frame = detection.get("frame_number")
+    return frame if isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0 else None
 
 
 def _ranked_classes(classifications: Any, names: dict[str, str]) -> list[tuple[str, float]]:

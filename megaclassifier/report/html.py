@@ -262,6 +262,7 @@ def _pager(page_no: int, pages: int) -> str:
 
 def _figure(row: DetectionRow, flag: str | None, unreadable: bool) -> str:
     name = display_name(row.file)  # a name that is not UTF-8 shows its bytes as \xff
+    where = name if row.frame is None else f"{name} frame {row.frame}"
     href = f"../../{image_page_name(row.file)}#d{row.index}"
     image = (
         '<span class="flag">image unreadable</span>'
@@ -274,7 +275,7 @@ def _figure(row: DetectionRow, flag: str | None, unreadable: bool) -> str:
     return (
         f'<figure class="{"review" if flag else "ok"}">{image}'
         f"<figcaption><b>{row.score:.3f}</b>{second}{conf}{flag_html}<br>"
-        f'<span class="note">{escape(name)} #{row.index}</span></figcaption></figure>'
+        f'<span class="note">{escape(where)} #{row.index}</span></figcaption></figure>'
     )
 
 

@@ -57,23 +57,24 @@ def _digest(*parts: object) -> str:
 
 def thumb_name(row: DetectionRow) -> str:
     """The thumbnail's path relative to the report folder."""
-    key = _digest(THUMB_RECIPE, row.file, row.index, row.bbox, THUMB_SIZE)
+    key = _digest(THUMB_RECIPE, row.file, row.index, row.bbox, THUMB_SIZE, *([] if row.frame is None else [row.frame]))
     return f"thumbs/{key[:2]}/{key}.jpg"
 
 
-def preview_name(file: str) -> str:
-    """The preview's path relative to the report folder."""
-    key = _digest(THUMB_RECIPE, file, PREVIEW_SIZE)
+def preview_name(file: str, frame: int | None = None) -> str:
+    """The preview's path relative to the report folder (of one frame, for a video's box)."""
+    key = _digest(THUMB_RECIPE, file, PREVIEW_SIZE, *([] if frame is None else [frame]))
     return f"previews/{key[:2]}/{key}.jpg"
 
 
 @dataclass(frozen=True)
 class ImageJob:
-    """What to make from one image: its preview (None: it exists) and its boxes' missing thumbnails."""
+    """What to make from one image or video frame: its preview (None: it exists) and its boxes' missing thumbnails."""
 
     file: str
     preview: str | None
     thumbs: tuple[tuple[tuple[float, float, float, float], str], ...]
+    frame: int | None = None
 
 
 def plan_jobs(rows: Sequence[DetectionRow], out_dir: Path) -> tuple[list[ImageJob], int]:
@@ -82,17 +83,17 @@ def plan_jobs(rows: Sequence[DetectionRow], out_dir: Path) -> tuple[list[ImageJo
     Returns:
         The jobs, and how many thumbnails already exist.
     """
-    by_file: dict[str, list[tuple[tuple[float, float, float, float], str]]] = {}
+    by_file: dict[tuple[str, int | None], list[tuple[tuple[float, float, float, float], str]]] = {}
     for row in rows:
-        by_file.setdefault(row.file, []).append((row.bbox, thumb_name(row)))
+        by_file.setdefault((row.file, row.frame), []).append((row.bbox, thumb_name(row)))
     jobs, cached = [], 0
-    for file, thumbs in by_file.items():
+    for (file, frame), thumbs in by_file.items():
         missing = tuple(t for t in thumbs if not (out_dir / t[1]).is_file())
         cached += len(thumbs) - len(missing)
-        preview = preview_name(file)
+        preview = preview_name(file, frame)
         preview_missing = not (out_dir / preview).is_file()
         if missing or preview_missing:
-            jobs.append(ImageJob(file, preview if preview_missing else None, missing))
+            jobs.append(ImageJob(file, preview if preview_missing else None, missing, frame))
     return jobs, cached
 
 
@@ -113,7 +114,7 @@ def make_image_files(job: ImageJob, out_dir: Path, images_dir: Path) -> tuple[st
     """
     root = str(images_dir)
     if job.preview is not None:
-        whole = PlannedCrop(-1, _WHOLE_IMAGE, job.preview, out_dir / job.preview)
+        whole = PlannedCrop(-1, _WHOLE_IMAGE, job.preview, out_dir / job.preview, frame=job.frame)
         cut = cut_image(job.file, [whole], CutOptions(images_dir=root, min_side=_PREVIEW_MIN_SIDE),
                         functools.partial(_jpeg, size=PREVIEW_SIZE))  # fmt: skip
         if cut.failure is not None:
@@ -123,7 +124,7 @@ def make_image_files(job: ImageJob, out_dir: Path, images_dir: Path) -> tuple[st
             return job.file, 0, failure
     if not job.thumbs:
         return job.file, 0, None
-    planned = [PlannedCrop(i, bbox, name, out_dir / name) for i, (bbox, name) in enumerate(job.thumbs)]
+    planned = [PlannedCrop(i, bbox, name, out_dir / name, frame=job.frame) for i, (bbox, name) in enumerate(job.thumbs)]
     cut = cut_image(job.file, planned, CutOptions(images_dir=root, square_crops=True, jpeg_roundtrip=True),
                     functools.partial(_jpeg, size=THUMB_SIZE))  # fmt: skip
     if cut.failure is not None:
@@ -150,7 +151,7 @@ def remove_stale_files(out_dir: Path, rows: Sequence[DetectionRow]) -> int:
     Returns:
         How many were deleted.
     """
-    wanted = {thumb_name(row) for row in rows} | {preview_name(row.file) for row in rows}
+    wanted = {thumb_name(row) for row in rows} | {preview_name(row.file, row.frame) for row in rows}
     removed = 0
     for folder in ("thumbs", "previews"):
         for path in (out_dir / folder).glob("*/*.jpg"):

@@ -34,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from megaclassifier.crop.core import CutImage, PlannedCrop
 from megaclassifier.crop.geometry import CropBox, crop_box
 from megaclassifier.crop.images import exif_rotation, local_image_path
+from megaclassifier.formats.videos import is_video_file
 from megaclassifier.parallel import bounded_map
 from megaclassifier.preprocess import resized_size
 from megaclassifier.run.prepare import PrepareOptions, prepare_image
@@ -67,6 +68,9 @@ class ReadFile:
 def read_file(file: str, crops: list[PlannedCrop], options: PrepareOptions) -> ReadFile:
     """Read a file's bytes and check from its header that the GPU decoder can take it."""
     read = ReadFile(file, crops)
+    if is_video_file(file) or any(crop.frame is not None for crop in crops):
+        read.cpu_reason = "video"  # frames are decoded by the CPU path (megaclassifier.crop.video)
+        return read
     try:
         path = local_image_path(
             file, options.cut.images_dir, allow_outside_images_dir=options.cut.allow_outside_images_dir

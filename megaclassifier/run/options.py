@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from megaclassifier.run.shards import Shard
     from megaclassifier.smooth import PostprocessSummary
     from megaclassifier.smooth.options import SmoothOptions
+    from megaclassifier.smooth.videos import VideoSummary
 
 OUTPUT = "output"
 CONTENT = "content"
@@ -61,6 +62,7 @@ class RunSummary:
     output_json: Path | None = None
     output_csv: Path | None = None
     postprocessed: PostprocessSummary | None = None
+    videos: VideoSummary | None = None
 
     @property
     def crops_per_second(self) -> float:
@@ -94,6 +96,8 @@ class RunOptions:
         country, admin1_region: apply a SpeciesNet release's geofence for this ISO 3166-1 alpha-3 country
             (and first-level region), as its ensemble does (:mod:`megaclassifier.smooth.geofence`).
         smooth: smooth the merged results before writing them, as ``smooth`` does.
+        video_summary, video_summary_nth: then keep one answer per video entry
+            (:mod:`megaclassifier.smooth.videos`: ``best-frame`` or ``max-per-class``).
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
         shard: classify only this shard's images (:mod:`megaclassifier.run.shards`); ``combine`` joins them.
         restart: ignore the resume journal (``OUTPUT_JSON.journal``) of an interrupted run
@@ -130,6 +134,8 @@ class RunOptions:
     country: str | None = _tagged(OUTPUT, None)
     admin1_region: str | None = _tagged(OUTPUT, None)
     smooth: SmoothOptions | None = _tagged(OUTPUT, None)
+    video_summary: str | None = _tagged(OUTPUT, None)
+    video_summary_nth: int = _tagged(OUTPUT, 1)
     logdir: str | Path = _tagged(NEUTRAL, ".")
     shard: Shard | None = _tagged(LOCAL, None)
     restart: bool = _tagged(NEUTRAL, False)

@@ -12,7 +12,8 @@ Places for more steps:
   decode and their crops) after the crop plan is made, in order: e.g. leave out images with no
   box above the threshold, or add a video's frames. The journal and the executors see their result.
 * :data:`MERGED_STEPS`: functions ``(plan, summary) -> None`` run on the merged results, in order,
-  before they are written: SpeciesNet's descriptions and geofence, smoothing, the shard record.
+  before they are written: SpeciesNet's descriptions and geofence, smoothing, the video summary,
+  the shard record.
 """
 
 from __future__ import annotations
@@ -196,6 +197,15 @@ def smooth(plan: RunPlan, summary: RunSummary) -> None:
     )
 
 
+def video_summary(plan: RunPlan, summary: RunSummary) -> None:
+    """``--video-summary``: one answer per video entry, in place (after smoothing)."""
+    if plan.options.video_summary is None:
+        return
+    from megaclassifier.smooth.videos import summarize_videos
+
+    summary.videos = summarize_videos(plan.results.data, plan.options.video_summary, nth=plan.options.video_summary_nth)
+
+
 def shard_record(plan: RunPlan, summary: RunSummary) -> None:
     """``--shard``: what ``combine`` needs, in ``info.megaclassifier_shard``."""
     record_shard(plan.results, plan.selection, identity=plan.identity)
@@ -204,7 +214,13 @@ def shard_record(plan: RunPlan, summary: RunSummary) -> None:
 #: Steps that change the images to do, in order (see the module docstring).
 IMAGE_STEPS: list[Callable[[RunPlan], None]] = []
 #: Steps on the merged results before they are written, in order.
-MERGED_STEPS: list[Callable[[RunPlan, RunSummary], None]] = [speciesnet_descriptions, geofence, smooth, shard_record]
+MERGED_STEPS: list[Callable[[RunPlan, RunSummary], None]] = [
+    speciesnet_descriptions,
+    geofence,
+    smooth,
+    video_summary,
+    shard_record,
+]
 
 
 def after_merge(plan: RunPlan, summary: RunSummary) -> None:

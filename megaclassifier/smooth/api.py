@@ -34,6 +34,7 @@ from megaclassifier.smooth.options import SmoothOptions
 from megaclassifier.smooth.restrict import Restriction, read_taxa_list
 from megaclassifier.smooth.rollup import Rollup
 from megaclassifier.smooth.sequences import Sequences, normalise, sequences_from_cct, sequences_from_exif
+from megaclassifier.smooth.videos import VideoSummary, record_step, video_summarizer
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class PostprocessSummary:
         sequences: the sequences smoothed over (``level="sequence"``).
         classes_added: names of the classes the step added.
         output: the file written (file-to-file functions).
+        video: what ``--video-summary`` did after the step (``smooth_file``), else None.
     """
 
     step: str
@@ -64,6 +66,7 @@ class PostprocessSummary:
     sequences: Sequences | None = None
     classes_added: list[str] = field(default_factory=list)
     output: Path | None = None
+    video: VideoSummary | None = None
 
     @property
     def detections_changed(self) -> int:
@@ -152,11 +155,32 @@ def smooth_file(
     *,
     options: SmoothOptions | None = None,
     taxonomy: str | Path | None = None,
+    video_summary: str | None = None,
+    video_summary_nth: int = 1,
 ) -> PostprocessSummary:
-    """Smooth a results file into a new one (streamed; see :func:`smooth_results`)."""
+    """Smooth a results file into a new one (streamed; see :func:`smooth_results`).
+
+    With ``video_summary``, each smoothed video entry is then summarised as it is written
+    (:mod:`megaclassifier.smooth.videos`); the counts are in the summary's ``video``.
+    """
     options = options or SmoothOptions()
-    return _file_step(input_json, output_json, taxonomy, lambda r, t, sink: _smooth(r, t, options, sink),
-                      lambda s: _smooth_record(s, options))  # fmt: skip
+    summarize: Callable[[dict[str, Any]], None] | None = None
+    if video_summary is not None:
+        summarize, video = video_summarizer(video_summary, video_summary_nth)
+
+    def step(results: Results, table: ClassTable, sink: Sink) -> PostprocessSummary:
+        if summarize is None:
+            return _smooth(results, table, options, sink)
+
+        def write(image: dict[str, Any]) -> None:
+            summarize(image)
+            sink(image)
+
+        summary = _smooth(results, table, options, write)
+        summary.video = video
+        return summary
+
+    return _file_step(input_json, output_json, taxonomy, step, lambda s: _smooth_record(s, options))
 
 
 def _smooth(results: Results, table: ClassTable, options: SmoothOptions, sink: Sink) -> PostprocessSummary:
@@ -385,5 +409,7 @@ def _file_step(
     with results_writer(output_json, results.header) as writer:
         summary = step(results, table, writer.write_image)
         _finish(results.header, table, summary, record(summary))
+        if summary.video is not None:
+            record_step(results.header, summary.video)
     summary.output = output_json
     return summary
