@@ -41,11 +41,11 @@ _PUBLIC = {
     "run_on_ray": "megaclassifier.cluster.ray_run",
     "combine_shards": "megaclassifier.cluster.combine",
     # post-processing, reports, exports
-    "smooth_results": "megaclassifier.smooth",
-    "smooth_file": "megaclassifier.smooth",
-    "SmoothOptions": "megaclassifier.smooth",
-    "rollup_file": "megaclassifier.smooth",
-    "restrict_file": "megaclassifier.smooth",
+    "smooth_results": "megaclassifier.postprocess",
+    "smooth_file": "megaclassifier.postprocess",
+    "SmoothOptions": "megaclassifier.postprocess",
+    "rollup_file": "megaclassifier.postprocess",
+    "restrict_file": "megaclassifier.postprocess",
     "write_report": "megaclassifier.report",
     "export_results": "megaclassifier.export",
     # models and engines
@@ -143,6 +143,6 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from megaclassifier.merge import MergeSummary, merge_classifications, merge_rows
     from megaclassifier.models import KNOWN_MODELS, load_model
     from megaclassifier.models.resolved import ResolvedModel, resolve
+    from megaclassifier.postprocess import SmoothOptions, restrict_file, rollup_file, smooth_file, smooth_results
     from megaclassifier.report import write_report
     from megaclassifier.run import RunOptions, RunSummary, run_pipeline
-    from megaclassifier.smooth import SmoothOptions, restrict_file, rollup_file, smooth_file, smooth_results

@@ -118,14 +118,14 @@ def _read_results(path: Path) -> Any:
 
 
 def _read_sequences(path: Path) -> Any:
-    from megaclassifier.smooth.sequences import sequences_from_cct
+    from megaclassifier.postprocess.sequences import sequences_from_cct
 
     return sequences_from_cct(path, ["cam1/a.jpg"], results="r.json")
 
 
 def _read_image(path: Path) -> Any:
-    from megaclassifier.crop.exif import read_capture_time
-    from megaclassifier.crop.images import ImageLoadError, load_image
+    from megaclassifier.images.exif import read_capture_time
+    from megaclassifier.images.loading import ImageLoadError, load_image
 
     outcomes = []
     for reader in (lambda: load_image(path.name, images_dir=path.parent), lambda: read_capture_time(path)):

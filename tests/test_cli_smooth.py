@@ -22,7 +22,7 @@ from smooth_data import ID, cct_sequences, det, image, random_results, results
 
 from megaclassifier.cli import cli
 from megaclassifier.formats.naming import crop_filename
-from megaclassifier.smooth import SmoothOptions, restrict_results, rollup_results, smooth_results
+from megaclassifier.postprocess import SmoothOptions, restrict_results, rollup_results, smooth_results
 
 REPO = Path(__file__).resolve().parents[1]
 TAXA = "latin,common\ncervidae,deer family\ncanis latrans,coyote\nbos taurus,cattle\n"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from megaclassifier.crop.images import SourceImage, decode_image
+from megaclassifier.images.loading import SourceImage, decode_image
 
 ROTATIONS = [None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270]
 

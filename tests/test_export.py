@@ -18,8 +18,8 @@ from conftest import REQUIRE_TESTDATA, TESTDATA
 from report_data import DEMO_DATA, write_classified_demo
 
 from megaclassifier.cli import cli
-from megaclassifier.crop.exif import CaptureTime, capture_time, parse_exif_time
 from megaclassifier.export.camtrap import media_id
+from megaclassifier.images.exif import CaptureTime, capture_time, parse_exif_time
 
 REFERENCE = TESTDATA.parent / "reference" / "camtrap-dp-1.0.2"
 UNFETCHABLE = [
@@ -309,7 +309,7 @@ def test_capture_time_reads_offset(tmp_path: Path) -> None:
 def test_capture_times_of_paths_outside_the_images_dir_are_unknown(tmp_path: Path) -> None:
     from PIL import Image
 
-    from megaclassifier.crop.exif import capture_times
+    from megaclassifier.images.exif import capture_times
 
     exif = Image.Exif()
     exif.get_ifd(0x8769).update({36867: "2021:03:04 05:06:07"})

@@ -23,7 +23,7 @@ from PIL import Image
 
 from megaclassifier import netio
 from megaclassifier.cli import cli
-from megaclassifier.crop.images import ImageLoadError, fetch_bytes
+from megaclassifier.images.loading import ImageLoadError, fetch_bytes
 from megaclassifier.netio import is_transient, with_retries
 
 DET = "md_v5a.0.0.pt"

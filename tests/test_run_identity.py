@@ -28,10 +28,10 @@ from megaclassifier.errors import OutputLockedError
 from megaclassifier.formats.journal import open_journal
 from megaclassifier.formats.lock import lock_path, output_lock, pid_alive, pid_path
 from megaclassifier.models.resolved import names_release, resolve
+from megaclassifier.postprocess.options import SmoothOptions
 from megaclassifier.run.identity import journal_fingerprint, run_identity
 from megaclassifier.run.options import NEUTRAL, ROLES, RunOptions, identity_role
 from megaclassifier.run.shards import Shard
-from megaclassifier.smooth.options import SmoothOptions
 
 FIELDS = dataclasses.fields(RunOptions)
 

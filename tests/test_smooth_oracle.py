@@ -27,8 +27,8 @@ from smooth_data import CLASSES, cct_sequences, descriptions, random_results, to
 
 from megaclassifier.cli import cli
 from megaclassifier.labels.descriptions import load_taxonomy_file, parse_description
-from megaclassifier.smooth import SmoothOptions, category_descriptions, restrict_results, smooth_results
-from megaclassifier.smooth.sequences import sequences_from_exif
+from megaclassifier.postprocess import SmoothOptions, category_descriptions, restrict_results, smooth_results
+from megaclassifier.postprocess.sequences import sequences_from_exif
 
 OPTION_SETS = {
     "defaults": {},

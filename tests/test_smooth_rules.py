@@ -10,14 +10,14 @@ from smooth_data import ID, det, image, results
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.labels.descriptions import Taxon, parse_description
-from megaclassifier.smooth import (
+from megaclassifier.postprocess import (
     SmoothOptions,
     TaxonomyNeededError,
     restrict_results,
     rollup_results,
     smooth_results,
 )
-from megaclassifier.smooth.sequences import camera_of, parse_exif_time, sequences_from_times
+from megaclassifier.postprocess.sequences import camera_of, parse_exif_time, sequences_from_times
 
 
 def lists(data: dict[str, Any], i: int = 0) -> list[Any]:

@@ -43,9 +43,9 @@ from megaclassifier.models.speciesnet import (
     read_release,
     read_taxonomy_map,
 )
+from megaclassifier.postprocess.api import geofence_results
+from megaclassifier.postprocess.geofence import is_fenced_out
 from megaclassifier.preprocess import model_input, to_pixels
-from megaclassifier.smooth.api import geofence_results
-from megaclassifier.smooth.geofence import is_fenced_out
 
 TOLERANCE = 1e-4
 

@@ -356,8 +356,8 @@ def test_run_video_summary_best_frame_and_max_per_class(clips, run_model, tmp_pa
 
 def test_report_shows_the_video_boxes_cut_from_their_frames(clips, cameratrap, tiny, tmp_path):
     from megaclassifier.crop.geometry import crop_box, extract_crop
-    from megaclassifier.crop.images import load_image
     from megaclassifier.formats.results_table import read_results_table
+    from megaclassifier.images.loading import load_image
     from megaclassifier.report import write_report
     from megaclassifier.report.thumbs import THUMB_SIZE, thumb_name
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from helpers import write_json
 
 from megaclassifier.cli import cli
-from megaclassifier.smooth.videos import best_frame, max_per_class, summarize_videos
+from megaclassifier.postprocess.videos import best_frame, max_per_class, summarize_videos
 
 
 def det(frame, conf, w=0.1, h=0.1, top=None, category="1"):

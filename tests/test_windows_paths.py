@@ -139,7 +139,7 @@ def test_report_reads_backslash_files_under_images_dir(tmp_path: Path) -> None:
 
 
 def test_sequences_match_files_whatever_their_separators(tmp_path: Path) -> None:
-    from megaclassifier.smooth.sequences import sequences_from_cct
+    from megaclassifier.postprocess.sequences import sequences_from_cct
 
     cct = tmp_path / "cct.json"
     names = ["siteA/cam1/a.jpg", "siteA/cam1/b.jpg", "siteB\\cam2\\c.jpg"]

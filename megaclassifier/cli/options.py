@@ -33,7 +33,7 @@ from megaclassifier.constants import (
 )
 
 if TYPE_CHECKING:
-    from megaclassifier.smooth.options import SmoothOptions
+    from megaclassifier.postprocess.options import SmoothOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -450,9 +450,9 @@ def smoothing_options(*, level_flag: str) -> Callable[[F], F]:
     """Smoothing over images or sequences: ``smooth`` (``--level``, default image) and ``run`` (``--smooth``, off).
 
     MegaDetector's ClassificationSmoothingOptions are one flag each, its defaults as ours
-    (:class:`~megaclassifier.smooth.options.SmoothOptions`); :func:`smooth_settings` turns them back into one.
+    (:class:`~megaclassifier.postprocess.options.SmoothOptions`); :func:`smooth_settings` turns them back into one.
     """
-    from megaclassifier.smooth.options import DEFAULT_EVIDENCE_THRESHOLD, DEFAULT_GAP_SECONDS, SmoothOptions
+    from megaclassifier.postprocess.options import DEFAULT_EVIDENCE_THRESHOLD, DEFAULT_GAP_SECONDS, SmoothOptions
 
     defaults = SmoothOptions()
     if level_flag == "--level":
@@ -563,7 +563,7 @@ def smooth_settings(
         click.UsageError: a smoothing option without a level, sequence options without
             ``LEVEL sequence``, or sequences with no source.
     """
-    from megaclassifier.smooth.options import SmoothOptions
+    from megaclassifier.postprocess.options import SmoothOptions
 
     values = {key: options.pop(key) for key in SMOOTHING_KEYS}
     level = values.pop("level")
@@ -667,7 +667,7 @@ def evaluation_rules_options(command: F) -> F:
 
 def video_summary_options(command: F) -> F:
     """``--video-summary`` and ``--video-summary-nth``: one answer per video entry (``run``, ``smooth``)."""
-    from megaclassifier.smooth.videos import VIDEO_SUMMARIES
+    from megaclassifier.postprocess.videos import VIDEO_SUMMARIES
 
     command = click.option(
         "--video-summary-nth",

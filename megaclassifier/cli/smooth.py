@@ -1,4 +1,4 @@
-"""``megaclassifier smooth``, ``restrict`` and ``rollup``: click wiring for :mod:`megaclassifier.smooth`."""
+"""``megaclassifier smooth``, ``restrict`` and ``rollup``: click wiring for :mod:`megaclassifier.postprocess`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from megaclassifier.cli.options import (
     taxonomy_option,
     video_summary_options,
 )
-from megaclassifier.smooth.options import SmoothOptions
+from megaclassifier.postprocess.options import SmoothOptions
 
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -44,7 +44,7 @@ def smooth(ctx: click.Context, input_json: Path, output_json: Path, images_dir: 
       megaclassifier smooth merged.json smoothed.json --level sequence --sequences cct.json \\
           --method probabilities --rollup 0.6
     """
-    from megaclassifier.smooth import smooth_file
+    from megaclassifier.postprocess import smooth_file
 
     if options["level"] == "image" and images_dir is not None:
         raise click.UsageError("--images-dir needs --level sequence")
@@ -81,7 +81,7 @@ def restrict(input_json: Path, output_json: Path, taxa_list: Path, taxonomy: Pat
     Example:
       megaclassifier restrict smoothed.json local.json --taxa idaho_species.csv
     """
-    from megaclassifier.smooth import restrict_file
+    from megaclassifier.postprocess import restrict_file
 
     result = restrict_file(input_json, output_json, taxa_list=taxa_list, taxonomy=taxonomy)
     added = f"; added classes {', '.join(result.classes_added)}" if result.classes_added else ""
@@ -105,7 +105,7 @@ def rollup(input_json: Path, output_json: Path, threshold: float, taxonomy: Path
     Example:
       megaclassifier rollup merged.json rolled.json --threshold 0.6
     """
-    from megaclassifier.smooth import rollup_file
+    from megaclassifier.postprocess import rollup_file
 
     result = rollup_file(input_json, output_json, threshold=threshold, taxonomy=taxonomy)
     levels = ", ".join(f"{level} {n}" for level, n in result.changed.items())

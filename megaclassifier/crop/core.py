@@ -1,7 +1,7 @@
 """The crop core: the one way ``crop`` and ``run`` cut the boxes of an image.
 
 For one image and its planned crops, :func:`cut_image` loads the image once
-(:func:`~megaclassifier.crop.images.load_image`: EXIF rotation, RGB, truncated
+(:func:`~megaclassifier.images.loading.load_image`: EXIF rotation, RGB, truncated
 files, container URLs), cuts each box with the reference geometry
 (:mod:`megaclassifier.crop.geometry`), and, as asked by :class:`CutOptions`:
 
@@ -31,9 +31,9 @@ from PIL import Image
 from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_TIMEOUT
 from megaclassifier.crop.draft import draft_for
 from megaclassifier.crop.geometry import CropBox, box_for, extract_crop, reduce_box
-from megaclassifier.crop.images import Draft, ImageLoadError, SourceImage, load_image
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.videos import is_video_file
+from megaclassifier.images.loading import Draft, ImageLoadError, SourceImage, load_image
 
 logger = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ from collections.abc import Sequence
 from PIL import Image
 
 from megaclassifier.crop.geometry import crop_box
-from megaclassifier.crop.images import Draft, exif_rotation
+from megaclassifier.images.loading import Draft, exif_rotation
 
 #: The reductions libjpeg decodes at, largest first.
 REDUCTIONS = (8, 4, 2)
 
 
 def draft_for(bboxes: Sequence[tuple[float, float, float, float]], min_side: int, *, square: bool) -> Draft:
-    """A :data:`~megaclassifier.crop.images.Draft` hook for an image with these boxes."""
+    """A :data:`~megaclassifier.images.loading.Draft` hook for an image with these boxes."""
 
     def draft(image: Image.Image) -> int:
         return apply_draft(image, bboxes, min_side, square=square)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps
 
 from megaclassifier.constants import BOX_TOLERANCE
-from megaclassifier.crop.images import SourceImage
+from megaclassifier.images.loading import SourceImage
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_source
-from megaclassifier.crop.images import ImageLoadError, SourceImage, container_file_url, local_image_path
+from megaclassifier.images.loading import ImageLoadError, SourceImage, container_file_url, local_image_path
 
 logger = logging.getLogger(__name__)
 

@@ -52,12 +52,12 @@ from pathlib import Path
 from typing import Any
 
 from megaclassifier import __version__
-from megaclassifier.crop.exif import CaptureTime
 from megaclassifier.errors import InputFileError, MegaClassifierError, first_line
 from megaclassifier.export.taxa import class_taxa, observation_type, scientific_name
 from megaclassifier.formats.atomic import write_json_atomic
 from megaclassifier.formats.naming import NAME_ERRORS, safe_relative_path
 from megaclassifier.formats.results_table import DetectionRow, ResultsTable, folder_key, image_folder
+from megaclassifier.images.exif import CaptureTime
 from megaclassifier.labels.descriptions import Taxon
 
 CAMTRAP_DP_VERSION = "1.0.2"

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from megaclassifier.crop.exif import CaptureTime, capture_times
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.export.camtrap import CamtrapOptions, write_camtrap_dp
 from megaclassifier.formats.results_table import DEFAULT_DETECTION_THRESHOLD, read_results_table
+from megaclassifier.images.exif import CaptureTime, capture_times
 
 logger = logging.getLogger(__name__)
 

@@ -39,10 +39,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from megaclassifier.crop.exif import CaptureTime
 from megaclassifier.formats.atomic import atomic_output, atomic_path
 from megaclassifier.formats.naming import display_name
 from megaclassifier.formats.results_table import ResultsTable, image_folder
+from megaclassifier.images.exif import CaptureTime
 
 if TYPE_CHECKING:
     import pandas as pd

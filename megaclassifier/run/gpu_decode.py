@@ -33,8 +33,8 @@ from PIL import Image, UnidentifiedImageError
 
 from megaclassifier.crop.core import CutImage, PlannedCrop
 from megaclassifier.crop.geometry import CropBox, crop_box
-from megaclassifier.crop.images import exif_rotation, local_image_path
 from megaclassifier.formats.videos import is_video_file
+from megaclassifier.images.loading import exif_rotation, local_image_path
 from megaclassifier.parallel import bounded_map
 from megaclassifier.preprocess import resized_size
 from megaclassifier.run.prepare import PrepareOptions, prepare_image

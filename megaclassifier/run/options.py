@@ -27,10 +27,10 @@ from megaclassifier.crop.crop import CropSummary
 from megaclassifier.preprocess import REFERENCE, Preprocessing
 
 if TYPE_CHECKING:
+    from megaclassifier.postprocess import PostprocessSummary
+    from megaclassifier.postprocess.options import SmoothOptions
+    from megaclassifier.postprocess.videos import VideoSummary
     from megaclassifier.run.shards import Shard
-    from megaclassifier.smooth import PostprocessSummary
-    from megaclassifier.smooth.options import SmoothOptions
-    from megaclassifier.smooth.videos import VideoSummary
 
 OUTPUT = "output"
 CONTENT = "content"
@@ -94,10 +94,10 @@ class RunOptions:
             and the taxonomy that smoothing and roll-up use. A SpeciesNet release writes its own labels
             there without it.
         country, admin1_region: apply a SpeciesNet release's geofence for this ISO 3166-1 alpha-3 country
-            (and first-level region), as its ensemble does (:mod:`megaclassifier.smooth.geofence`).
+            (and first-level region), as its ensemble does (:mod:`megaclassifier.postprocess.geofence`).
         smooth: smooth the merged results before writing them, as ``smooth`` does.
         video_summary, video_summary_nth: then keep one answer per video entry
-            (:mod:`megaclassifier.smooth.videos`: ``best-frame`` or ``max-per-class``).
+            (:mod:`megaclassifier.postprocess.videos`: ``best-frame`` or ``max-per-class``).
         logdir: where ``run_log_YYYYMMDD_HHMMSS.json`` goes.
         shard: classify only this shard's images (:mod:`megaclassifier.run.shards`); ``combine`` joins them.
         restart: ignore the resume journal (``OUTPUT_JSON.journal``) of an interrupted run

@@ -174,7 +174,7 @@ def geofence(plan: RunPlan, summary: RunSummary) -> None:
     fence = plan.fence
     if fence is None:
         return
-    from megaclassifier.smooth.api import geofence_results
+    from megaclassifier.postprocess.api import geofence_results
 
     summary.geofenced = geofence_results(
         plan.results.data,
@@ -190,7 +190,7 @@ def smooth(plan: RunPlan, summary: RunSummary) -> None:
     """``run --smooth``: smooth (after ``--rollup``, when given) the merged results, as ``smooth`` does."""
     if plan.options.smooth is None:
         return
-    from megaclassifier.smooth import smooth_results
+    from megaclassifier.postprocess import smooth_results
 
     summary.postprocessed = smooth_results(
         plan.results.data, plan.options.smooth, taxonomy=plan.options.taxonomy, source=str(plan.results.path)
@@ -201,7 +201,7 @@ def video_summary(plan: RunPlan, summary: RunSummary) -> None:
     """``--video-summary``: one answer per video entry, in place (after smoothing)."""
     if plan.options.video_summary is None:
         return
-    from megaclassifier.smooth.videos import summarize_videos
+    from megaclassifier.postprocess.videos import summarize_videos
 
     summary.videos = summarize_videos(plan.results.data, plan.options.video_summary, nth=plan.options.video_summary_nth)
 

@@ -1,8 +1,8 @@
 """Smoothing within a group of detections (one image or one sequence), by either method.
 
 ``counts`` collects each taking-part detection's top class as a
-:class:`~megaclassifier.smooth.rules.Vote` and applies MegaDetector's rules
-(:mod:`megaclassifier.smooth.rules`); a relabelled detection gets
+:class:`~megaclassifier.postprocess.rules.Vote` and applies MegaDetector's rules
+(:mod:`megaclassifier.postprocess.rules`); a relabelled detection gets
 ``[[new class, its old top score]]``.
 
 ``probabilities`` averages every class's score over the group's taking-part
@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from megaclassifier.smooth.classes import ClassTable
-from megaclassifier.smooth.options import SmoothOptions
-from megaclassifier.smooth.rules import RuleChanges, RuleContext, Vote, smooth_votes
+from megaclassifier.postprocess.classes import ClassTable
+from megaclassifier.postprocess.options import SmoothOptions
+from megaclassifier.postprocess.rules import RuleChanges, RuleContext, Vote, smooth_votes
 
 #: image index -> detection index -> the new classifications list
 Changes = dict[int, dict[int, list[list[Any]]]]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from megaclassifier.crop.images import ImageLoadError, local_image_path
 from megaclassifier.errors import first_line
+from megaclassifier.images.loading import ImageLoadError, local_image_path
 
 logger = logging.getLogger(__name__)
 

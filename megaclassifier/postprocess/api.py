@@ -27,14 +27,14 @@ from typing import Any
 from megaclassifier import __version__
 from megaclassifier.errors import InputFileError, MegaClassifierError
 from megaclassifier.formats.detections_stream import InMemoryResults, StreamedResults, results_writer
-from megaclassifier.smooth.classes import ClassTable
-from megaclassifier.smooth.geofence import Geofence
-from megaclassifier.smooth.groups import Changes, Group, GroupSmoother, apply_changes
-from megaclassifier.smooth.options import SmoothOptions
-from megaclassifier.smooth.restrict import Restriction, read_taxa_list
-from megaclassifier.smooth.rollup import Rollup
-from megaclassifier.smooth.sequences import Sequences, normalise, sequences_from_cct, sequences_from_exif
-from megaclassifier.smooth.videos import VideoSummary, record_step, video_summarizer
+from megaclassifier.postprocess.classes import ClassTable
+from megaclassifier.postprocess.geofence import Geofence
+from megaclassifier.postprocess.groups import Changes, Group, GroupSmoother, apply_changes
+from megaclassifier.postprocess.options import SmoothOptions
+from megaclassifier.postprocess.restrict import Restriction, read_taxa_list
+from megaclassifier.postprocess.rollup import Rollup
+from megaclassifier.postprocess.sequences import Sequences, normalise, sequences_from_cct, sequences_from_exif
+from megaclassifier.postprocess.videos import VideoSummary, record_step, video_summarizer
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def smooth_file(
     """Smooth a results file into a new one (streamed; see :func:`smooth_results`).
 
     With ``video_summary``, each smoothed video entry is then summarised as it is written
-    (:mod:`megaclassifier.smooth.videos`); the counts are in the summary's ``video``.
+    (:mod:`megaclassifier.postprocess.videos`); the counts are in the summary's ``video``.
     """
     options = options or SmoothOptions()
     summarize: Callable[[dict[str, Any]], None] | None = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from megaclassifier.labels.descriptions import LEVELS
-from megaclassifier.smooth.classes import ClassTable
+from megaclassifier.postprocess.classes import ClassTable
 
 
 class Rollup:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from megaclassifier.labels.descriptions import FAMILY_RANK, Taxon
-from megaclassifier.smooth.options import SmoothOptions
+from megaclassifier.postprocess.options import SmoothOptions
 
 RULES = ("other", "dominant", "taxonomic", "same_family")
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from megaclassifier.labels.descriptions import parse_description
-from megaclassifier.smooth.classes import ClassTable
+from megaclassifier.postprocess.classes import ClassTable
 
 #: The levels a fenced-out class is summed at, in order, and how many taxa tokens each keeps.
 GEOFENCE_LEVELS = (("family", 3), ("order", 2), ("class", 1), ("kingdom", 0))

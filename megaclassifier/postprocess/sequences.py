@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from megaclassifier.crop import exif
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import read_json
+from megaclassifier.images import exif
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def camera_of(file: str, depth: int | None) -> str:
 
 
 def parse_exif_time(value: object) -> dt.datetime | None:
-    """``"2023:06:01 14:03:59"`` -> datetime; None for anything else (see :mod:`megaclassifier.crop.exif`)."""
+    """``"2023:06:01 14:03:59"`` -> datetime; None for anything else (see :mod:`megaclassifier.images.exif`)."""
     local = exif.parse_exif_time(value)
     return dt.datetime.fromisoformat(local) if local is not None else None
 

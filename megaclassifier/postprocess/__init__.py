@@ -16,7 +16,7 @@ functions stream one file into another.
 """
 
 from megaclassifier.labels.descriptions import Taxon, category_descriptions, load_taxonomy_file
-from megaclassifier.smooth.api import (
+from megaclassifier.postprocess.api import (
     PostprocessSummary,
     restrict_file,
     restrict_results,
@@ -25,8 +25,8 @@ from megaclassifier.smooth.api import (
     smooth_file,
     smooth_results,
 )
-from megaclassifier.smooth.classes import TaxonomyNeededError
-from megaclassifier.smooth.options import SmoothOptions
+from megaclassifier.postprocess.classes import TaxonomyNeededError
+from megaclassifier.postprocess.options import SmoothOptions
 
 __all__ = [
     "PostprocessSummary",

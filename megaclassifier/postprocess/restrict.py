@@ -30,7 +30,7 @@ from typing import Any
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import open_text
 from megaclassifier.labels.descriptions import Taxon
-from megaclassifier.smooth.classes import ClassTable
+from megaclassifier.postprocess.classes import ClassTable
 
 logger = logging.getLogger(__name__)
 
