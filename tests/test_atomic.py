@@ -14,13 +14,12 @@ from megaclassifier.errors import MegaClassifierError, OutputFileError
 from megaclassifier.formats import atomic
 from megaclassifier.formats.atomic import (
     atomic_output,
-    check_writable,
-    check_writable_folder,
     current_umask,
     write_bytes_atomic,
     write_json_atomic,
     write_json_unique,
 )
+from megaclassifier.formats.outputs import check_writable, check_writable_folder
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 
 

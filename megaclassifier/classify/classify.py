@@ -30,9 +30,10 @@ from megaclassifier.classify.loader import default_num_workers, iter_batches
 from megaclassifier.constants import DEFAULT_BATCH_SIZE
 from megaclassifier.engines import Engine, Pending, open_engine, pipelined
 from megaclassifier.errors import ModelError
-from megaclassifier.formats.atomic import check_writable, file_sha256
+from megaclassifier.formats.hashing import file_sha256
 from megaclassifier.formats.journal import Fingerprint, Journal, file_stamp, open_journal
 from megaclassifier.formats.lock import output_lock
+from megaclassifier.formats.outputs import check_writable
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.models.resolved import ResolvedModel, resolve
 from megaclassifier.preprocess import REFERENCE, Preprocessing

@@ -40,7 +40,8 @@ from megaclassifier.constants import DEFAULT_BATCH_SIZE
 from megaclassifier.engines import open_engine
 from megaclassifier.engines.base import Pending
 from megaclassifier.errors import MegaClassifierError
-from megaclassifier.formats.atomic import atomic_path, check_writable
+from megaclassifier.formats.atomic import atomic_path
+from megaclassifier.formats.outputs import check_writable
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.models.resolved import resolve
 from megaclassifier.preprocess import input_shape

@@ -43,9 +43,10 @@ from megaclassifier.constants import ANIMAL_CATEGORY, DEFAULT_TIMEOUT, UNKNOWN_D
 from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_image
 from megaclassifier.crop.geometry import box_problem
 from megaclassifier.errors import InputFileError, MegaClassifierError, NothingWorkedError
-from megaclassifier.formats.atomic import check_outputs, write_json_unique
+from megaclassifier.formats.atomic import write_json_unique
 from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.formats.naming import crop_filename, crop_path
+from megaclassifier.formats.outputs import check_outputs
 from megaclassifier.formats.videos import frame_problem, is_video_entry
 from megaclassifier.parallel import bounded_map
 

@@ -60,7 +60,7 @@ def record(
     onnx_path: Path, model_sha256: str, *, image_size: int, num_classes: int, arch: str | None, difference: float
 ) -> None:
     """Write the proof of a passed check beside ``onnx_path`` (quietly skipped where it cannot be written)."""
-    from megaclassifier.formats.atomic import file_sha256
+    from megaclassifier.formats.hashing import file_sha256
 
     proof = {
         "model_sha256": model_sha256,
@@ -79,7 +79,7 @@ def record(
 
 def proven(onnx_path: Path, model_sha256: str) -> Proof | None:
     """The proof for this export of this model, when one holds; else None."""
-    from megaclassifier.formats.atomic import file_sha256
+    from megaclassifier.formats.hashing import file_sha256
 
     path = proof_path(onnx_path)
     if not onnx_path.is_file() or not path.is_file():

@@ -35,7 +35,8 @@ import numpy as np
 from megaclassifier.engines import onnx_check
 from megaclassifier.engines.base import Engine, check_batch, softmax
 from megaclassifier.errors import ModelError, first_line
-from megaclassifier.formats.atomic import apply_umask, file_sha256
+from megaclassifier.formats.atomic import apply_umask
+from megaclassifier.formats.hashing import file_sha256
 from megaclassifier.hardware import physical_cpu_count
 from megaclassifier.models.loading import LoadedModel
 from megaclassifier.models.registry import user_cache_dir

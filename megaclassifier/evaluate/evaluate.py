@@ -30,7 +30,8 @@ from megaclassifier.evaluate.labels import Labels, read_labels
 from megaclassifier.evaluate.metrics import Scores, score, write_heatmap, write_matrix, write_per_class
 from megaclassifier.evaluate.rules import Namer, Rules, Vote
 from megaclassifier.evaluate.scan import Scan, read_header_classes, scan_results
-from megaclassifier.formats.atomic import atomic_output, check_writable_folder, write_json_atomic
+from megaclassifier.formats.atomic import atomic_output, write_json_atomic
+from megaclassifier.formats.outputs import check_writable_folder
 from megaclassifier.labels.aggregate import check_mapping_covers, load_target_mapping
 from megaclassifier.labels.descriptions import Taxon, load_taxonomy_file
 

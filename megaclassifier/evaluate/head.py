@@ -35,8 +35,9 @@ from megaclassifier.evaluate.holdout import DEFAULT_HOLDOUT_FRACTION, split_keys
 from megaclassifier.evaluate.labels import Labels, match_key, read_labels
 from megaclassifier.evaluate.metrics import Scores, score
 from megaclassifier.evaluate.rules import Rules
-from megaclassifier.formats.atomic import atomic_path, check_writable
+from megaclassifier.formats.atomic import atomic_path
 from megaclassifier.formats.naming import parse_crop_filename
+from megaclassifier.formats.outputs import check_writable
 from megaclassifier.formats.probabilities import ProbabilityCsvReader
 from megaclassifier.models.loading import EMBEDDED_INFO
 

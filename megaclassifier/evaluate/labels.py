@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from megaclassifier.errors import InputFileError
-from megaclassifier.formats.atomic import open_text, read_json
 from megaclassifier.formats.naming import parse_crop_filename
+from megaclassifier.formats.reading import open_text, read_json
 
 #: Image suffixes a folder-per-class label source is read for.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")

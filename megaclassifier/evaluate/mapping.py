@@ -39,7 +39,8 @@ from megaclassifier.evaluate.labels import Labels, read_labels
 from megaclassifier.evaluate.metrics import Scores, score
 from megaclassifier.evaluate.rules import Namer, Rules
 from megaclassifier.evaluate.scan import Scan, scan_results
-from megaclassifier.formats.atomic import check_writable, write_json_atomic
+from megaclassifier.formats.atomic import write_json_atomic
+from megaclassifier.formats.outputs import check_writable
 from megaclassifier.labels.descriptions import LEVELS, Taxon, load_taxonomy_file
 from megaclassifier.labels.mapping import OTHER
 

@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import gzip
-import hashlib
 import io
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
 from megaclassifier import platform
 from megaclassifier.errors import OutputFileError
+from megaclassifier.formats.outputs import describe_os_error, os_error_cause
 
 _umask_lock = threading.Lock()
 
@@ -49,79 +48,6 @@ def current_umask() -> int:
 def apply_umask(fd: int) -> None:
     """Give a file made by ``mkstemp`` (mode 0600) the mode a plain ``open`` would give it."""
     platform.give_open_mode(fd, current_umask())
-
-
-def describe_os_error(error: OSError) -> str:
-    """The cause of an OS error in words, as ``strerror`` gives it (``No space left on device``)."""
-    return error.strerror or str(error)
-
-
-def check_writable(path: str | Path) -> None:
-    """Check, before any work, that the file ``path`` can be written.
-
-    Its folder must exist or be creatable, be a folder, and take a new file (a
-    real file is created and removed, so a read-only mount or a full disk shows
-    up too; folders made for the check are removed again). ``path`` itself must
-    not be a folder.
-
-    Raises:
-        OutputFileError: naming ``path`` and the cause.
-    """
-    dest = Path(path)
-    if dest.is_dir():
-        raise OutputFileError(dest, "is a folder; give a file name")
-    folder = dest.parent if str(dest.parent) else Path(".")
-    try:
-        _probe(folder, f".{dest.name}.")
-    except OSError as e:
-        raise OutputFileError(dest, f"cannot write in {folder} ({_cause(e)})") from None
-
-
-def check_writable_folder(folder: str | Path) -> None:
-    """Check, before any work, that files can be created in ``folder`` (when missing: that it can be made).
-
-    Raises:
-        OutputFileError: naming ``folder`` and the cause.
-    """
-    path = Path(folder)
-    try:
-        _probe(path, ".megaclassifier.")
-    except OSError as e:
-        raise OutputFileError(path, f"cannot write in this folder ({_cause(e)})") from None
-
-
-def _probe(folder: Path, prefix: str) -> None:
-    """Create and remove a file in ``folder``; folders made for it are removed again (nothing is left).
-
-    Raises:
-        OSError: as raised.
-    """
-    missing = [p for p in [folder, *folder.parents] if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=prefix, suffix=".check", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    finally:
-        for made in missing:  # deepest first
-            with contextlib.suppress(OSError):
-                made.rmdir()
-
-
-def check_outputs(files: Iterable[str | Path | None] = (), folders: Iterable[str | Path | None] = ()) -> None:
-    """:func:`check_writable` on each file and :func:`check_writable_folder` on each folder (None: skipped)."""
-    for file in files:
-        if file is not None:
-            check_writable(file)
-    for folder in folders:
-        if folder is not None:
-            check_writable_folder(folder)
-
-
-def _cause(error: OSError) -> str:
-    if error.errno == errno.EEXIST or error.errno == errno.ENOTDIR:
-        return "a part of the path is a file, not a folder"
-    return describe_os_error(error)
 
 
 #: errors of a write(2) or close(2), which carry no file name
@@ -290,7 +216,7 @@ def _new_temp(dest: Path) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
-        raise OutputFileError(dest, f"cannot write in {parent} ({_cause(e)})") from None
+        raise OutputFileError(dest, f"cannot write in {parent} ({os_error_cause(e)})") from None
     try:
         apply_umask(fd)
     finally:
@@ -312,46 +238,3 @@ def _link_exclusive(tmp: Path, dest: Path) -> bool:
             return False
         os.replace(tmp, dest)
         return True
-
-
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file through the one JSON reader, :func:`megaclassifier.formats.json_input.read_json`.
-
-    Raises:
-        InputFileError: missing, unreadable, not JSON, nested too deep; the message names the file.
-    """
-    from megaclassifier.formats.json_input import read_json as read
-
-    return read(path)
-
-
-def open_text(path: str | Path, *, file_names: bool = False) -> IO[str]:
-    """Open a text file for reading, transparently gunzipping a ``.gz`` file.
-
-    With ``file_names``, bytes that are not UTF-8 come back as lone surrogates, as ``os.fsdecode``
-    gives them: the probability CSV holds file names as the file system has them
-    (:mod:`megaclassifier.formats.naming`). Otherwise they are an error.
-    """
-    errors = "surrogateescape" if file_names else "strict"
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors=errors, newline="")
-    return open(path, encoding="utf-8", errors=errors, newline="")  # noqa: SIM115 - caller closes
-
-
-def file_sha256(path: str | Path) -> str:
-    """The hex SHA-256 of a file's content (a model, a detections file).
-
-    Read in 1 MiB blocks, once per process while the file's size and modification time stay
-    the same: the ONNX cache, the resume journal and the shard record all ask for it.
-    """
-    stat = os.stat(path)
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

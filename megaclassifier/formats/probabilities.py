@@ -32,7 +32,8 @@ import numpy as np
 
 from megaclassifier.constants import PROBABILITY_TOLERANCE
 from megaclassifier.errors import InputFileError
-from megaclassifier.formats.atomic import atomic_output, open_text, read_json, write_json_atomic
+from megaclassifier.formats.atomic import atomic_output, write_json_atomic
+from megaclassifier.formats.reading import open_text, read_json
 
 PATH_COLUMN = "path"
 LABEL_COLUMN = "label"

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from megaclassifier.errors import InputFileError, LabelSpecError
-from megaclassifier.formats.atomic import check_outputs, read_json
+from megaclassifier.formats.outputs import check_outputs
 from megaclassifier.formats.probabilities import (
     LABEL_COLUMN,
     PATH_COLUMN,
@@ -44,6 +44,7 @@ from megaclassifier.formats.probabilities import (
     ProbabilityCsvWriter,
     write_label_index,
 )
+from megaclassifier.formats.reading import read_json
 
 logger = logging.getLogger(__name__)
 

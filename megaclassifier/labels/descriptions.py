@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from megaclassifier.errors import InputFileError
-from megaclassifier.formats.atomic import open_text
+from megaclassifier.formats.reading import open_text
 
 #: The levels a taxonomy string holds, most general first.
 LEVELS = ("class", "order", "family", "genus", "species")

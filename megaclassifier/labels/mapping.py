@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from megaclassifier.errors import InputFileError, LabelSpecError
-from megaclassifier.formats.atomic import read_json, write_json_atomic
+from megaclassifier.formats.atomic import write_json_atomic
 from megaclassifier.formats.probabilities import load_label_index
+from megaclassifier.formats.reading import read_json
 from megaclassifier.labels.taxonomy import TaxonKey, Taxonomy, format_taxa, format_taxon, load_taxonomy_csv
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from megaclassifier.errors import InputFileError, LabelSpecError
-from megaclassifier.formats.atomic import open_text
+from megaclassifier.formats.reading import open_text
 
 logger = logging.getLogger(__name__)
 

@@ -46,9 +46,9 @@ import numpy as np
 
 from megaclassifier.constants import DEFAULT_MERGE_THRESHOLD, DEFAULT_TYPICAL_CLASSIFICATION_THRESHOLD
 from megaclassifier.errors import InputFileError, MegaClassifierError
-from megaclassifier.formats.atomic import check_writable
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.naming import parse_crop_filename
+from megaclassifier.formats.outputs import check_writable
 from megaclassifier.formats.probabilities import LABEL_COLUMN, ProbabilityCsvReader, load_label_index
 from megaclassifier.labels.descriptions import Taxon, category_descriptions, load_taxonomy_file
 

@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from megaclassifier.formats.atomic import file_sha256
+from megaclassifier.formats.hashing import file_sha256
 from megaclassifier.formats.probabilities import load_label_index
 from megaclassifier.models.registry import KnownModel, default_model_dir, known_model, resolve_model
 from megaclassifier.models.speciesnet import SpeciesNetRelease, common_name, is_release, read_labels, read_release

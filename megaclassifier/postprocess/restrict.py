@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from megaclassifier.errors import InputFileError
-from megaclassifier.formats.atomic import open_text
+from megaclassifier.formats.reading import open_text
 from megaclassifier.labels.descriptions import Taxon
 from megaclassifier.postprocess.classes import ClassTable
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from megaclassifier.errors import InputFileError
-from megaclassifier.formats.atomic import read_json
+from megaclassifier.formats.reading import read_json
 from megaclassifier.images import exif
 
 logger = logging.getLogger(__name__)

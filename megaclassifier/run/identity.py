@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from megaclassifier.formats.atomic import file_sha256
+from megaclassifier.formats.hashing import file_sha256
 from megaclassifier.formats.journal import Fingerprint
 from megaclassifier.run.options import CONTENT, LOCAL, OUTPUT, RunOptions, options_with_role
 from megaclassifier.run.shards import Shard

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from megaclassifier.crop.core import CutImage
-from megaclassifier.formats.atomic import check_outputs
 from megaclassifier.formats.detections import DetectionResults, load_detections, write_detections
 from megaclassifier.formats.lock import output_locks
+from megaclassifier.formats.outputs import check_outputs
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.labels.descriptions import Taxon
 from megaclassifier.merge import Classifications, CropRef, merge_rows
