@@ -132,7 +132,7 @@ def rollup(ctx: click.Context, input_json: Path, output_json: Path, threshold: f
     """Label uncertain detections with the genus, family, order, class or kingdom their scores agree on.
 
     --semantics speciesnet (the default) is SpeciesNet 5.0.6's roll-up; megadetector is MegaDetector's
-    run_md_and_speciesnet variant; megaclassifier this toolkit's before 0.4 (see docs/smoothing.md).
+    run_md_and_speciesnet variant; megaclassifier this toolkit's earlier default (see docs/smoothing.md).
 
     \b
     Examples:

@@ -22,7 +22,7 @@ DEFAULT_ROLLUP_SEMANTICS = "speciesnet"
 ROLLUP_SEMANTICS_HELP = (
     "Whose roll-up. speciesnet: SpeciesNet 5.0.6's (genus..kingdom, a sum > T, geofenced taxa skipped with "
     "--country; a top class > T is kept); megadetector: run_md_and_speciesnet's (species..kingdom, > T, the raw "
-    "top-1 kept when nothing passes); megaclassifier: this toolkit's before 0.4 (only tops < T, species..class, "
+    "top-1 kept when nothing passes); megaclassifier: this toolkit's earlier default (only tops < T, species..class, "
     "a sum >= T)."
 )
 #: ``restrict --semantics``, the default first.
@@ -30,7 +30,7 @@ RESTRICT_SEMANTICS = ("megadetector", "megaclassifier")
 DEFAULT_RESTRICT_SEMANTICS = "megadetector"
 RESTRICT_SEMANTICS_HELP = (
     "megadetector: restrict_to_taxa_list's (each class relabelled where it stands, its score kept; no listed "
-    "ancestor: animal); megaclassifier: this toolkit's before 0.4 (scores landing on one taxon summed, unlisted "
+    "ancestor: animal); megaclassifier: this toolkit's earlier default (scores landing on one taxon summed, unlisted "
     "classes dropped, the rest renormalised)."
 )
 

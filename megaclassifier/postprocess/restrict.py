@@ -22,7 +22,7 @@ are. The original list stays in ``raw_classifications``. Two semantics
   no allowed ancestor (a bird when only mammals are listed) becomes "animal";
   when two entries land on one class, the first (higher) is kept. The top label
   and score are MegaDetector's.
-* ``megaclassifier`` (this toolkit's before 0.4): scores of classes that land on
+* ``megaclassifier`` (this toolkit's earlier default): scores of classes that land on
   the same taxon are summed; a class with no allowed ancestor is dropped, and
   the detection's remaining scores are scaled up to the total it had
   (renormalised); the list is re-sorted.

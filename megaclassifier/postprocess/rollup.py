@@ -15,7 +15,7 @@ Three semantics, by name (``--semantics``):
   a fenced-out top class is first moved to the first of family..kingdom whose
   sum reaches its score (SpeciesNet's ``geofence_animal_classification``); when
   no level passes, the raw top-1 is kept.
-* ``megaclassifier`` (this toolkit's until 0.4): only detections whose top score
+* ``megaclassifier`` (this toolkit's earlier default): only detections whose top score
   is below THRESHOLD; levels species to class; a sum must reach THRESHOLD (>=).
 
 Example::
