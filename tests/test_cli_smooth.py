@@ -159,9 +159,10 @@ def test_rollup_file_equals_in_memory(tmp_path: Path, semantics: str) -> None:
         f"({levels}), of {summary.detections_classified} classified detections\n"
     )
     assert summary.changed["genus"] > 0 and summary.changed["family"] > 0
-    assert list(summary.changed) == {"speciesnet": ["genus", "family", "order", "class", "kingdom"],
-                                     "megadetector": ["species", "genus", "family", "order", "class", "kingdom"],
-                                     "megaclassifier": ["species", "genus", "family", "order", "class"]}[semantics]  # fmt: skip
+    order = {"speciesnet": ["genus", "family", "order", "class", "kingdom"],
+             "megadetector": ["species", "genus", "family", "order", "class", "kingdom"],
+             "megaclassifier": ["species", "genus", "family", "order", "class"]}  # fmt: skip
+    assert list(summary.changed) == order[semantics]
 
 
 def test_rollup_country_reads_a_release_geofence(tmp_path: Path) -> None:
@@ -179,8 +180,9 @@ def test_rollup_country_reads_a_release_geofence(tmp_path: Path) -> None:
     for name in ("c.pt", "l.txt", "t.txt"):
         (release / name).write_text("", encoding="utf-8")
     tops = {}
-    for where, args in {"nowhere": [], "USA-ID": ["--country", "usa", "--admin1-region", "id", "--geofence", geofence],
-                        "USA-MT": ["--country", "USA", "--admin1-region", "MT", "--geofence", release]}.items():  # fmt: skip
+    places = {"nowhere": [], "USA-ID": ["--country", "usa", "--admin1-region", "id", "--geofence", geofence],
+              "USA-MT": ["--country", "USA", "--admin1-region", "MT", "--geofence", release]}  # fmt: skip
+    for where, args in places.items():
         invoke(["rollup", source, tmp_path / "out.json", "-t", 0.6, *args])
         out = read(tmp_path / "out.json")
         tops[where] = (out["classification_categories"][out["images"][0]["detections"][0]["classifications"][0][0]],
