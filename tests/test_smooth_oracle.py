@@ -41,7 +41,7 @@ from megaclassifier.postprocess import (
     rollup_results,
     smooth_results,
 )
-from megaclassifier.postprocess.rollup import Fence, roll_up, speciesnet_ancestor, speciesnet_fence
+from megaclassifier.postprocess.rollup import RollupFence, roll_up, speciesnet_ancestor, speciesnet_fence
 from megaclassifier.postprocess.sequences import sequences_from_exif
 
 _WHY = "megadetector-utils (the oracle) is in the test extra: pip install -e '.[test]'"
@@ -468,7 +468,7 @@ def test_rollup_megadetector_matches_run_md_and_speciesnet(
     for threshold in (0.65, 0.5):
         expected = md_run_rollup(data, taxonomy_map, threshold, country, region)
         ours = copy.deepcopy(data)
-        fence = Fence(GEOFENCE, country, region) if country else None
+        fence = RollupFence(GEOFENCE, country, region) if country else None
         summary = rollup_results(ours, threshold, semantics="megadetector", fence=fence)
         assert top_scores(ours) == expected
         assert summary.detections_changed > 50

@@ -17,7 +17,7 @@ from megaclassifier.postprocess import (
     rollup_results,
     smooth_results,
 )
-from megaclassifier.postprocess.rollup import Fence
+from megaclassifier.postprocess.rollup import RollupFence
 from megaclassifier.postprocess.sequences import camera_of, parse_exif_time, sequences_from_times
 
 
@@ -187,7 +187,7 @@ def test_probabilities_leave_the_group_below_the_threshold() -> None:
 
 
 def rolled(*detections: dict[str, Any], threshold: float = 0.6, semantics: str = "megaclassifier",
-           fence: Fence | None = None) -> tuple[dict, Any]:  # fmt: skip
+           fence: RollupFence | None = None) -> tuple[dict, Any]:  # fmt: skip
     data = results([image("a.jpg", *detections)])
     return data, rollup_results(data, threshold, semantics=semantics, fence=fence)
 
@@ -258,12 +258,12 @@ def test_rollup_with_a_geofence_passes_over_fenced_taxa() -> None:
     def deer() -> dict[str, Any]:
         return det(("white-tailed deer", 0.45), ("mule deer", 0.2), ("elk", 0.15), ("cattle", 0.1))
 
-    fence = Fence({"mammalia;cetartiodactyla;cervidae;odocoileus;": {"allow": {"CAN": []}}}, "USA")
+    fence = RollupFence({"mammalia;cetartiodactyla;cervidae;odocoileus;": {"allow": {"CAN": []}}}, "USA")
     data, summary = rolled(deer(), semantics="speciesnet", fence=fence)
     assert lists(data)[0][0] == [ID["deer family"], 0.8]  # odocoileus (0.65) is fenced out in the USA
-    data, _ = rolled(deer(), semantics="speciesnet", fence=Fence(fence.geofence, "CAN"))
+    data, _ = rolled(deer(), semantics="speciesnet", fence=RollupFence(fence.geofence, "CAN"))
     assert lists(data)[0][0] == ["14", 0.65]
-    blocked = Fence({"mammalia;cetartiodactyla;cervidae;odocoileus;virginianus": {"block": {"USA": []}}}, "USA")
+    blocked = RollupFence({"mammalia;cetartiodactyla;cervidae;odocoileus;virginianus": {"block": {"USA": []}}}, "USA")
     confident = (("white-tailed deer", 0.7), ("elk", 0.2), ("cattle", 0.1))
     # megadetector: a fenced-out top goes first through SpeciesNet's geofence roll-up, family..kingdom
     data, summary = rolled(det(*confident), semantics="megadetector", fence=blocked)

@@ -28,7 +28,7 @@ from megaclassifier.postprocess.options import (
 )
 
 if TYPE_CHECKING:
-    from megaclassifier.postprocess.rollup import Fence
+    from megaclassifier.postprocess.rollup import RollupFence
 
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -153,7 +153,7 @@ def rollup(ctx: click.Context, input_json: Path, output_json: Path, threshold: f
 
 
 def _fence(ctx: click.Context, semantics: str, country: str | None, admin1_region: str | None,
-           path: Path | None) -> Fence | None:  # fmt: skip
+           path: Path | None) -> RollupFence | None:  # fmt: skip
     """``rollup``'s geofence: ``--geofence`` read for ``--country``; usage errors for a half-given pair."""
     if admin1_region is not None and country is None:
         raise click.UsageError("--admin1-region needs --country", ctx)
@@ -164,7 +164,7 @@ def _fence(ctx: click.Context, semantics: str, country: str | None, admin1_regio
     if semantics == "megaclassifier":
         raise click.UsageError("--country: the megaclassifier semantics has no geofence (use speciesnet)", ctx)
     from megaclassifier.models.speciesnet import read_geofence, read_release
-    from megaclassifier.postprocess.rollup import Fence
+    from megaclassifier.postprocess.rollup import RollupFence
 
     geofence = read_geofence(read_release(path).geofence if path.is_dir() else path)
-    return Fence(geofence, country, admin1_region)
+    return RollupFence(geofence, country, admin1_region)

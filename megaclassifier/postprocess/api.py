@@ -32,7 +32,7 @@ from megaclassifier.postprocess.geofence import Geofence
 from megaclassifier.postprocess.groups import Changes, Group, GroupSmoother, apply_changes
 from megaclassifier.postprocess.options import DEFAULT_RESTRICT_SEMANTICS, DEFAULT_ROLLUP_SEMANTICS, SmoothOptions
 from megaclassifier.postprocess.restrict import Restriction, read_taxa_list
-from megaclassifier.postprocess.rollup import Fence, Rollup
+from megaclassifier.postprocess.rollup import Rollup, RollupFence
 from megaclassifier.postprocess.sequences import Sequences, normalise, sequences_from_cct, sequences_from_exif
 from megaclassifier.postprocess.videos import VideoSummary, record_step, video_summarizer
 
@@ -282,7 +282,7 @@ def rollup_results(
     threshold: float,
     *,
     semantics: str = DEFAULT_ROLLUP_SEMANTICS,
-    fence: Fence | None = None,
+    fence: RollupFence | None = None,
     taxonomy: str | Path | None = None,
     source: str = "<results>",
 ) -> PostprocessSummary:
@@ -305,7 +305,7 @@ def rollup_file(
     *,
     threshold: float,
     semantics: str = DEFAULT_ROLLUP_SEMANTICS,
-    fence: Fence | None = None,
+    fence: RollupFence | None = None,
     taxonomy: str | Path | None = None,
 ) -> PostprocessSummary:
     """Roll up a results file into a new one (streamed; see :func:`rollup_results`)."""
@@ -324,7 +324,7 @@ def _rollup(results: Results, table: ClassTable, rollup: Rollup, sink: Sink) -> 
 
 
 def _rollup_record(
-    summary: PostprocessSummary, threshold: float, semantics: str, fence: Fence | None
+    summary: PostprocessSummary, threshold: float, semantics: str, fence: RollupFence | None
 ) -> dict[str, Any]:
     record: dict[str, Any] = {"step": "rollup", "semantics": semantics, "threshold": threshold}
     if fence is not None:

@@ -130,7 +130,7 @@ def speciesnet_fence(
 
 
 @dataclass(frozen=True)
-class Fence:
+class RollupFence:
     """Where the images are, for ``rollup --country``: the release's geofence rules, country and region."""
 
     geofence: dict[str, dict[str, Any]]
@@ -149,13 +149,15 @@ class Rollup:
     Attributes:
         threshold: the score a taxon's sum must pass.
         semantics: the rules (:data:`SEMANTICS`).
-        fence: the geofence (``--country``), or None.
+        fence: the geofence (``--country``), or None (``megaclassifier`` has none: it is ignored there).
         by_level: detections relabelled at each level.
     """
 
     def __init__(
-        self, table: ClassTable, threshold: float, semantics: str = DEFAULT_SEMANTICS, fence: Fence | None = None
+        self, table: ClassTable, threshold: float, semantics: str = DEFAULT_SEMANTICS, fence: RollupFence | None = None
     ) -> None:
+        if semantics not in SEMANTICS:
+            raise ValueError(f"unknown roll-up semantics {semantics!r}; expected one of {', '.join(SEMANTICS)}")
         self.table = table
         self.taxa = table.require_taxonomy("rollup")
         self.threshold = threshold
