@@ -7,25 +7,22 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
+from megaclassifier.cli.model_options import engine_options, geofence_options, model_argument, refuse_speciesnet_flags
+from megaclassifier.cli.option_types import FOLDER, INPUT_FILE, OUTPUT_FILE
 from megaclassifier.cli.options import (
     COMMAND_SETTINGS,
-    FOLDER,
-    INPUT_FILE,
-    OUTPUT_FILE,
     categories_option,
-    check_video_summary,
     crop_options,
-    engine_options,
-    geofence_options,
     logdir_option,
     merge_info_options,
-    model_argument,
-    refuse_speciesnet_flags,
     restart_option,
-    smooth_settings,
-    smoothing_options,
     target_mapping_option,
     taxonomy_option,
+)
+from megaclassifier.cli.postprocess_options import (
+    check_video_summary,
+    smooth_settings,
+    smoothing_options,
     video_summary_options,
 )
 

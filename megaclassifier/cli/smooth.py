@@ -8,12 +8,11 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import summary
-from megaclassifier.cli.options import (
+from megaclassifier.cli.options import images_dir_option, taxonomy_option
+from megaclassifier.cli.postprocess_options import (
     check_video_summary,
-    images_dir_option,
     smooth_settings,
     smoothing_options,
-    taxonomy_option,
     video_summary_options,
 )
 from megaclassifier.postprocess.options import SmoothOptions
