@@ -446,6 +446,31 @@ def test_run_with_country(release: Path, photos: PhotoSet, tmp_path: Path) -> No
     assert (step["step"], step["country"], step["admin1_region"]) == ("geofence", "GBR", None)
 
 
+def test_run_checks_each_image_once_with_the_geofence_and_smoothing(
+    release: Path, photos: PhotoSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detections file's images are checked when it is read, not again by the geofence and smoothing."""
+    from megaclassifier.formats import detections, detections_stream
+
+    checked: list[str] = []
+    real = detections.check_image
+
+    def counting(i: int, image: Any, path: Any) -> None:
+        checked.append(image["file"])
+        real(i, image, path)
+
+    monkeypatch.setattr(detections, "check_image", counting)
+    monkeypatch.setattr(detections_stream, "detections_check_image", counting)
+    out = tmp_path / "out.json"
+    result = invoke("run", photos.detections, release, "--images-dir", photos.images, "--output-json", out,
+                    "--country", "gbr", "--smooth", "image", "--num-workers", 0)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files = [image["file"] for image in json.loads(photos.detections.read_text())["images"]]
+    steps = [s["step"] for s in json.loads(out.read_text())["info"]["classification_postprocessing"]]
+    assert steps == ["geofence", "smooth"]
+    assert sorted(checked) == sorted(files)  # each image once
+
+
 # --- the registry and download ---------------------------------------------------------------------
 
 PUBLISHED = "speciesnet-v4.0.2a"
