@@ -35,7 +35,8 @@ from megaclassifier.errors import DownloadError, ModelError
 from megaclassifier.formats.naming import parse_crop_filename
 from megaclassifier.models.download import download_model
 from megaclassifier.models.loading import SPECIESNET, load_model
-from megaclassifier.models.registry import KNOWN_MODELS, categories_for, resolve_model
+from megaclassifier.models.registry import KNOWN_MODELS, resolve_model
+from megaclassifier.models.resolved import categories_for
 from megaclassifier.models.speciesnet import (
     SPECIESNET_PREPROCESSING,
     common_name,
