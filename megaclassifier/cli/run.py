@@ -77,7 +77,8 @@ class ShardType(click.ParamType):
     show_default=True,
     help="Who decodes the photos: CPU worker processes (Pillow), the GPU (torchvision's batched decode_jpeg "
     "on the torch engine's device; files it cannot take fall back to the CPU), or both (hybrid). "
-    "auto: gpu when the model runs with torch on CUDA, else cpu.",
+    "auto: gpu when the model runs with torch on CUDA, else cpu. Under --ray the cluster's CPU tasks decode "
+    "(gpu and hybrid are refused).",
 )
 @click.option(
     "--jpeg-roundtrip/--no-jpeg-roundtrip",
