@@ -29,7 +29,8 @@ from helpers import invoke, read_csv, write_json
 from PIL import Image
 from speciesnet_data import ANIMAL, EXTRA_TAXA, GEOFENCE, LABELS, build_release
 
-from megaclassifier.crop.core import CutOptions, PlannedCrop, cut_image
+from megaclassifier.crop.core import CutOptions, PlannedCrop
+from megaclassifier.crop.cut import cut_image
 from megaclassifier.crop.geometry import CropBox, full_image_box, speciesnet_box
 from megaclassifier.errors import DownloadError, ModelError
 from megaclassifier.formats.naming import parse_crop_filename
