@@ -1,6 +1,6 @@
 """An option that two commands share is the same option: one type, one default, one help text.
 
-The shared options come from ``megaclassifier.cli.options``; this test keeps
+The shared options come from ``megaclassifier.cli.options`` and its sibling option modules; this test keeps
 new commands from re-declaring them with a drifted default or help. Where the
 reference scripts gave one flag two meanings, the exception is listed with why.
 """

@@ -121,7 +121,7 @@ def test_learn_mapping_maps_imagenets_elephants_to_elephant(project: Path) -> No
 
 
 def test_train_head_beats_chance_and_loads_as_a_model(project: Path) -> None:
-    from megaclassifier.models.registry import categories_for
+    from megaclassifier.models.resolved import categories_for
 
     invoke("crop", project / "md.json", project / "crops", "--images-dir", project / "photos", "--square-crops",
            "--threshold", "0.15", "--logdir", project)  # fmt: skip

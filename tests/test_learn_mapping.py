@@ -109,7 +109,7 @@ def _features(tmp_path: Path, n: int = 40) -> tuple[Path, Path, np.ndarray]:
 def test_train_head_puts_the_fitted_layer_on_the_backbone(tmp_path: Path, tiny_model: Path) -> None:
     import torch
 
-    from megaclassifier.models.registry import categories_for
+    from megaclassifier.models.resolved import categories_for
 
     features, gt, _ = _features(tmp_path)
     summary = train_head(features, gt, tmp_path / "head.pt", backbone=tiny_model, holdout_by="folder", holdout=["cam1"])

@@ -49,14 +49,14 @@ def key(file: str, index: int) -> str:
 
 @pytest.fixture
 def logs() -> list[str]:
-    """``LEVEL: message`` lines logged by the merge module (whatever the CLI set up)."""
+    """``LEVEL: message`` lines logged by the merge modules (whatever the CLI set up)."""
     messages: list[str] = []
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             messages.append(f"{record.levelname}: {record.getMessage()}")
 
-    logger = logging.getLogger("megaclassifier.merge.merge")
+    logger = logging.getLogger("megaclassifier.merge")
     handler = Collect(level=logging.DEBUG)
     old_level = logger.level
     logger.addHandler(handler)

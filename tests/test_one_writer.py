@@ -1,4 +1,4 @@
-"""Issue 19: two ``run``s (or two ``classify``s) started on one output: the second refuses, the first is whole.
+"""Issue 19: two `run`s, `classify`s or `features` started on one output: the second refuses, the first is whole.
 
 The first is started in a subprocess; as soon as it holds the output's lock, a second
 command on the same output (with the same model, or another) stops at once with one line
@@ -88,3 +88,23 @@ def test_a_second_classify_on_one_output_refuses(workload, tiny_model, b0_torchs
     second_refuses(classify_args(crops, tiny_model, out), second, out / "probs.csv", tmp_path)
     assert (out / "probs.csv").read_bytes() == (clean / "probs.csv").read_bytes()
     assert sorted(p.name for p in out.iterdir()) == ["probs.csv"]
+
+
+def features_args(crops: Path, model: Path, out: Path, size: str = "32") -> list[object]:
+    return ["features", model, crops, out / "features.csv", "--image-size", size, "--batch-size", "4",
+            "--num-workers", "0"]  # fmt: skip
+
+
+def test_a_second_features_on_one_output_refuses(workload, tiny_model, tmp_path):
+    from megaclassifier.crop import crop_detections
+
+    crops = tmp_path / "crops"
+    crop_detections(
+        workload.detections, crops, images_dir=workload.images, square_crops=True, threshold=0.15, logdir=tmp_path
+    )
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    assert invoke(*features_args(crops, tiny_model, clean)).exit_code == 0
+    second_refuses(features_args(crops, tiny_model, out), features_args(crops, tiny_model, out), out / "features.csv",
+                   tmp_path)  # fmt: skip
+    assert (out / "features.csv").read_bytes() == (clean / "features.csv").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["features.csv"]

@@ -262,6 +262,18 @@ def test_without_ray_installed(inputs: RunInputs, tmp_path: Path, monkeypatch: p
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, no progress file, no log
 
 
+@pytest.mark.parametrize("decoder", ["gpu", "hybrid"])
+def test_a_gpu_decoder_under_ray_is_refused(inputs: RunInputs, tmp_path: Path, decoder: str) -> None:
+    pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install 'megaclassifier[ray]')")
+    result = invoke(*run_args(inputs, tmp_path, "--ray", "--decoder", decoder))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: --decoder {decoder} decodes on this machine's GPU; under --ray the images are decoded by CPU tasks "
+        "on the cluster: use --decoder cpu or auto\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # refused before any work: no output, journal or log
+
+
 def test_run_help_does_not_import_ray() -> None:
     code = (
         "import sys\n"

@@ -27,13 +27,15 @@ from helpers import invoke, read_csv, speciesnet_module, write_json
 from PIL import Image
 from speciesnet_data import ANIMAL, EXTRA_TAXA, GEOFENCE, LABELS, build_release
 
-from megaclassifier.crop.core import CutOptions, PlannedCrop, cut_image
+from megaclassifier.crop.core import CutOptions, PlannedCrop
+from megaclassifier.crop.cut import cut_image
 from megaclassifier.crop.geometry import CropBox, full_image_box, speciesnet_box
 from megaclassifier.errors import DownloadError, ModelError
 from megaclassifier.formats.naming import parse_crop_filename
 from megaclassifier.models.download import download_model
 from megaclassifier.models.loading import SPECIESNET, load_model
-from megaclassifier.models.registry import KNOWN_MODELS, categories_for, resolve_model
+from megaclassifier.models.registry import KNOWN_MODELS, resolve_model
+from megaclassifier.models.resolved import categories_for
 from megaclassifier.models.speciesnet import (
     SPECIESNET_PREPROCESSING,
     common_name,
@@ -426,6 +428,31 @@ def test_run_with_country(release: Path, photos: PhotoSet, tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     step = json.loads(out.read_text())["info"]["classification_postprocessing"][0]
     assert (step["step"], step["country"], step["admin1_region"]) == ("geofence", "GBR", None)
+
+
+def test_run_checks_each_image_once_with_the_geofence_and_smoothing(
+    release: Path, photos: PhotoSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detections file's images are checked when it is read, not again by the geofence and smoothing."""
+    from megaclassifier.formats import detections, detections_stream
+
+    checked: list[str] = []
+    real = detections.check_image
+
+    def counting(i: int, image: Any, path: Any) -> None:
+        checked.append(image["file"])
+        real(i, image, path)
+
+    monkeypatch.setattr(detections, "check_image", counting)
+    monkeypatch.setattr(detections_stream, "detections_check_image", counting)
+    out = tmp_path / "out.json"
+    result = invoke("run", photos.detections, release, "--images-dir", photos.images, "--output-json", out,
+                    "--country", "gbr", "--smooth", "image", "--num-workers", 0)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files = [image["file"] for image in json.loads(photos.detections.read_text())["images"]]
+    steps = [s["step"] for s in json.loads(out.read_text())["info"]["classification_postprocessing"]]
+    assert steps == ["geofence", "smooth"]
+    assert sorted(checked) == sorted(files)  # each image once
 
 
 # --- the registry and download ---------------------------------------------------------------------

@@ -28,7 +28,8 @@ from video_data import CODECS, FRAMES_PROCESSED, photo_of_frame, still_index, vi
 
 import megaclassifier
 from megaclassifier.cli import cli
-from megaclassifier.crop.core import CutOptions, PlannedCrop, cut_image
+from megaclassifier.crop.core import CutOptions, PlannedCrop
+from megaclassifier.crop.cut import cut_image
 from megaclassifier.crop.video import MISSING_PYAV, SEEK_GAP, VideoError, decoded_frames
 from megaclassifier.formats.videos import frame_problem, is_video_entry, is_video_file
 

@@ -41,6 +41,7 @@ from megaclassifier.engines import open_engine
 from megaclassifier.engines.base import Pending
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.formats.atomic import atomic_path
+from megaclassifier.formats.lock import output_lock
 from megaclassifier.formats.outputs import check_writable
 from megaclassifier.formats.probabilities import ProbabilityCsvWriter
 from megaclassifier.models.resolved import resolve
@@ -162,6 +163,27 @@ def extract_features(
     if not output.name.lower().endswith(FEATURE_SUFFIXES):
         raise MegaClassifierError(f"{output}: the output must end in .npz, .csv or .csv.gz")
     check_writable(output)
+    with output_lock(output):  # one writer: a second features on this output stops here, naming the first
+        return _extract(checkpoint, crops_dir, output, start, detections_json=detections_json, image_size=image_size,
+                        batch_size=batch_size, num_workers=num_workers, device=device, precision=precision,
+                        arch=arch, progress=progress)  # fmt: skip
+
+
+def _extract(
+    checkpoint: str | Path,
+    crops_dir: str | Path,
+    output: Path,
+    start: float,
+    *,
+    detections_json: str | Path | None,
+    image_size: int | None,
+    batch_size: int,
+    num_workers: int | None,
+    device: str,
+    precision: str,
+    arch: str | None,
+    progress: bool,
+) -> FeatureSummary:
     crops = discover_crops(crops_dir, detections_json=detections_json)
     engine = open_engine(
         resolve(checkpoint, role="checkpoint"),

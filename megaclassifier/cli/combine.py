@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from megaclassifier.cli._common import summary
-from megaclassifier.cli.options import COMMAND_SETTINGS, INPUT_FILE, OUTPUT_FILE
+from megaclassifier.cli.option_types import INPUT_FILE, OUTPUT_FILE
+from megaclassifier.cli.options import COMMAND_SETTINGS
 
 
 @click.command(context_settings=COMMAND_SETTINGS)

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.cli.options import COMMAND_SETTINGS, INPUT_FILE, crop_options, logdir_option
+from megaclassifier.cli.option_types import INPUT_FILE
+from megaclassifier.cli.options import COMMAND_SETTINGS, crop_options, logdir_option
 
 
 @click.command(context_settings=COMMAND_SETTINGS)

@@ -8,13 +8,11 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import summary
+from megaclassifier.cli.evaluation_options import evaluation_rules_options, labels_options
+from megaclassifier.cli.option_types import INPUT_FILE, OUTPUT_FILE
 from megaclassifier.cli.options import (
     COMMAND_SETTINGS,
-    INPUT_FILE,
-    OUTPUT_FILE,
-    evaluation_rules_options,
     images_dir_option,
-    labels_options,
     target_mapping_option,
     taxonomy_option,
     thumbnail_workers_option,

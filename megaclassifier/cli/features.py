@@ -8,13 +8,9 @@ from typing import Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.cli.options import (
-    COMMAND_SETTINGS,
-    OUTPUT_FILE,
-    crop_reader_options,
-    model_argument,
-    refuse_speciesnet_flags,
-)
+from megaclassifier.cli.model_options import crop_reader_options, model_argument, refuse_speciesnet_flags
+from megaclassifier.cli.option_types import OUTPUT_FILE
+from megaclassifier.cli.options import COMMAND_SETTINGS
 
 
 def _output_argument(ctx: click.Context, param: click.Parameter, value: Path) -> Path:

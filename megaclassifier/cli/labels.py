@@ -8,7 +8,8 @@ import click
 
 from megaclassifier import labels as label_tools
 from megaclassifier.cli._common import summary
-from megaclassifier.cli.options import INPUT_FILE, OUTPUT_FILE, target_mapping_option
+from megaclassifier.cli.option_types import INPUT_FILE, OUTPUT_FILE
+from megaclassifier.cli.options import target_mapping_option
 
 
 @click.command("csv-to-json")

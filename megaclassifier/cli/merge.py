@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.cli.options import INPUT_FILE, merge_info_options, taxonomy_option
+from megaclassifier.cli.option_types import INPUT_FILE
+from megaclassifier.cli.options import merge_info_options, taxonomy_option
 
 _DATASETS_FLAGS = ("-d", "--datasets")
 

@@ -7,25 +7,22 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
+from megaclassifier.cli.model_options import engine_options, geofence_options, model_argument, refuse_speciesnet_flags
+from megaclassifier.cli.option_types import FOLDER, INPUT_FILE, OUTPUT_FILE
 from megaclassifier.cli.options import (
     COMMAND_SETTINGS,
-    FOLDER,
-    INPUT_FILE,
-    OUTPUT_FILE,
     categories_option,
-    check_video_summary,
     crop_options,
-    engine_options,
-    geofence_options,
     logdir_option,
     merge_info_options,
-    model_argument,
-    refuse_speciesnet_flags,
     restart_option,
-    smooth_settings,
-    smoothing_options,
     target_mapping_option,
     taxonomy_option,
+)
+from megaclassifier.cli.postprocess_options import (
+    check_video_summary,
+    smooth_settings,
+    smoothing_options,
     video_summary_options,
 )
 
@@ -80,7 +77,8 @@ class ShardType(click.ParamType):
     show_default=True,
     help="Who decodes the photos: CPU worker processes (Pillow), the GPU (torchvision's batched decode_jpeg "
     "on the torch engine's device; files it cannot take fall back to the CPU), or both (hybrid). "
-    "auto: gpu when the model runs with torch on CUDA, else cpu.",
+    "auto: gpu when the model runs with torch on CUDA, else cpu. Under --ray the cluster's CPU tasks decode "
+    "(gpu and hybrid are refused).",
 )
 @click.option(
     "--jpeg-roundtrip/--no-jpeg-roundtrip",

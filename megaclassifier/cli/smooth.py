@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from megaclassifier.cli._common import summary
-from megaclassifier.cli.options import (
+from megaclassifier.cli.model_options import geofence_options
+from megaclassifier.cli.options import images_dir_option, taxonomy_option
+from megaclassifier.cli.postprocess_options import (
     check_video_summary,
-    geofence_options,
-    images_dir_option,
     smooth_settings,
     smoothing_options,
-    taxonomy_option,
     video_summary_options,
 )
 from megaclassifier.postprocess.options import (

@@ -139,6 +139,11 @@ class RayExecutor:
 
     def open_classifier(self, model: ResolvedModel, options: RunOptions) -> Classifier:
         _import_ray()  # before the model is loaded: without Ray, say so at once
+        if options.decoder in ("gpu", "hybrid"):  # Ray's decoding tasks run Pillow on the nodes' CPUs
+            raise MegaClassifierError(
+                f"--decoder {options.decoder} decodes on this machine's GPU; under --ray the images are decoded "
+                "by CPU tasks on the cluster: use --decoder cpu or auto"
+            )
         return _check_classifier(model, options)
 
     @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """The crop core: the one way ``crop`` and ``run`` cut the boxes of an image.
 
-For one image and its planned crops, :func:`cut_image` loads the image once
+For one image and its planned crops, :func:`~megaclassifier.crop.cut.cut_image` loads the image once
 (:func:`~megaclassifier.images.loading.load_image`: EXIF rotation, RGB, truncated
 files, container URLs), cuts each box with the reference geometry
 (:mod:`megaclassifier.crop.geometry`), and, as asked by :class:`CutOptions`:
@@ -14,7 +14,9 @@ So ``run --save-crops`` writes the same bytes as ``crop`` by construction. An
 image that cannot be loaded, or a crop that cannot be cut or written, is the
 image's recorded failure, never an exception. A video entry goes to
 :func:`megaclassifier.crop.video.cut_video`, which decodes the frames that hold
-a box and cuts each frame with :func:`cut_source`, the same code.
+a box and cuts each frame with :func:`cut_source`, the same code. This module holds the
+cutting (:func:`cut_source`) and what it works on; :mod:`megaclassifier.crop.cut` the entry,
+so that the video module sits between them and imports point down.
 """
 
 from __future__ import annotations
@@ -29,11 +31,9 @@ from typing import Generic, TypeVar
 from PIL import Image
 
 from megaclassifier.constants import CROP_JPEG_QUALITY, DEFAULT_TIMEOUT
-from megaclassifier.crop.draft import draft_for
 from megaclassifier.crop.geometry import CropBox, box_for, extract_crop, reduce_box
 from megaclassifier.formats.atomic import write_bytes_atomic
-from megaclassifier.formats.videos import is_video_file
-from megaclassifier.images.loading import Draft, ImageLoadError, SourceImage, load_image
+from megaclassifier.images.loading import SourceImage
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class CutOptions:
 
 @dataclass
 class CutImage(Generic[T]):
-    """What :func:`cut_image` did with one image.
+    """What :func:`~megaclassifier.crop.cut.cut_image` did with one image.
 
     Attributes:
         file: the image's ``file`` entry.
@@ -135,50 +135,6 @@ def save_crop(crop: PlannedCrop, data: bytes) -> None:
     write_bytes_atomic(crop.path, data, root=crop.root)
 
 
-def cut_image(
-    file: str,
-    crops: Sequence[PlannedCrop],
-    options: CutOptions,
-    convert: Callable[[Image.Image], T] | None = None,
-) -> CutImage[T]:
-    """Load one image and cut, encode, write and convert its crops as ``options`` say.
-
-    Args:
-        file: the image's ``file`` entry in the results.
-        crops: its planned crops.
-        options: where the image is and what to do with each crop.
-        convert: applied to each crop (decoded from its JPEG bytes with ``jpeg_roundtrip``).
-
-    Returns:
-        The crops cut, and the image's counts, warnings and failure. After a failure
-        ``crops`` is empty; files already written stay (they are complete).
-    """
-    if is_video_file(file) or any(crop.frame is not None for crop in crops):
-        from megaclassifier.crop.video import cut_video
-
-        return cut_video(file, crops, options, convert)
-    result: CutImage[T] = CutImage(file, planned=len(crops))
-    try:
-        loaded = load_image(
-            file,
-            images_dir=options.images_dir,
-            container_url=options.container_url,
-            save_full_images=options.save_full_images,
-            timeout=options.timeout,
-            allow_outside_images_dir=options.allow_outside_images_dir,
-            draft=_draft(crops, options),
-        )
-    except ImageLoadError as e:
-        result.failure = str(e)
-        return result
-    result.downloaded, result.warnings = loaded.downloaded, loaded.warnings
-    try:
-        cut_source(loaded.image, crops, options, convert, result)
-    finally:
-        loaded.image.close()
-    return result
-
-
 def cut_source(
     image: SourceImage,
     crops: Sequence[PlannedCrop],
@@ -210,13 +166,6 @@ def cut_source(
     except OSError as e:
         result.failure = f"cannot crop: {e}"
         result.crops.clear()
-
-
-def _draft(crops: Sequence[PlannedCrop], options: CutOptions) -> Draft | None:
-    """The JPEG draft hook for ``options.min_side``, or None to decode at full size."""
-    if options.min_side <= 0 or options.write_crops or options.geometry != "reference":
-        return None  # SpeciesNet's profile resizes from the full-size crop: no draft there
-    return draft_for([crop.bbox for crop in crops], options.min_side, square=options.square_crops)
 
 
 def _cut_one(

@@ -40,7 +40,8 @@ from typing import Any
 from PIL import Image
 
 from megaclassifier.constants import ANIMAL_CATEGORY, DEFAULT_TIMEOUT, UNKNOWN_DETECTOR
-from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_image
+from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
+from megaclassifier.crop.cut import cut_image
 from megaclassifier.crop.geometry import box_problem
 from megaclassifier.errors import InputFileError, MegaClassifierError, NothingWorkedError
 from megaclassifier.formats.atomic import write_json_unique

@@ -77,7 +77,7 @@ def cut_video(
     Args:
         file: the video's ``file`` entry in the results.
         crops: its planned crops, each with its ``frame``.
-        options: where the video is and what to do with each crop (as :func:`~megaclassifier.crop.core.cut_image`).
+        options: where the video is and what to do with each crop (as :func:`~megaclassifier.crop.cut.cut_image`).
         convert: applied to each crop.
 
     Returns:

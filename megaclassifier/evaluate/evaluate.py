@@ -21,13 +21,14 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.evaluate.holdout import DEFAULT_HOLDOUT_FRACTION, split_keys
 from megaclassifier.evaluate.labels import Labels, read_labels
 from megaclassifier.evaluate.metrics import Scores, score, write_heatmap, write_matrix, write_per_class
+from megaclassifier.evaluate.results import Entity, EvaluationSummary, VariantResult
 from megaclassifier.evaluate.rules import Namer, Rules, Vote
 from megaclassifier.evaluate.scan import Scan, read_header_classes, scan_results
 from megaclassifier.formats.atomic import atomic_output, write_json_atomic
@@ -39,40 +40,6 @@ logger = logging.getLogger(__name__)
 
 #: Labels shown per warning message.
 _SHOWN = 3
-
-
-@dataclass(frozen=True)
-class Entity:
-    """One labelled image, crop or sequence, and what each variant predicts for it."""
-
-    key: str
-    file: str
-    detection: int | None
-    label: str
-    predicted: tuple[str, ...]
-    scores: tuple[float, ...]
-
-
-@dataclass
-class VariantResult:
-    """One variant's scores at each level (``image``, ``sequence``)."""
-
-    name: str
-    results: Path
-    levels: dict[str, Scores] = field(default_factory=dict)
-
-
-@dataclass
-class EvaluationSummary:
-    """What ``evaluate`` did."""
-
-    out_dir: Path
-    variants: list[VariantResult]
-    entities: int = 0
-    sequences: int = 0
-    held_out: bool = False
-    warnings: Counter[str] = field(default_factory=Counter)
-    page: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from megaclassifier.report.html import page
 from megaclassifier.report.thumbs import plan_jobs, preview_name, run_jobs, thumb_name
 
 if TYPE_CHECKING:
-    from megaclassifier.evaluate.evaluate import Entity, EvaluationSummary
+    from megaclassifier.evaluate.results import Entity, EvaluationSummary
     from megaclassifier.evaluate.scan import Scan
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import atomic_path
+from megaclassifier.formats.detections import DetectionResults
 from megaclassifier.formats.detections import check_image as detections_check_image
 from megaclassifier.formats.json_input import SlowPathNeeded, json_events, json_items
 
@@ -30,9 +31,18 @@ _HINT = "; is this a MegaDetector output file?"
 
 
 class InMemoryResults:
-    """A loaded results dict; ``header`` is the dict itself and is edited in place."""
+    """A loaded results dict; ``header`` is the dict itself and is edited in place.
 
-    def __init__(self, data: dict[str, Any], source: str = "<results>") -> None:
+    A :class:`~megaclassifier.formats.detections.DetectionResults` (``load_detections`` checked
+    its images when it read them) is taken as it is: its images are not checked again, only
+    the ``classifications`` added since. A plain dict's images are checked as they are read.
+    """
+
+    def __init__(self, data: dict[str, Any] | DetectionResults, source: str = "<results>") -> None:
+        self.checked = isinstance(data, DetectionResults)
+        if isinstance(data, DetectionResults):
+            source = str(data.path)
+            data = data.data
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
             raise InputFileError(source, f'no "images" list{_HINT}')
         self.header = data
@@ -40,8 +50,9 @@ class InMemoryResults:
 
     def images(self) -> Iterator[dict[str, Any]]:
         """The images, in order (edits are kept)."""
+        check = check_classifications if self.checked else check_image
         for i, image in enumerate(self.header["images"]):
-            check_image(i, image, self.source)
+            check(i, image, self.source)
             yield image
 
     def files(self) -> Iterator[str]:
@@ -180,6 +191,11 @@ def check_image(i: int, image: Any, path: str | Path) -> None:
     That is :func:`~megaclassifier.formats.detections.check_image`, and well-formed ``classifications``.
     """
     detections_check_image(i, image, path)
+    check_classifications(i, image, path)
+
+
+def check_classifications(i: int, image: dict[str, Any], path: str | Path) -> None:
+    """Check that each detection's ``classifications`` (when present) are well formed."""
     for j, det in enumerate(image.get("detections") or []):
         classes = det.get("classifications")
         if classes is not None and not (

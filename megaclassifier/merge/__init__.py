@@ -8,21 +8,17 @@ results, then ``info``. :func:`merge_probabilities` takes probability rows
 instead, for library callers.
 """
 
-from megaclassifier.merge.merge import (
-    LABEL_ID_OFFSET,
-    MIN_FORMAT_VERSION,
+from megaclassifier.merge.attach import (
     AttachCounts,
     Classifications,
     CropRef,
-    MergeSummary,
     attach_classifications,
     classification_list,
-    merge_classifications,
-    merge_probabilities,
-    merge_rows,
     round_confidence,
-    set_classifier_info,
 )
+from megaclassifier.merge.info import MIN_FORMAT_VERSION, set_classifier_info
+from megaclassifier.merge.merge import LABEL_ID_OFFSET, merge_classifications
+from megaclassifier.merge.rows import MergeSummary, merge_probabilities, merge_rows
 
 __all__ = [
     "LABEL_ID_OFFSET",

@@ -2,7 +2,7 @@
 
 * :mod:`.registry` knows the published models (files, image size), where they
   are downloaded to, and turns a model name or path into the file to load;
-  :func:`~.registry.categories_for` finds a model's class names.
+  :func:`~.resolved.categories_for` finds a model's class names.
 * :mod:`.download` fetches a published model's files (``megaclassifier download``).
 * :mod:`.loading` loads a TorchScript file or an EfficientNet checkpoint.
 
@@ -14,12 +14,12 @@ from megaclassifier.models.loading import ARCHITECTURES, LoadedModel, load_model
 from megaclassifier.models.registry import (
     KNOWN_MODELS,
     KnownModel,
-    categories_for,
     default_model_dir,
     known_model,
     resolve_model,
     user_cache_dir,
 )
+from megaclassifier.models.resolved import categories_for
 
 __all__ = [
     "ARCHITECTURES",

@@ -29,15 +29,9 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from megaclassifier.errors import ModelError
-from megaclassifier.formats.probabilities import load_label_index
 from megaclassifier.models.speciesnet import is_release
-
-if TYPE_CHECKING:
-    from megaclassifier.models.resolved import ResolvedModel
-    from megaclassifier.models.speciesnet import SpeciesNetRelease
 
 logger = logging.getLogger(__name__)
 
@@ -192,33 +186,3 @@ def resolve_model(model: str | Path, *, role: str = "model") -> Path:
             f"{known.name}: not downloaded ({path} is missing); run `megaclassifier download {known.name}` first"
         )
     return path
-
-
-def release_for(model: str | Path | ResolvedModel) -> SpeciesNetRelease | None:
-    """The SpeciesNet release ``model`` names (a folder with ``info.json``, or a published release), or None.
-
-    Raises:
-        ModelError: a release that is not downloaded, or whose ``info.json`` is unusable.
-    """
-    from megaclassifier.models.resolved import resolve
-
-    return resolve(model).release
-
-
-def categories_for(model: str | Path | ResolvedModel, classifier_categories: str | Path | None) -> list[str] | None:
-    """The class names of ``model``: from ``classifier_categories`` when given, else the model's own.
-
-    A model's own names are those a ``train-head`` model carries, a release's labels, or a published model's
-    categories file (:meth:`~megaclassifier.models.resolved.ResolvedModel.class_names`).
-
-    Returns:
-        The names in index order, or None when neither is there (the caller names them ``0``..``N-1``).
-
-    Raises:
-        InputFileError: the categories file is unusable.
-    """
-    if classifier_categories is not None:
-        return load_label_index(classifier_categories)
-    from megaclassifier.models.resolved import resolve
-
-    return resolve(model).class_names(None)

@@ -138,3 +138,29 @@ def resolve(model: str | Path | ResolvedModel, *, role: str = "model") -> Resolv
     path = resolve_model(model, role=role)
     release = read_release(path) if names_release(model) else None
     return ResolvedModel(str(model), path, role, known_model(model), release)
+
+
+def release_for(model: str | Path | ResolvedModel) -> SpeciesNetRelease | None:
+    """The SpeciesNet release ``model`` names (a folder with ``info.json``, or a published release), or None.
+
+    Raises:
+        ModelError: a release that is not downloaded, or whose ``info.json`` is unusable.
+    """
+    return resolve(model).release
+
+
+def categories_for(model: str | Path | ResolvedModel, classifier_categories: str | Path | None) -> list[str] | None:
+    """The class names of ``model``: from ``classifier_categories`` when given, else the model's own.
+
+    A model's own names are those a ``train-head`` model carries, a release's labels, or a published model's
+    categories file (:meth:`~megaclassifier.models.resolved.ResolvedModel.class_names`).
+
+    Returns:
+        The names in index order, or None when neither is there (the caller names them ``0``..``N-1``).
+
+    Raises:
+        InputFileError: the categories file is unusable.
+    """
+    if classifier_categories is not None:
+        return load_label_index(classifier_categories)
+    return resolve(model).class_names(None)

@@ -26,6 +26,7 @@ from typing import Any
 
 from megaclassifier import __version__
 from megaclassifier.errors import InputFileError, MegaClassifierError
+from megaclassifier.formats.detections import DetectionResults
 from megaclassifier.formats.detections_stream import InMemoryResults, StreamedResults, results_writer
 from megaclassifier.postprocess.classes import ClassTable
 from megaclassifier.postprocess.geofence import Geofence
@@ -124,16 +125,18 @@ def _discard(image: dict[str, Any]) -> None:
 
 
 def smooth_results(
-    data: dict[str, Any],
+    data: dict[str, Any] | DetectionResults,
     options: SmoothOptions | None = None,
     *,
     taxonomy: str | Path | None = None,
     source: str = "<results>",
 ) -> PostprocessSummary:
-    """Smooth a loaded results dict in place.
+    """Smooth loaded results in place.
 
     Args:
-        data: MegaDetector results with classifications.
+        data: MegaDetector results with classifications: a dict, or a loaded
+            :class:`~megaclassifier.formats.detections.DetectionResults`, whose images are not
+            checked again.
         options: what to do (MegaDetector's defaults when None).
         taxonomy: ``--taxonomy FILE`` used when ``data`` has no descriptions.
         source: the name used in messages.
@@ -143,7 +146,7 @@ def smooth_results(
         TaxonomyNeededError: ``options.rollup`` without a taxonomy.
     """
     results = InMemoryResults(data, source)
-    table = ClassTable.from_header(data, source, taxonomy)
+    table = ClassTable.from_header(results.header, results.source, taxonomy)
     summary = _smooth(results, table, options or SmoothOptions(), _discard)
     _finish(results.header, table, summary, _smooth_record(summary, options or SmoothOptions()))
     return summary
@@ -390,7 +393,7 @@ def _restrict_record(summary: PostprocessSummary, taxa_list: str | Path, semanti
 
 
 def geofence_results(
-    data: dict[str, Any],
+    data: dict[str, Any] | DetectionResults,
     *,
     geofence: dict[str, dict[str, Any]],
     taxonomy_map: dict[str, str],
@@ -401,10 +404,11 @@ def geofence_results(
     """Move fenced-out detections of a loaded results dict to their nearest allowed ancestor (see :mod:`.geofence`).
 
     The classes' ``classification_category_descriptions`` must be SpeciesNet labels (``run`` with a
-    SpeciesNet release writes them).
+    SpeciesNet release writes them). A loaded ``DetectionResults``'s images are not checked again.
     """
     results = InMemoryResults(data, source)
-    table = ClassTable.from_header(data, source)
+    data = results.header
+    table = ClassTable.from_header(data, results.source)
     labels = {str(k): v for k, v in (data.get("classification_category_descriptions") or {}).items()}
     fence = Geofence(table, labels, geofence=geofence, taxonomy_map=taxonomy_map, country=country,
                      admin1_region=admin1_region)  # fmt: skip

@@ -1,6 +1,6 @@
 """Thumbnails of the report's crops and previews of its images, made by worker processes.
 
-Both are cut by the crop core (:func:`~megaclassifier.crop.core.cut_image`)
+Both are cut by the crop core (:func:`~megaclassifier.crop.cut.cut_image`)
 from the full-size image in MegaDetector's view (EXIF rotation applied), then
 downscaled:
 
@@ -31,7 +31,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from megaclassifier.crop.core import CutOptions, PlannedCrop, cut_image
+from megaclassifier.crop.core import CutOptions, PlannedCrop
+from megaclassifier.crop.cut import cut_image
 from megaclassifier.formats.atomic import write_bytes_atomic
 from megaclassifier.formats.naming import NAME_ERRORS
 from megaclassifier.formats.results_table import DetectionRow

@@ -177,12 +177,11 @@ def geofence(plan: RunPlan, summary: RunSummary) -> None:
     from megaclassifier.postprocess.api import geofence_results
 
     summary.geofenced = geofence_results(
-        plan.results.data,
+        plan.results,  # checked once, when it was read
         geofence=fence.geofence,
         taxonomy_map=fence.taxonomy_map,
         country=fence.country,
         admin1_region=fence.admin1_region,
-        source=str(plan.results.path),
     ).detections_changed
 
 
@@ -192,9 +191,7 @@ def smooth(plan: RunPlan, summary: RunSummary) -> None:
         return
     from megaclassifier.postprocess import smooth_results
 
-    summary.postprocessed = smooth_results(
-        plan.results.data, plan.options.smooth, taxonomy=plan.options.taxonomy, source=str(plan.results.path)
-    )
+    summary.postprocessed = smooth_results(plan.results, plan.options.smooth, taxonomy=plan.options.taxonomy)
 
 
 def video_summary(plan: RunPlan, summary: RunSummary) -> None:

@@ -1,7 +1,7 @@
 """``run``'s decoding side: images in, uint8 model inputs out, on worker processes.
 
 Each worker cuts an image's boxes with the crop core
-(:func:`~megaclassifier.crop.core.cut_image`: the exact ``crop`` geometry,
+(:func:`~megaclassifier.crop.cut.cut_image`: the exact ``crop`` geometry,
 EXIF, the chain's JPEG quality-75 round trip in memory, ``--save-crops``) and
 resizes and centre-crops each crop as ``classify`` does, handing back uint8
 pixels (a quarter of the bytes of the normalised array). At most a few images
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop, cut_image
+from megaclassifier.crop.core import CutImage, CutOptions, PlannedCrop
+from megaclassifier.crop.cut import cut_image
 from megaclassifier.hardware import available_cpus
 from megaclassifier.parallel import bounded_map
 from megaclassifier.preprocess import REFERENCE, Preprocessing, to_pixels

@@ -1,0 +1,200 @@
+"""The model and how to run it, for ``classify``, ``features`` and ``run``: the model argument
+(checked before any work), SpeciesNet's geofence, the engine (size, batching, device,
+precision, backend) and the crop files to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from megaclassifier.cli.option_types import INPUT_FILE, F, apply_options
+from megaclassifier.constants import (
+    BACKENDS,
+    DEFAULT_BATCH_SIZE,
+    DEVICE_HELP,
+    EFFICIENTNET_NATIVE_SIZE,
+    PRECISIONS,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+def _check_model(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from megaclassifier.models.registry import KNOWN_MODELS
+    from megaclassifier.models.resolved import names_release
+
+    if value in KNOWN_MODELS or Path(value).is_file() or names_release(value):
+        return value
+    if Path(value).is_dir():
+        raise click.BadParameter(
+            f"{value!r} is a folder without info.json; expected a model file or a SpeciesNet release folder",
+            ctx,
+            param,
+        )
+    names = ", ".join(KNOWN_MODELS)
+    raise click.BadParameter(f"{value!r} is neither a file nor a published model name ({names})", ctx, param)
+
+
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from megaclassifier.hardware import parse_device
+
+    try:
+        parse_device(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+    return value
+
+
+def model_argument(name: str = "model") -> Callable[[F], F]:
+    """The MODEL argument: a model file, a SpeciesNet release folder or a published model's name."""
+    return click.argument(name, callback=_check_model)
+
+
+#: Options that a SpeciesNet release's own preprocessing replaces.
+NOT_FOR_SPECIESNET = {
+    "image_size": "--image-size",
+    "square_crops": "--square-crops",
+    "jpeg_roundtrip": "--jpeg-roundtrip/--no-jpeg-roundtrip",
+    "arch": "--arch",
+}
+
+
+def refuse_speciesnet_flags(ctx: click.Context, model: str) -> None:
+    """A usage error (exit 2) when MODEL is a SpeciesNet release and an option it replaces was given."""
+    from megaclassifier.models.resolved import names_release
+
+    if not names_release(model):
+        return
+    given = [
+        flag
+        for name, flag in NOT_FOR_SPECIESNET.items()
+        if name in ctx.params and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)}: not for a SpeciesNet release; {model} sets its own preprocessing "
+            "(480 px, SpeciesNet's crops, no JPEG round trip)",
+            ctx,
+        )
+
+
+def _check_country(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 3 or not value.isalpha():
+        raise click.BadParameter(f"{value!r} is not an ISO 3166-1 alpha-3 country code (as USA, KEN)", ctx, param)
+    return value.upper()
+
+
+def _check_region(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 2 or not value.isalnum():
+        raise click.BadParameter(f"{value!r} is not a two-character first-level region code (as CA)", ctx, param)
+    return value.upper()
+
+
+def geofence_options(command: F) -> F:
+    """``--country`` and ``--admin1-region``: a SpeciesNet release's geofence (``run``)."""
+    return apply_options(
+        command,
+        [
+            click.option(
+                "--country",
+                callback=_check_country,
+                help="ISO 3166-1 alpha-3 country of the images: a class a SpeciesNet release's geofence does not "
+                "allow there moves up to its nearest allowed ancestor, as SpeciesNet's ensemble does.",
+            ),
+            click.option(
+                "--admin1-region",
+                callback=_check_region,
+                help="First-level region within --country (ISO 3166-2 suffix, as CA for USA-CA) for the geofence.",
+            ),
+        ],
+    )
+
+
+def engine_options(*, workers_help: str, backend: bool = True) -> Callable[[F], F]:
+    """Input size, batching, device, precision, backend and architecture: ``classify``, ``features``, ``run``.
+
+    ``--num-workers`` reads crop files in ``classify`` and decodes whole photos in ``run``;
+    its help says which (``workers_help``), the rest is shared.
+    """
+
+    def decorator(command: F) -> F:
+        options = [
+            click.option(
+                "--image-size",
+                type=click.IntRange(min=1),
+                help="Input side in pixels. Default: the architecture's native size when it is recognised "
+                "(EfficientNet-B3: 300), else 224.",
+            ),
+            click.option(
+                "--batch-size",
+                type=click.IntRange(min=1),
+                default=DEFAULT_BATCH_SIZE,
+                show_default=True,
+                help="Crops per batch.",
+            ),
+            click.option("--num-workers", type=click.IntRange(min=0), help=workers_help),
+            click.option(
+                "--device",
+                default="auto",
+                show_default=True,
+                callback=_check_device,
+                help=f"{DEVICE_HELP}; auto is CUDA when available.",
+            ),
+            click.option(
+                "--precision",
+                type=click.Choice(PRECISIONS),
+                default="fp32",
+                show_default=True,
+                help="fp16 needs CUDA; bf16 runs on CUDA or the CPU (torch backend).",
+            ),
+            click.option(
+                "--arch",
+                type=click.Choice(list(EFFICIENTNET_NATIVE_SIZE)),
+                help="EfficientNet variant of a checkpoint (default: inferred from its weights).",
+            ),
+        ]
+        if backend:
+            options.append(
+                click.option(
+                    "--backend",
+                    type=click.Choice(BACKENDS),
+                    default="auto",
+                    show_default=True,
+                    help="auto: ONNX Runtime for fp32 on the CPU (exported once, cached beside the model), else torch.",
+                )
+            )
+        return apply_options(command, options)
+
+    return decorator
+
+
+#: ``--num-workers`` of the commands that read crop files.
+CROP_READER_WORKERS_HELP = (
+    "Crop-reading worker processes (0: read in the main process). Default: on a GPU min(8, CPUs); "
+    "on the CPU only the CPUs inference leaves free (hyper-threads), at most 2."
+)
+
+
+def crop_reader_options(*, backend: bool) -> Callable[[F], F]:
+    """The crop files to read and the engine: ``classify`` (with ``--backend``) and ``features``."""
+
+    def decorator(command: F) -> F:
+        command = engine_options(workers_help=CROP_READER_WORKERS_HELP, backend=backend)(command)
+        return click.option(
+            "-d",
+            "--detections-json",
+            type=INPUT_FILE,
+            help="Use the crops of this MegaDetector file, in its order; default: every image "
+            "file below CROPS_DIR, sorted.",
+        )(command)
+
+    return decorator
