@@ -117,7 +117,15 @@ def speciesnet_ancestor(taxonomy_map: dict[str, str]) -> Callable[[str, str], st
 
     ``taxonomy_map``: taxa key -> label (:func:`megaclassifier.models.speciesnet.read_taxonomy_map`).
     """
-    return lambda label, level: release_ancestor(label, KEEP[level], taxonomy_map)
+    memo: dict[tuple[str, str], str | None] = {}  # a release has a few thousand labels: worth keeping
+
+    def up(label: str, level: str) -> str | None:
+        key = (label, level)
+        if key not in memo:
+            memo[key] = release_ancestor(label, KEEP[level], taxonomy_map)
+        return memo[key]
+
+    return up
 
 
 def speciesnet_fence(
@@ -126,7 +134,14 @@ def speciesnet_fence(
     """``fenced`` for :func:`roll_up` on a release's labels (None without a country: nothing is fenced)."""
     if not country:
         return None
-    return lambda label: is_fenced_out(";".join(label.split(";")[1:6]), geofence, country, admin1_region)
+    memo: dict[str, bool] = {}
+
+    def fenced(label: str) -> bool:
+        if label not in memo:
+            memo[label] = is_fenced_out(";".join(label.split(";")[1:6]), geofence, country, admin1_region)
+        return memo[label]
+
+    return fenced
 
 
 @dataclass(frozen=True)
