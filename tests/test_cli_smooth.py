@@ -199,6 +199,13 @@ def test_rollup_country_reads_a_release_geofence(tmp_path: Path) -> None:
     assert error_of([*args, "--semantics", "megaclassifier"], 2) == (
         "Error: --country: the megaclassifier semantics has no geofence (use speciesnet)"
     )
+    bad = write(tmp_path / "bad.json", [1, 2])
+    args = ["rollup", source, tmp_path / "o.json", "-t", 0.6, "--country", "USA", "--geofence"]
+    assert error_of([*args, bad]) == f"Error: {bad}: not a geofence (a JSON object of taxa to allow/block rules)"
+    (tmp_path / "empty").mkdir()
+    assert error_of([*args, tmp_path / "empty"]) == (
+        f"Error: {tmp_path / 'empty'}: a folder without info.json; expected a SpeciesNet release folder"
+    )
     assert not (tmp_path / "o.json").exists()
 
 

@@ -29,10 +29,9 @@ the sum (4 decimals) is its score, first in the list; the original list stays
 in ``raw_classifications``. A class without a taxon (blank, other) never adds
 to a sum; a class named "animal" adds to the kingdom only.
 
-:func:`roll_up` is the one roll-up, on plain ``(label, score)`` lists: the
-SpeciesNet ensemble calls it with :func:`speciesnet_ancestor` and
-:func:`speciesnet_fence` on the release's labels, this module with the
-results file's taxa.
+:func:`roll_up` is the one roll-up, on plain ``(label, score)`` lists: for a
+release's labels (the SpeciesNet ensemble) with :func:`speciesnet_ancestor` and
+:func:`speciesnet_fence`, for a results file's classes with their taxa (:class:`Rollup`).
 """
 
 from __future__ import annotations
