@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib
+import importlib.util
 import json
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from megaclassifier.cli import cli
@@ -49,3 +54,19 @@ def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
 def invoke(*args: object, quiet: bool = True) -> Result:
     """Run ``megaclassifier ARGS`` in-process (``-q`` first unless ``quiet=False``)."""
     return CliRunner().invoke(cli, [*(["-q"] if quiet else []), *map(str, args)])
+
+
+def speciesnet_module(name: str) -> Any:
+    """``speciesnet.<name>`` without running the package's ``__init__`` (which imports yolov5)."""
+    if "speciesnet" not in sys.modules:
+        spec = importlib.util.find_spec("speciesnet")
+        if spec is None or spec.submodule_search_locations is None:
+            pytest.skip("the speciesnet package (the oracle) is not installed: pip install --no-deps speciesnet")
+        package = types.ModuleType("speciesnet")
+        package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
+        sys.modules["speciesnet"] = package
+    try:
+        return importlib.import_module(f"speciesnet.{name}")
+    except ImportError as e:
+        pytest.skip(f"speciesnet.{name} cannot be imported ({e}); install the test extra")

@@ -33,6 +33,8 @@ GROUPS: dict[str, list[set[str]]] = {
     # map-categories and learn-mapping write a target mapping; train-head a model file.
     "--output": [{"map-categories", "learn-mapping"}, {"train-head"}],
     "--num-workers": [{"classify", "features"}, {"run"}, {"report", "evaluate"}],
+    # whose rules: rollup's roll-up (SpeciesNet's, MegaDetector's, ours) and restrict's (MegaDetector's, ours).
+    "--semantics": [{"rollup"}, {"restrict"}],
 }
 
 

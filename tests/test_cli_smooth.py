@@ -121,25 +121,106 @@ def test_smooth_sequences_from_exif(tmp_path: Path) -> None:
                                    "images_not_in_sequences": 0, "sequence_images_missing_from_results": 0}  # fmt: skip
 
 
-def test_restrict_and_rollup_files_equal_in_memory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("semantics", ["megadetector", "megaclassifier"])
+def test_restrict_file_equals_in_memory(tmp_path: Path, semantics: str) -> None:
     data = random_results(13)
     source = write(tmp_path / "in.json", data)
     taxa = tmp_path / "taxa.csv"
     taxa.write_text(TAXA, encoding="utf-8")
-    result = invoke(["restrict", source, tmp_path / "restricted.json", "--taxa", taxa])
+    args = [] if semantics == "megadetector" else ["--semantics", semantics]
+    result = invoke(["restrict", source, tmp_path / "restricted.json", "--taxa", taxa, *args])
     expected = copy.deepcopy(data)
-    summary = restrict_results(expected, taxa)
+    summary = restrict_results(expected, taxa, semantics=semantics)
     check_output(tmp_path / "restricted.json", expected)
+    if semantics == "megadetector":
+        rest = f"{summary.changed['to_animal']} to animal (no listed ancestor)"
+    else:
+        rest = f"{summary.changed['left_unclassified']} left without a listed class"
     assert result.output == (
         f"Wrote restricted results to {tmp_path / 'restricted.json'}: {summary.changed['moved']} detections moved "
-        f"to listed taxa, {summary.changed['left_unclassified']} left without a listed class, of "
-        f"{summary.detections_classified} classified detections\n"
+        f"to listed taxa, {rest}, of {summary.detections_classified} classified detections\n"
     )
-    invoke(["rollup", source, tmp_path / "rolled.json", "--threshold", 0.6])
+    assert min(summary.changed.values()) > 0
+    assert read(tmp_path / "restricted.json")["info"]["classification_postprocessing"][0]["semantics"] == semantics
+
+
+@pytest.mark.parametrize("semantics", ["speciesnet", "megadetector", "megaclassifier"])
+def test_rollup_file_equals_in_memory(tmp_path: Path, semantics: str) -> None:
+    data = random_results(13)
+    source = write(tmp_path / "in.json", data)
+    args = [] if semantics == "speciesnet" else ["--semantics", semantics]
+    result = invoke(["rollup", source, tmp_path / "rolled.json", "--threshold", 0.6, *args])
     expected = copy.deepcopy(data)
-    summary = rollup_results(expected, 0.6)
+    summary = rollup_results(expected, 0.6, semantics=semantics)
     check_output(tmp_path / "rolled.json", expected)
+    levels = ", ".join(f"{level} {n}" for level, n in summary.changed.items())
+    assert result.output == (
+        f"Wrote rolled-up results to {tmp_path / 'rolled.json'}: {summary.detections_changed} detections rolled up "
+        f"({levels}), of {summary.detections_classified} classified detections\n"
+    )
     assert summary.changed["genus"] > 0 and summary.changed["family"] > 0
+    order = {"speciesnet": ["genus", "family", "order", "class", "kingdom"],
+             "megadetector": ["species", "genus", "family", "order", "class", "kingdom"],
+             "megaclassifier": ["species", "genus", "family", "order", "class"]}  # fmt: skip
+    assert list(summary.changed) == order[semantics]
+
+
+def test_rollup_country_reads_a_release_geofence(tmp_path: Path) -> None:
+    data = results([image("a.jpg", det(("white-tailed deer", 0.45), ("mule deer", 0.2), ("elk", 0.15)))])
+    source = write(tmp_path / "in.json", data)
+    geofence = write(
+        tmp_path / "geofence.json", {"mammalia;cetartiodactyla;cervidae;odocoileus;": {"block": {"USA": ["ID"]}}}
+    )
+    release = tmp_path / "release"
+    release.mkdir()
+    write(release / "geofence_release.json", read(geofence))
+    info = {"version": "9.9", "type": "always_crop", "classifier": "c.pt", "classifier_labels": "l.txt",
+            "detector": "md_v5a.0.0.pt", "taxonomy": "t.txt", "geofence": "geofence_release.json"}  # fmt: skip
+    write(release / "info.json", info)
+    for name in ("c.pt", "l.txt", "t.txt"):
+        (release / name).write_text("", encoding="utf-8")
+    tops = {}
+    places = {"nowhere": [], "USA-ID": ["--country", "usa", "--admin1-region", "id", "--geofence", geofence],
+              "USA-MT": ["--country", "USA", "--admin1-region", "MT", "--geofence", release]}  # fmt: skip
+    for where, args in places.items():
+        invoke(["rollup", source, tmp_path / "out.json", "-t", 0.6, *args])
+        out = read(tmp_path / "out.json")
+        tops[where] = (out["classification_categories"][out["images"][0]["detections"][0]["classifications"][0][0]],
+                       out["images"][0]["detections"][0]["classifications"][0][1])  # fmt: skip
+    assert tops == {"nowhere": ("odocoileus", 0.65), "USA-ID": ("deer family", 0.8), "USA-MT": ("odocoileus", 0.65)}
+    assert out["info"]["classification_postprocessing"][0]["country"] == "USA"
+    assert error_of(["rollup", source, tmp_path / "o.json", "-t", 0.6, "--country", "USA"], 2) == (
+        "Error: --country and --geofence go together"
+    )
+    assert error_of(["rollup", source, tmp_path / "o.json", "-t", 0.6, "--admin1-region", "ID"], 2) == (
+        "Error: --admin1-region needs --country"
+    )
+    args = ["rollup", source, tmp_path / "o.json", "-t", 0.6, "--country", "USA", "--geofence", geofence]
+    assert error_of([*args, "--semantics", "megaclassifier"], 2) == (
+        "Error: --country: the megaclassifier semantics has no geofence (use speciesnet)"
+    )
+    bad = write(tmp_path / "bad.json", [1, 2])
+    args = ["rollup", source, tmp_path / "o.json", "-t", 0.6, "--country", "USA", "--geofence"]
+    assert error_of([*args, bad]) == f"Error: {bad}: not a geofence (a JSON object of taxa to allow/block rules)"
+    (tmp_path / "empty").mkdir()
+    assert error_of([*args, tmp_path / "empty"]) == (
+        f"Error: {tmp_path / 'empty'}: a folder without info.json; expected a SpeciesNet release folder"
+    )
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_smooth_rollup_semantics(tmp_path: Path) -> None:
+    data = random_results(13)
+    source = write(tmp_path / "in.json", data)
+    for semantics in ("speciesnet", "megaclassifier"):
+        invoke(["smooth", source, tmp_path / "out.json", "--rollup", 0.6, "--rollup-semantics", semantics])
+        expected = copy.deepcopy(data)
+        smooth_results(expected, SmoothOptions(rollup=0.6, rollup_semantics=semantics))
+        check_output(tmp_path / "out.json", expected)
+        options = read(tmp_path / "out.json")["info"]["classification_postprocessing"][0]["options"]
+        assert options["rollup_semantics"] == semantics
+    invoke(["smooth", source, tmp_path / "out.json"])
+    assert "rollup_semantics" not in read(tmp_path / "out.json")["info"]["classification_postprocessing"][0]["options"]
 
 
 def test_rollup_with_the_reference_taxonomy_csv(tmp_path: Path) -> None:
@@ -147,7 +228,9 @@ def test_rollup_with_the_reference_taxonomy_csv(tmp_path: Path) -> None:
     data["classification_categories"] = {ID["white-tailed deer"]: "deer", ID["elk"]: "elk"}
     source = write(tmp_path / "in.json", data)
     taxonomy = REPO / "tests" / "data" / "labels" / "taxonomy.csv"
-    invoke(["rollup", source, tmp_path / "out.json", "-t", 0.6, "--taxonomy", taxonomy])
+    invoke(
+        ["rollup", source, tmp_path / "out.json", "-t", 0.6, "--taxonomy", taxonomy, "--semantics", "megaclassifier"]
+    )
     out = read(tmp_path / "out.json")
     assert out["images"][0]["detections"][0]["classifications"] == [
         ["3", 0.7], [ID["white-tailed deer"], 0.4], [ID["elk"], 0.3]

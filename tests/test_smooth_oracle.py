@@ -1,12 +1,18 @@
-"""Our smoothing and restriction against MegaDetector's own functions (``megadetector-utils``, test-only).
+"""Our smoothing, restriction and roll-up against MegaDetector's and SpeciesNet's own functions (test-only).
 
 With the same options, each detection's top classification (class and score)
 equals the one ``smooth_classification_results_image_level`` and
 ``smooth_classification_results_sequence_level`` give, on seeded synthetic
 files built so that every rule fires, and on the real test images classified
 by ``run`` with the seeded EfficientNet-B0 of ``tests/models.py``.
-``restrict_to_taxa_list`` agrees on the taxon each detection's top class moves
-to. Outputs pass ``validate_batch_results`` with no errors.
+``restrict_to_taxa_list`` gives the same top label and score as ``restrict``
+(its default, MegaDetector's semantics) on every detection, for several taxa
+lists. The roll-up equals SpeciesNet 5.0.6's ``roll_up_labels_to_first_matching_level``
+(random top-5 lists, thresholds at sums +- 1e-9, countries in and out of the
+fence) and MegaDetector's ``run_md_and_speciesnet`` roll-up step. Outputs pass
+``validate_batch_results`` with no errors. The oracles come from the ``test`` extra
+(``megadetector-utils``) and the Makefile (``pip install --no-deps speciesnet``);
+the tests needing one skip, saying why, without it.
 """
 
 from __future__ import annotations
@@ -21,14 +27,28 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from megadetector.postprocessing import classification_postprocessing as md
-from megadetector.postprocessing.validate_batch_results import ValidateBatchResultsOptions, validate_batch_results
+from helpers import speciesnet_module
 from smooth_data import CLASSES, cct_sequences, descriptions, random_results, tops
+from speciesnet_data import ANIMAL, BLANK, EXTRA_TAXA, GEOFENCE, HUMAN, LABELS
 
 from megaclassifier.cli import cli
 from megaclassifier.labels.descriptions import load_taxonomy_file, parse_description
-from megaclassifier.postprocess import SmoothOptions, category_descriptions, restrict_results, smooth_results
+from megaclassifier.models.speciesnet import read_taxonomy_map
+from megaclassifier.postprocess import (
+    SmoothOptions,
+    category_descriptions,
+    restrict_results,
+    rollup_results,
+    smooth_results,
+)
+from megaclassifier.postprocess.rollup import RollupFence, roll_up, speciesnet_ancestor, speciesnet_fence
 from megaclassifier.postprocess.sequences import sequences_from_exif
+
+_WHY = "megadetector-utils (the oracle) is in the test extra: pip install -e '.[test]'"
+md = pytest.importorskip("megadetector.postprocessing.classification_postprocessing", reason=_WHY)
+_validator = pytest.importorskip("megadetector.postprocessing.validate_batch_results", reason=_WHY)
+ValidateBatchResultsOptions = _validator.ValidateBatchResultsOptions
+validate_batch_results = _validator.validate_batch_results
 
 OPTION_SETS = {
     "defaults": {},
@@ -139,40 +159,39 @@ def md_restrict(data: dict, taxa: Path, taxonomy: Path, tmp_path: Path) -> dict:
 
 def top_taxa(data: dict) -> list[tuple[str, ...] | None]:
     """Each detection's top class as its taxon key (None without classifications, () for a non-taxon)."""
-    found = []
+    return [None if top is None else top[0] for top in top_scores(data)]
+
+
+def top_scores(data: dict) -> list[tuple[tuple[str, ...] | str, float] | None]:
+    """Each detection's top (taxon key, or a non-taxon's common name, and score); None without classifications."""
+    found: list[tuple[tuple[str, ...] | str, float] | None] = []
     for im in data["images"]:
         for d in im.get("detections") or []:
             if not d.get("classifications"):
                 found.append(None)
                 continue
-            taxon = parse_description(data["classification_category_descriptions"][d["classifications"][0][0]])
-            found.append(taxon.key if taxon is not None else ())
+            cid, score = d["classifications"][0]
+            taxon = parse_description(data["classification_category_descriptions"][cid])
+            assert taxon is not None
+            found.append((taxon.key if taxon.is_taxon else taxon.common, round(score, 4)))
     return found
 
 
 def test_restrict_matches_megadetector(tmp_path: Path) -> None:
     data = random_results(6)
-    for im in data["images"]:  # one class per detection: where the two behaviours overlap exactly
-        for d in im.get("detections") or []:
-            if d.get("classifications"):
-                d["classifications"] = d["classifications"][:1]
     taxa = tmp_path / "taxa.csv"
     taxa.write_text("latin,common\ncervidae,deer family\ncanis latrans,coyote\nbos taurus,cattle\n", encoding="utf-8")
-    expected = top_taxa(md_restrict(data, taxa, speciesnet_taxonomy(tmp_path / "tax.txt", descriptions()), tmp_path))
+    expected = md_restrict(data, taxa, speciesnet_taxonomy(tmp_path / "tax.txt", descriptions()), tmp_path)
     ours = copy.deepcopy(data)
     summary = restrict_results(ours, taxa)
-    got = top_taxa(ours)
-    compared = dropped = 0
-    for mine, theirs in zip(got, expected, strict=True):
-        if theirs == ():  # MegaDetector labels a class with no listed ancestor "animal"; we drop it
-            dropped += mine is None
-            compared += mine in (None, ())
-        else:
-            assert mine == theirs
-            compared += 1
-    assert compared == len(got) and dropped == summary.changed["left_unclassified"] > 0
-    assert summary.changed["moved"] > 0
+    assert top_scores(ours) == top_scores(expected)
+    assert summary.changed["moved"] > 0 and summary.changed["to_animal"] > 0
     assert validate(ours)["errors"] == []
+    # the old semantics agrees only where no class is dropped and no two land on one taxon
+    old = copy.deepcopy(data)
+    restrict_results(old, taxa, semantics="megaclassifier")
+    differ = sum(a != b for a, b in zip(top_scores(old), top_scores(expected), strict=True))
+    assert (differ, sum(top is not None for top in top_scores(expected))) == (118, 569), differ
 
 
 # --- the real test images, classified by run
@@ -255,21 +274,202 @@ def test_real_images_sequences_from_exif_match_megadetector_given_the_same_seque
     assert validate(ours)["errors"] == []
 
 
+#: Taxa lists for the real images, and how many of their classified detections' top labels (class, score)
+#: the old semantics (megaclassifier) gives otherwise than MegaDetector.
+TAXA_LISTS = {
+    # every class moves to a distinct taxon and none is dropped: nothing is summed or renormalised
+    "distinct": ("odocoileus,deer\ncervus canadensis,elk\nbovidae,bovids\nursidae,bears\ncanis latrans,coyote\n", 0),
+    # bear and coyote sum into carnivora above the elk, where MegaDetector keeps the elk first
+    "elk_and_carnivores": ("cervus canadensis,elk\ncarnivora,carnivores\n", 21),
+    "deer_family_and_coyote": ("cervidae,deer family\ncanis latrans,coyote\n", 2),
+    "black_bear_only": ("ursus americanus,american black bear\n", 2),
+    "mammals": ("mammalia,mammals\n", 31),
+    "cattle_and_deer": ("bos taurus,cattle\nodocoileus virginianus,white-tailed deer\n", 21),
+}
+
+
 @pytest.mark.testdata
-def test_real_images_restrict_matches_megadetector(classified: dict, tmp_path: Path) -> None:
-    taxa = tmp_path / "taxa.csv"  # every class moves to a distinct taxon, so no scores are summed
-    taxa.write_text("latin,common\nodocoileus,deer\ncervus canadensis,elk\nbovidae,bovids\nursidae,bears\n"
-                    "canis latrans,coyote\n", encoding="utf-8")  # fmt: skip
+@pytest.mark.parametrize("name", list(TAXA_LISTS))
+def test_real_images_restrict_matches_megadetector(classified: dict, tmp_path: Path, name: str) -> None:
+    rows, old_differ = TAXA_LISTS[name]
+    taxa = tmp_path / "taxa.csv"
+    taxa.write_text("latin,common\n" + rows, encoding="utf-8")
     taxonomy = speciesnet_taxonomy(tmp_path / "tax.txt", classified["classification_category_descriptions"])
-    expected = top_taxa(md_restrict(classified, taxa, taxonomy, tmp_path))
+    expected = md_restrict(classified, taxa, taxonomy, tmp_path)
     ours = copy.deepcopy(classified)
     restrict_results(ours, taxa)
-    assert top_taxa(ours) == expected
-    moved = {("mammalia", "cetartiodactyla", "cervidae", "odocoileus"), ("mammalia", "carnivora", "ursidae")}
-    assert moved <= set(expected), set(expected)
+    assert top_scores(ours) == top_scores(expected)
+    assert sum(top is not None for top in top_scores(ours)) == 38
     assert validate(ours)["errors"] == []
+    old = copy.deepcopy(classified)
+    restrict_results(old, taxa, semantics="megaclassifier")
+    differ = sum(a != b for a, b in zip(top_scores(old), top_scores(expected), strict=True))
+    assert differ == old_differ, differ
 
 
 def test_synthetic_taxonomy_covers_every_level() -> None:
     ranks = {parse_description(d).rank for d in descriptions().values()}  # type: ignore[union-attr]
     assert ranks == {0, 3, 4, 5, 6, 7} and len(CLASSES) == 14
+
+
+# --- the roll-up against SpeciesNet's roll_up_labels_to_first_matching_level and run_md_and_speciesnet
+
+#: The stand-in release's labels and taxonomy, with the taxa its species need so that every ancestor exists (a
+#: real release's taxonomy has them all; SpeciesNet never rolls up to a taxon missing there, we make it up).
+ANCESTORS = [
+    "0b1f0a3e-0201-4000-8000-000000000201;mammalia;cetartiodactyla;cervidae;odocoileus;;odocoileus species",
+    "0b1f0a3e-0202-4000-8000-000000000202;mammalia;cetartiodactyla;cervidae;cervus;;cervus species",
+    "0b1f0a3e-0203-4000-8000-000000000203;mammalia;primates;hominidae;homo;;homo species",
+    "0b1f0a3e-0204-4000-8000-000000000204;mammalia;primates;hominidae;;;hominid family",
+    "0b1f0a3e-0205-4000-8000-000000000205;mammalia;primates;;;;primates",
+]
+ROLLUP_LABELS = LABELS + EXTRA_TAXA
+COUNTRIES = [(None, None), ("USA", None), ("USA", "AK"), ("USA", "FL"), ("CAN", None), ("GBR", None)]
+
+
+@pytest.fixture(scope="module")
+def taxonomy_map(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    path = tmp_path_factory.mktemp("taxonomy") / "taxonomy_release.txt"
+    path.write_text("\n".join(ROLLUP_LABELS + ANCESTORS) + "\n", encoding="utf-8")
+    return read_taxonomy_map(path)
+
+
+def random_top5(rng: Any, labels: list[str]) -> tuple[list[str], list[float]]:
+    """Up to 5 distinct labels with scores on a 0.05 grid (so sums tie and hit thresholds), most confident first."""
+    chosen = rng.sample(labels, rng.randint(1, 5))
+    scores = sorted((rng.randint(0, 20) * 0.05 for _ in chosen), reverse=True)
+    return chosen, scores
+
+
+def thresholds(rng: Any, scores: list[float]) -> list[float]:
+    """SpeciesNet's 0.65, and a sum of some of the scores, each exactly and +- 1e-9."""
+    total = 0.0
+    for score in scores[: rng.randint(1, len(scores))]:
+        total += score
+    return [t + d for t in (0.65, total) for d in (0.0, 1e-9, -1e-9)]
+
+
+@pytest.mark.parametrize("levels", ["ensemble", "megadetector"])
+def test_roll_up_matches_speciesnet(taxonomy_map: dict[str, str], levels: str) -> None:
+    import random
+
+    oracle = speciesnet_module("geofence_utils").roll_up_labels_to_first_matching_level
+    target = ["genus", "family", "order", "class", "kingdom"]
+    semantics = "speciesnet"
+    if levels == "megadetector":
+        target, semantics = ["species", *target], "megadetector"
+    rng = random.Random(20)
+    passed = {level: 0 for level in target}
+    compared = 0
+    for _ in range(600):
+        labels, scores = random_top5(rng, ROLLUP_LABELS)
+        for threshold in thresholds(rng, scores):
+            for country, region in COUNTRIES:
+                expected = oracle(labels=labels, scores=scores, country=country, admin1_region=region,
+                                  target_taxonomy_levels=target, non_blank_threshold=threshold,
+                                  taxonomy_map=taxonomy_map, geofence_map=GEOFENCE,
+                                  enable_geofence=country is not None)  # fmt: skip
+                got = roll_up(list(zip(labels, scores, strict=True)), speciesnet_ancestor(taxonomy_map), threshold,
+                              semantics, fenced=speciesnet_fence(GEOFENCE, country, region))  # fmt: skip
+                assert (None if got is None else (got[0], got[1], f"classifier+rollup_to_{got[2]}")) == expected, (
+                    labels, scores, threshold, country, region)  # fmt: skip
+                compared += 1
+                if got is not None:
+                    passed[got[2]] += 1
+    assert compared == 600 * 6 * len(COUNTRIES)
+    assert all(n > 0 for n in passed.values()), passed  # every level is reached
+
+
+def test_geofence_roll_up_matches_speciesnet(taxonomy_map: dict[str, str]) -> None:
+    """With the geofence levels and threshold (top score - 1e-10): SpeciesNet's geofence_animal_classification."""
+    import random
+
+    from megaclassifier.postprocess.rollup import GEOFENCE_SEMANTICS
+
+    oracle = speciesnet_module("geofence_utils").geofence_animal_classification
+    rng = random.Random(21)
+    fenced = 0
+    for _ in range(600):
+        labels, scores = random_top5(rng, [lab for lab in ROLLUP_LABELS if lab not in (BLANK, ANIMAL, HUMAN)])
+        for country, region in COUNTRIES[1:]:
+            expected = oracle(labels=labels, scores=scores, country=country, admin1_region=region,
+                              taxonomy_map=taxonomy_map, geofence_map=GEOFENCE, enable_geofence=True)  # fmt: skip
+            fence = speciesnet_fence(GEOFENCE, country, region)
+            assert fence is not None
+            if not fence(labels[0]):
+                assert expected == (labels[0], scores[0], "classifier")
+                continue
+            fenced += 1
+            got = roll_up(list(zip(labels, scores, strict=True)), speciesnet_ancestor(taxonomy_map),
+                          scores[0] - 1e-10, GEOFENCE_SEMANTICS, fenced=fence)  # fmt: skip
+            assert got is not None
+            assert (got[0], got[1], f"classifier+geofence+rollup_to_{got[2]}") == expected
+    assert fenced > 100
+
+
+def speciesnet_results(rng: Any, n: int) -> dict[str, Any]:
+    """A results file as ``run`` writes with a SpeciesNet release: classes by common name, labels as descriptions."""
+    labels = ROLLUP_LABELS
+    ids = {label: str(i) for i, label in enumerate(labels)}
+    images = []
+    for i in range(n):
+        chosen, scores = random_top5(rng, labels)
+        pairs = [[ids[label], round(score, 4)] for label, score in zip(chosen, scores, strict=True)]
+        images.append({"file": f"img{i:04d}.jpg", "detections": [
+            {"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "classifications": pairs}]})  # fmt: skip
+    return {"info": {"format_version": "1.4", "detector": "md_v5a.0.0.pt", "classifier": "speciesnet-test"},
+            "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"},
+            "classification_categories": {ids[label]: label.split(";")[-1] for label in labels},
+            "classification_category_descriptions": {ids[label]: label for label in labels},
+            "images": images}  # fmt: skip
+
+
+def md_run_rollup(data: dict[str, Any], taxonomy_map: dict[str, str], threshold: float, country: str | None,
+                  region: str | None) -> list[tuple[tuple[str, ...] | str, float]]:  # fmt: skip
+    """Each detection's top (taxon key or common name, score) from run_md_and_speciesnet's own classification step."""
+    geofence_utils = speciesnet_module("geofence_utils")
+    run_md = pytest.importorskip("megadetector.detection.run_md_and_speciesnet", reason=_WHY)
+    # it imports SpeciesNet's functions beside SpeciesNetClassifier, which needs the detector's yolov5: give
+    # it the two functions of the installed package directly
+    run_md.roll_up_labels_to_first_matching_level = geofence_utils.roll_up_labels_to_first_matching_level
+    run_md.geofence_animal_classification = geofence_utils.geofence_animal_classification
+    labels = data["classification_category_descriptions"]
+    batch = run_md.CropBatch()
+    answers = []
+    for im in data["images"]:
+        d = im["detections"][0]
+        batch.add_crop(None, run_md.CropMetadata(im["file"], 0, d["bbox"], 100, 100))
+        answers.append({"classifications_list": [{"classes": [labels[c] for c, _ in d["classifications"]],
+                                                  "scores": [s for _, s in d["classifications"]]}]})  # fmt: skip
+
+    class Classifier:  # the model's answers: the file's own top-5 lists
+        def batch_predict(self, filepaths: list[str], crops: list[Any]) -> list[dict[str, Any]]:
+            return answers
+
+    results: dict[str, Any] = {im["file"]: {} for im in data["images"]}
+    run_md._process_classification_batch(batch, Classifier(), results, True, taxonomy_map, GEOFENCE, country, region,
+                                         threshold)  # fmt: skip
+    out = []
+    for im in data["images"]:
+        label, score = results[im["file"]][0]["classifications"][0]
+        taxon = parse_description(label)
+        assert taxon is not None
+        out.append((taxon.key if taxon.is_taxon else taxon.common, round(score, 4)))
+    return out
+
+
+@pytest.mark.parametrize(("country", "region"), [(None, None), ("USA", None), ("USA", "FL"), ("GBR", None)])
+def test_rollup_megadetector_matches_run_md_and_speciesnet(
+    taxonomy_map: dict[str, str], tmp_path: Path, country: str | None, region: str | None
+) -> None:
+    import random
+
+    data = speciesnet_results(random.Random(22), 400)
+    for threshold in (0.65, 0.5):
+        expected = md_run_rollup(data, taxonomy_map, threshold, country, region)
+        ours = copy.deepcopy(data)
+        fence = RollupFence(GEOFENCE, country, region) if country else None
+        summary = rollup_results(ours, threshold, semantics="megadetector", fence=fence)
+        assert top_scores(ours) == expected
+        assert summary.detections_changed > 50
+        assert validate(ours)["errors"] == []

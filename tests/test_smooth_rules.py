@@ -17,6 +17,7 @@ from megaclassifier.postprocess import (
     rollup_results,
     smooth_results,
 )
+from megaclassifier.postprocess.rollup import RollupFence
 from megaclassifier.postprocess.sequences import camera_of, parse_exif_time, sequences_from_times
 
 
@@ -185,9 +186,10 @@ def test_probabilities_leave_the_group_below_the_threshold() -> None:
 # --- rollup
 
 
-def rolled(*detections: dict[str, Any], threshold: float = 0.6) -> tuple[dict, Any]:
+def rolled(*detections: dict[str, Any], threshold: float = 0.6, semantics: str = "megaclassifier",
+           fence: RollupFence | None = None) -> tuple[dict, Any]:  # fmt: skip
     data = results([image("a.jpg", *detections)])
-    return data, rollup_results(data, threshold)
+    return data, rollup_results(data, threshold, semantics=semantics, fence=fence)
 
 
 def test_rollup_to_a_new_genus_class() -> None:
@@ -199,6 +201,7 @@ def test_rollup_to_a_new_genus_class() -> None:
     assert added is not None and added.tokens == ("mammalia", "cetartiodactyla", "cervidae", "odocoileus", "")
     assert summary.changed == {"species": 0, "genus": 1, "family": 0, "order": 0, "class": 0}
     assert summary.classes_added == ["odocoileus"]
+    assert data["info"]["classification_postprocessing"][0]["semantics"] == "megaclassifier"
 
 
 def test_rollup_to_an_existing_family_class_folds_its_own_score() -> None:
@@ -214,6 +217,62 @@ def test_rollup_leaves_confident_and_unresolved_detections() -> None:
     data, summary = rolled(confident, unresolved, threshold=0.7)
     assert lists(data) == [confident["classifications"], unresolved["classifications"]]
     assert summary.detections_changed == 0
+
+
+TIE = (("white-tailed deer", 0.3), ("mule deer", 0.3), ("coyote", 0.3))  # the genus sums to 0.6 exactly
+TWO_CLASSES = (("coyote", 0.3), ("wild turkey", 0.3), ("other", 0.3))  # only the kingdom passes 0.5
+
+
+def test_rollup_semantics_speciesnet_is_strict_and_goes_to_the_kingdom() -> None:
+    data, summary = rolled(det(*TIE), det(*TWO_CLASSES), det(("coyote", 0.8), ("gray wolf", 0.1)),
+                           det(("white-tailed deer", 0.45), ("mule deer", 0.2), ("elk", 0.15)),
+                           semantics="speciesnet", threshold=0.6)  # fmt: skip
+    # 0.6 is not above 0.6: the genus, family and order fail, the class mammalia (0.9) passes
+    assert lists(data)[0] == [[ID["mammal"], 0.9], *det(*TIE)["classifications"]]
+    assert lists(data)[1] == det(*TWO_CLASSES)["classifications"]  # the kingdom's 0.6 is not above 0.6
+    assert lists(data)[2] == [[ID["coyote"], 0.8], [ID["gray wolf"], 0.1]]  # its top passes: kept
+    assert lists(data)[3][0] == ["14", 0.65]
+    assert summary.changed == {"genus": 1, "family": 0, "order": 0, "class": 1, "kingdom": 0}
+    data, summary = rolled(det(*TWO_CLASSES), semantics="speciesnet", threshold=0.5)
+    # coyote and turkey meet only in the kingdom (other is no taxon): the file's "animal" class
+    assert lists(data)[0] == [[ID["animal"], 0.6], *det(*TWO_CLASSES)["classifications"]]
+    assert summary.changed["kingdom"] == 1 and summary.classes_added == []
+
+
+def test_rollup_semantics_megaclassifier_takes_the_tie_and_stops_at_the_class() -> None:
+    data, _ = rolled(det(*TIE), det(*TWO_CLASSES), threshold=0.5)
+    assert lists(data)[0][0] == ["14", 0.6]  # genus odocoileus reaches 0.5 ... at 0.6
+    data, _ = rolled(det(*TIE), det(*TWO_CLASSES), threshold=0.6)
+    assert lists(data) == [[["14", 0.6], *det(*TIE)["classifications"]], det(*TWO_CLASSES)["classifications"]]
+
+
+def test_rollup_semantics_megadetector_keeps_the_raw_top_and_starts_at_the_species() -> None:
+    data, summary = rolled(det(*TIE), det(("coyote", 0.65), ("gray wolf", 0.1)), det(("coyote", 0.3)),
+                           semantics="megadetector", threshold=0.6)  # fmt: skip
+    assert lists(data) == [[[ID["mammal"], 0.9], *det(*TIE)["classifications"]],
+                           [[ID["coyote"], 0.65], [ID["gray wolf"], 0.1]], [[ID["coyote"], 0.3]]]  # fmt: skip
+    assert summary.changed == {"species": 0, "genus": 0, "family": 0, "order": 0, "class": 1, "kingdom": 0}
+
+
+def test_rollup_with_a_geofence_passes_over_fenced_taxa() -> None:
+    def deer() -> dict[str, Any]:
+        return det(("white-tailed deer", 0.45), ("mule deer", 0.2), ("elk", 0.15), ("cattle", 0.1))
+
+    fence = RollupFence({"mammalia;cetartiodactyla;cervidae;odocoileus;": {"allow": {"CAN": []}}}, "USA")
+    data, summary = rolled(deer(), semantics="speciesnet", fence=fence)
+    assert lists(data)[0][0] == [ID["deer family"], 0.8]  # odocoileus (0.65) is fenced out in the USA
+    data, _ = rolled(deer(), semantics="speciesnet", fence=RollupFence(fence.geofence, "CAN"))
+    assert lists(data)[0][0] == ["14", 0.65]
+    blocked = RollupFence({"mammalia;cetartiodactyla;cervidae;odocoileus;virginianus": {"block": {"USA": []}}}, "USA")
+    confident = (("white-tailed deer", 0.7), ("elk", 0.2), ("cattle", 0.1))
+    # megadetector: a fenced-out top goes first through SpeciesNet's geofence roll-up, family..kingdom
+    data, summary = rolled(det(*confident), semantics="megadetector", fence=blocked)
+    assert lists(data)[0][0] == [ID["deer family"], 0.9] and summary.changed["family"] == 1
+    # speciesnet (standalone): a fenced top is rolled up like an uncertain one, from the genus
+    data, summary = rolled(det(*confident), semantics="speciesnet", fence=blocked)
+    assert lists(data)[0][0] == ["14", 0.7] and summary.changed["genus"] == 1
+    record = data["info"]["classification_postprocessing"][0]
+    assert (record["semantics"], record["country"], record["admin1_region"]) == ("speciesnet", "USA", None)
 
 
 def test_rollup_without_taxonomy_says_so() -> None:
@@ -232,14 +291,32 @@ def taxa_list(tmp_path: Any) -> Any:
     return path
 
 
-def test_restrict_moves_sums_drops_and_renormalises(taxa_list: Any) -> None:
-    data = results([image("a.jpg",
+def four_detections() -> dict[str, Any]:
+    return results([image("a.jpg",
         det(("white-tailed deer", 0.5), ("elk", 0.3), ("gray wolf", 0.2)),
         det(("wild turkey", 0.6), ("coyote", 0.3)),
         det(("wild turkey", 0.7)),
         det(("coyote", 0.8), ("other", 0.1)),
     )])  # fmt: skip
+
+
+def test_restrict_megadetector_relabels_in_place(taxa_list: Any) -> None:
+    data = four_detections()
     summary = restrict_results(data, taxa_list)
+    # each entry keeps its score; elk lands on the deer family after the deer, so only the first stays;
+    # the wolf goes to canis (an ancestor of the listed coyote); no bird is listed: the turkey is "animal"
+    assert lists(data) == [[[ID["deer family"], 0.5], [ID["canis"], 0.2]], [[ID["animal"], 0.6], [ID["coyote"], 0.3]],
+                           [[ID["animal"], 0.7]], [[ID["coyote"], 0.8], [ID["other"], 0.1]]]  # fmt: skip
+    detections = data["images"][0]["detections"]
+    assert detections[2]["raw_classifications"] == [[ID["wild turkey"], 0.7]]
+    assert "raw_classifications" not in detections[3]
+    assert summary.changed == {"moved": 1, "to_animal": 2}
+    assert data["info"]["classification_postprocessing"][0]["semantics"] == "megadetector"
+
+
+def test_restrict_megaclassifier_moves_sums_drops_and_renormalises(taxa_list: Any) -> None:
+    data = four_detections()
+    summary = restrict_results(data, taxa_list, semantics="megaclassifier")
     # deer and elk sum into the listed family; the wolf goes to canis (an ancestor of the listed coyote);
     # no bird is listed, so the turkey is dropped and the rest scaled back up to the list's total
     assert lists(data) == [[[ID["deer family"], 0.8], [ID["canis"], 0.2]], [[ID["coyote"], 0.9]], None,
@@ -250,14 +327,26 @@ def test_restrict_moves_sums_drops_and_renormalises(taxa_list: Any) -> None:
     assert summary.changed == {"moved": 2, "left_unclassified": 1}
 
 
+def test_restrict_megaclassifier_writes_4_decimals(taxa_list: Any) -> None:
+    data = results([image("a.jpg", det(("white-tailed deer", 0.5), ("wild turkey", 0.2), ("elk", 0.1)))])
+    restrict_results(data, taxa_list, semantics="megaclassifier")
+    assert lists(data) == [[[ID["deer family"], 0.8]]]  # 0.6 scaled by 0.8 / 0.6, 0.8000000000000002 unrounded
+    data = results([image("a.jpg", det(("white-tailed deer", 0.41), ("wild turkey", 0.3), ("coyote", 0.2)))])
+    restrict_results(data, taxa_list, semantics="megaclassifier")
+    assert lists(data) == [[[ID["deer family"], 0.6116], [ID["coyote"], 0.2984]]]
+
+
 def test_restrict_adds_a_class_for_a_listed_taxon(tmp_path: Any) -> None:
     path = tmp_path / "taxa.csv"
     path.write_text("latin,common\ncanidae,dog family\n", encoding="utf-8")
     data = results([image("a.jpg", det(("coyote", 0.5), ("gray wolf", 0.3), ("cattle", 0.2)))])
-    summary = restrict_results(data, path)
+    summary = restrict_results(data, path, semantics="megaclassifier")
     assert lists(data) == [[["14", 0.8], [ID["mammal"], 0.2]]]
     assert data["classification_categories"]["14"] == "dog family"
     assert summary.classes_added == ["dog family"]
+    data = results([image("a.jpg", det(("coyote", 0.5), ("gray wolf", 0.3), ("cattle", 0.2)))])
+    restrict_results(data, path)
+    assert lists(data) == [[["14", 0.5], [ID["mammal"], 0.2]]]
 
 
 def test_restrict_list_naming_no_known_taxon(tmp_path: Any) -> None:

@@ -9,8 +9,6 @@ the ``test`` extra).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -25,7 +23,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as F
 from conftest import PhotoSet
-from helpers import invoke, read_csv, write_json
+from helpers import invoke, read_csv, speciesnet_module, write_json
 from PIL import Image
 from speciesnet_data import ANIMAL, EXTRA_TAXA, GEOFENCE, LABELS, build_release
 
@@ -50,22 +48,6 @@ from megaclassifier.postprocess.geofence import is_fenced_out
 from megaclassifier.preprocess import model_input, to_pixels
 
 TOLERANCE = 1e-4
-
-
-def speciesnet_module(name: str) -> Any:
-    """``speciesnet.<name>`` without running the package's ``__init__`` (which imports yolov5)."""
-    if "speciesnet" not in sys.modules:
-        spec = importlib.util.find_spec("speciesnet")
-        if spec is None or spec.submodule_search_locations is None:
-            pytest.skip("the speciesnet package (the oracle) is not installed: pip install --no-deps speciesnet")
-        package = types.ModuleType("speciesnet")
-        package.__path__ = list(spec.submodule_search_locations)
-        package.__spec__ = spec
-        sys.modules["speciesnet"] = package
-    try:
-        return importlib.import_module(f"speciesnet.{name}")
-    except ImportError as e:
-        pytest.skip(f"speciesnet.{name} cannot be imported ({e}); install the test extra")
 
 
 @pytest.fixture(scope="module")

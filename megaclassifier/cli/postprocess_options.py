@@ -56,7 +56,13 @@ def smoothing_options(*, level_flag: str) -> Callable[[F], F]:
     MegaDetector's ClassificationSmoothingOptions are one flag each, its defaults as ours
     (:class:`~megaclassifier.postprocess.options.SmoothOptions`); :func:`smooth_settings` turns them back into one.
     """
-    from megaclassifier.postprocess.options import DEFAULT_EVIDENCE_THRESHOLD, DEFAULT_GAP_SECONDS, SmoothOptions
+    from megaclassifier.postprocess.options import (
+        DEFAULT_EVIDENCE_THRESHOLD,
+        DEFAULT_GAP_SECONDS,
+        DEFAULT_ROLLUP_SEMANTICS,
+        ROLLUP_SEMANTICS,
+        SmoothOptions,
+    )
 
     defaults = SmoothOptions()
     if level_flag == "--level":
@@ -106,7 +112,14 @@ def smoothing_options(*, level_flag: str) -> Callable[[F], F]:
             "--rollup",
             type=click.FloatRange(0, 1),
             metavar="THRESHOLD",
-            help="First roll detections whose top score is below THRESHOLD up the taxonomy.",
+            help="First roll uncertain detections up the taxonomy at THRESHOLD, as rollup does.",
+        ),
+        click.option(
+            "--rollup-semantics",
+            type=click.Choice(ROLLUP_SEMANTICS),
+            default=DEFAULT_ROLLUP_SEMANTICS,
+            show_default=True,
+            help="--rollup's rules, as rollup --semantics (no geofence here).",
         ),
     ]
     for flag, kind, text in _RULE_OPTIONS:
@@ -148,6 +161,7 @@ SMOOTHING_KEYS = (
     "camera_depth",
     "gap",
     "rollup",
+    "rollup_semantics",
     *(flag[2:].replace("-", "_") for flag, _, _ in _RULE_OPTIONS),
     "propagate_classifications_through_taxonomy",
     "other_category_names",

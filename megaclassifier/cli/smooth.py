@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from megaclassifier.cli._common import summary
+from megaclassifier.cli.model_options import geofence_options
 from megaclassifier.cli.options import images_dir_option, taxonomy_option
 from megaclassifier.cli.postprocess_options import (
     check_video_summary,
@@ -15,7 +16,18 @@ from megaclassifier.cli.postprocess_options import (
     smoothing_options,
     video_summary_options,
 )
-from megaclassifier.postprocess.options import SmoothOptions
+from megaclassifier.postprocess.options import (
+    DEFAULT_RESTRICT_SEMANTICS,
+    DEFAULT_ROLLUP_SEMANTICS,
+    RESTRICT_SEMANTICS,
+    RESTRICT_SEMANTICS_HELP,
+    ROLLUP_SEMANTICS,
+    ROLLUP_SEMANTICS_HELP,
+    SmoothOptions,
+)
+
+if TYPE_CHECKING:
+    from megaclassifier.postprocess.rollup import RollupFence
 
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -72,9 +84,15 @@ def smooth(ctx: click.Context, input_json: Path, output_json: Path, images_dir: 
 @click.argument("input_json", type=_IN)
 @click.argument("output_json", type=_OUT)
 @click.option("--taxa", "taxa_list", type=_IN, required=True, help="CSV with the columns latin,common.")
+@click.option("--semantics", type=click.Choice(RESTRICT_SEMANTICS), default=DEFAULT_RESTRICT_SEMANTICS,
+              show_default=True, help=RESTRICT_SEMANTICS_HELP)  # fmt: skip
 @taxonomy_option
-def restrict(input_json: Path, output_json: Path, taxa_list: Path, taxonomy: Path | None) -> None:
+def restrict(input_json: Path, output_json: Path, taxa_list: Path, semantics: str, taxonomy: Path | None) -> None:
     """Keep only the taxa of a species list; other classes move to their nearest listed ancestor.
+
+    --semantics megadetector (the default) gives MegaDetector's restrict_to_taxa_list answer: each class is
+    relabelled where it stands with its score, one with no listed ancestor becomes "animal".
+    --semantics megaclassifier sums the scores landing on one taxon and drops (renormalising) the unlisted.
 
     \b
     Example:
@@ -82,12 +100,15 @@ def restrict(input_json: Path, output_json: Path, taxa_list: Path, taxonomy: Pat
     """
     from megaclassifier.postprocess import restrict_file
 
-    result = restrict_file(input_json, output_json, taxa_list=taxa_list, taxonomy=taxonomy)
+    result = restrict_file(input_json, output_json, taxa_list=taxa_list, semantics=semantics, taxonomy=taxonomy)
     added = f"; added classes {', '.join(result.classes_added)}" if result.classes_added else ""
+    if semantics == "megadetector":
+        rest = f"{result.changed['to_animal']} to animal (no listed ancestor)"
+    else:
+        rest = f"{result.changed['left_unclassified']} left without a listed class"
     summary(
         f"Wrote restricted results to {output_json}: {result.changed['moved']} detections moved to listed taxa, "
-        f"{result.changed['left_unclassified']} left without a listed class, "
-        f"of {result.detections_classified} classified detections{added}"
+        f"{rest}, of {result.detections_classified} classified detections{added}"
     )
 
 
@@ -95,20 +116,54 @@ def restrict(input_json: Path, output_json: Path, taxa_list: Path, taxonomy: Pat
 @click.argument("input_json", type=_IN)
 @click.argument("output_json", type=_OUT)
 @click.option("-t", "--threshold", type=click.FloatRange(0, 1), required=True,
-              help="Roll up detections whose top score is below this, to the first taxon summing to it.")  # fmt: skip
+              help="Roll up uncertain detections to the first taxon whose summed score passes this.")  # fmt: skip
+@click.option("--semantics", type=click.Choice(ROLLUP_SEMANTICS), default=DEFAULT_ROLLUP_SEMANTICS,
+              show_default=True, help=ROLLUP_SEMANTICS_HELP)  # fmt: skip
+@geofence_options
+@click.option("--geofence", "geofence_path", type=click.Path(exists=True, path_type=Path),
+              help="With --country: a SpeciesNet release folder, or its geofence JSON; taxa it fences out there "
+              "are passed over.")  # fmt: skip
 @taxonomy_option
-def rollup(input_json: Path, output_json: Path, threshold: float, taxonomy: Path | None) -> None:
-    """Label uncertain detections with the genus, family, order or class their scores agree on.
+@click.pass_context
+def rollup(ctx: click.Context, input_json: Path, output_json: Path, threshold: float, semantics: str,
+           country: str | None, admin1_region: str | None, geofence_path: Path | None,
+           taxonomy: Path | None) -> None:  # fmt: skip
+    """Label uncertain detections with the genus, family, order, class or kingdom their scores agree on.
+
+    --semantics speciesnet (the default) is SpeciesNet 5.0.6's roll-up; megadetector is MegaDetector's
+    run_md_and_speciesnet variant; megaclassifier this toolkit's earlier default (see docs/smoothing.md).
 
     \b
-    Example:
-      megaclassifier rollup merged.json rolled.json --threshold 0.6
+    Examples:
+      megaclassifier rollup merged.json rolled.json --threshold 0.65
+      megaclassifier rollup merged.json rolled.json -t 0.65 --country USA --geofence speciesnet-release/
+      megaclassifier rollup merged.json rolled.json -t 0.6 --semantics megaclassifier
     """
     from megaclassifier.postprocess import rollup_file
 
-    result = rollup_file(input_json, output_json, threshold=threshold, taxonomy=taxonomy)
+    fence = _fence(ctx, semantics, country, admin1_region, geofence_path)
+    result = rollup_file(input_json, output_json, threshold=threshold, semantics=semantics, fence=fence,
+                         taxonomy=taxonomy)  # fmt: skip
     levels = ", ".join(f"{level} {n}" for level, n in result.changed.items())
     summary(
         f"Wrote rolled-up results to {output_json}: {result.detections_changed} detections rolled up ({levels}), "
         f"of {result.detections_classified} classified detections"
     )
+
+
+def _fence(ctx: click.Context, semantics: str, country: str | None, admin1_region: str | None,
+           path: Path | None) -> RollupFence | None:  # fmt: skip
+    """``rollup``'s geofence: ``--geofence`` read for ``--country``; usage errors for a half-given pair."""
+    if admin1_region is not None and country is None:
+        raise click.UsageError("--admin1-region needs --country", ctx)
+    if (country is None) != (path is None):
+        raise click.UsageError("--country and --geofence go together", ctx)
+    if country is None or path is None:
+        return None
+    if semantics == "megaclassifier":
+        raise click.UsageError("--country: the megaclassifier semantics has no geofence (use speciesnet)", ctx)
+    from megaclassifier.models.speciesnet import read_geofence, read_release
+    from megaclassifier.postprocess.rollup import RollupFence
+
+    geofence = read_geofence(read_release(path).geofence if path.is_dir() else path)
+    return RollupFence(geofence, country, admin1_region)

@@ -31,9 +31,9 @@ from megaclassifier.formats.detections_stream import InMemoryResults, StreamedRe
 from megaclassifier.postprocess.classes import ClassTable
 from megaclassifier.postprocess.geofence import Geofence
 from megaclassifier.postprocess.groups import Changes, Group, GroupSmoother, apply_changes
-from megaclassifier.postprocess.options import SmoothOptions
+from megaclassifier.postprocess.options import DEFAULT_RESTRICT_SEMANTICS, DEFAULT_ROLLUP_SEMANTICS, SmoothOptions
 from megaclassifier.postprocess.restrict import Restriction, read_taxa_list
-from megaclassifier.postprocess.rollup import Rollup
+from megaclassifier.postprocess.rollup import Rollup, RollupFence
 from megaclassifier.postprocess.sequences import Sequences, normalise, sequences_from_cct, sequences_from_exif
 from megaclassifier.postprocess.videos import VideoSummary, record_step, video_summarizer
 
@@ -187,7 +187,7 @@ def smooth_file(
 
 
 def _smooth(results: Results, table: ClassTable, options: SmoothOptions, sink: Sink) -> PostprocessSummary:
-    rollup = Rollup(table, options.rollup) if options.rollup is not None else None
+    rollup = Rollup(table, options.rollup, options.rollup_semantics) if options.rollup is not None else None
     prepare = _Preparer(table, rollup)
     smoother = GroupSmoother(table, options, results.header.get("detection_categories") or {})
     summary = PostprocessSummary("smooth")
@@ -281,26 +281,43 @@ def _smooth_record(summary: PostprocessSummary, options: SmoothOptions) -> dict[
 
 
 def rollup_results(
-    data: dict[str, Any], threshold: float, *, taxonomy: str | Path | None = None, source: str = "<results>"
+    data: dict[str, Any],
+    threshold: float,
+    *,
+    semantics: str = DEFAULT_ROLLUP_SEMANTICS,
+    fence: RollupFence | None = None,
+    taxonomy: str | Path | None = None,
+    source: str = "<results>",
 ) -> PostprocessSummary:
-    """Roll uncertain detections of a loaded results dict up the taxonomy, in place (see :mod:`.rollup`)."""
+    """Roll uncertain detections of a loaded results dict up the taxonomy, in place (see :mod:`.rollup`).
+
+    Args:
+        semantics: ``speciesnet``, ``megadetector`` or ``megaclassifier`` (:data:`.rollup.SEMANTICS`).
+        fence: the geofence taxa are checked against (``--country``), or None.
+    """
     results = InMemoryResults(data, source)
     table = ClassTable.from_header(data, source, taxonomy)
-    summary = _rollup(results, table, threshold, _discard)
-    _finish(data, table, summary, _rollup_record(summary, threshold))
+    summary = _rollup(results, table, Rollup(table, threshold, semantics, fence), _discard)
+    _finish(data, table, summary, _rollup_record(summary, threshold, semantics, fence))
     return summary
 
 
 def rollup_file(
-    input_json: str | Path, output_json: str | Path, *, threshold: float, taxonomy: str | Path | None = None
+    input_json: str | Path,
+    output_json: str | Path,
+    *,
+    threshold: float,
+    semantics: str = DEFAULT_ROLLUP_SEMANTICS,
+    fence: RollupFence | None = None,
+    taxonomy: str | Path | None = None,
 ) -> PostprocessSummary:
-    """Roll up a results file into a new one (streamed)."""
-    return _file_step(input_json, output_json, taxonomy, lambda r, t, sink: _rollup(r, t, threshold, sink),
-                      lambda s: _rollup_record(s, threshold))  # fmt: skip
+    """Roll up a results file into a new one (streamed; see :func:`rollup_results`)."""
+    return _file_step(input_json, output_json, taxonomy,
+                      lambda r, t, sink: _rollup(r, t, Rollup(t, threshold, semantics, fence), sink),
+                      lambda s: _rollup_record(s, threshold, semantics, fence))  # fmt: skip
 
 
-def _rollup(results: Results, table: ClassTable, threshold: float, sink: Sink) -> PostprocessSummary:
-    rollup = Rollup(table, threshold)
+def _rollup(results: Results, table: ClassTable, rollup: Rollup, sink: Sink) -> PostprocessSummary:
     prepare = _Preparer(table, rollup)
     for image in results.images():
         prepare(image)
@@ -309,31 +326,53 @@ def _rollup(results: Results, table: ClassTable, threshold: float, sink: Sink) -
     return PostprocessSummary("rollup", prepare.images, prepare.classified, dict(rollup.by_level))
 
 
-def _rollup_record(summary: PostprocessSummary, threshold: float) -> dict[str, Any]:
-    return {"step": "rollup", "threshold": threshold, "detections_changed": dict(summary.changed)}
+def _rollup_record(
+    summary: PostprocessSummary, threshold: float, semantics: str, fence: RollupFence | None
+) -> dict[str, Any]:
+    record: dict[str, Any] = {"step": "rollup", "semantics": semantics, "threshold": threshold}
+    if fence is not None:
+        record.update(country=fence.country, admin1_region=fence.admin1_region)
+    record["detections_changed"] = dict(summary.changed)
+    return record
 
 
 def restrict_results(
-    data: dict[str, Any], taxa_list: str | Path, *, taxonomy: str | Path | None = None, source: str = "<results>"
+    data: dict[str, Any],
+    taxa_list: str | Path,
+    *,
+    semantics: str = DEFAULT_RESTRICT_SEMANTICS,
+    taxonomy: str | Path | None = None,
+    source: str = "<results>",
 ) -> PostprocessSummary:
-    """Keep only the taxa of a species list in a loaded results dict, in place (see :mod:`.restrict`)."""
+    """Keep only the taxa of a species list in a loaded results dict, in place (see :mod:`.restrict`).
+
+    Args:
+        semantics: ``megadetector`` (MegaDetector's ``restrict_to_taxa_list``) or ``megaclassifier``.
+    """
     results = InMemoryResults(data, source)
     table = ClassTable.from_header(data, source, taxonomy)
-    summary = _restrict(results, table, taxa_list, _discard)
-    _finish(data, table, summary, _restrict_record(summary, taxa_list))
+    summary = _restrict(results, table, taxa_list, semantics, _discard)
+    _finish(data, table, summary, _restrict_record(summary, taxa_list, semantics))
     return summary
 
 
 def restrict_file(
-    input_json: str | Path, output_json: str | Path, *, taxa_list: str | Path, taxonomy: str | Path | None = None
+    input_json: str | Path,
+    output_json: str | Path,
+    *,
+    taxa_list: str | Path,
+    semantics: str = DEFAULT_RESTRICT_SEMANTICS,
+    taxonomy: str | Path | None = None,
 ) -> PostprocessSummary:
-    """Restrict a results file to a species list into a new file (streamed)."""
-    return _file_step(input_json, output_json, taxonomy, lambda r, t, sink: _restrict(r, t, taxa_list, sink),
-                      lambda s: _restrict_record(s, taxa_list))  # fmt: skip
+    """Restrict a results file to a species list into a new file (streamed; see :func:`restrict_results`)."""
+    return _file_step(input_json, output_json, taxonomy, lambda r, t, sink: _restrict(r, t, taxa_list, semantics, sink),
+                      lambda s: _restrict_record(s, taxa_list, semantics))  # fmt: skip
 
 
-def _restrict(results: Results, table: ClassTable, taxa_list: str | Path, sink: Sink) -> PostprocessSummary:
-    restriction = Restriction(table, read_taxa_list(taxa_list), list_path=taxa_list)
+def _restrict(
+    results: Results, table: ClassTable, taxa_list: str | Path, semantics: str, sink: Sink
+) -> PostprocessSummary:
+    restriction = Restriction(table, read_taxa_list(taxa_list), list_path=taxa_list, semantics=semantics)
     prepare = _Preparer(table)
     for image in results.images():
         prepare(image)
@@ -341,12 +380,16 @@ def _restrict(results: Results, table: ClassTable, taxa_list: str | Path, sink: 
             restriction.apply(det)
         sink(image)
     prepare.require_classifications(results.source)
-    changed = {"moved": restriction.changed - restriction.emptied, "left_unclassified": restriction.emptied}
+    if semantics == "megadetector":
+        changed = {"moved": restriction.changed - restriction.to_animal, "to_animal": restriction.to_animal}
+    else:
+        changed = {"moved": restriction.changed - restriction.emptied, "left_unclassified": restriction.emptied}
     return PostprocessSummary("restrict", prepare.images, prepare.classified, changed)
 
 
-def _restrict_record(summary: PostprocessSummary, taxa_list: str | Path) -> dict[str, Any]:
-    return {"step": "restrict", "taxa_list": Path(taxa_list).name, "detections_changed": dict(summary.changed)}
+def _restrict_record(summary: PostprocessSummary, taxa_list: str | Path, semantics: str) -> dict[str, Any]:
+    return {"step": "restrict", "semantics": semantics, "taxa_list": Path(taxa_list).name,
+            "detections_changed": dict(summary.changed)}  # fmt: skip
 
 
 def geofence_results(

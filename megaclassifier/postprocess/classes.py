@@ -92,6 +92,23 @@ class ClassTable:
         self.added.append(cid)
         return cid
 
+    def animal_id(self) -> str:
+        """The class "animal" (no taxon: SpeciesNet's kingdom, MegaDetector's unplaced animal), added when none is.
+
+        A class of the file named "animal" without a taxon is it (the lowest ID when several are).
+        """
+        taxa = self.taxa or {}
+        same = [c for c in self.ids_named(("animal",)) if c in taxa and not taxa[c].is_taxon]
+        if same:
+            return min(same, key=lambda c: (len(c), c))
+        from megaclassifier.models.speciesnet import ANIMAL_LABEL
+
+        animal = Taxon(("", "", "", "", ""), "animal", ANIMAL_LABEL.split(";")[0])
+        cid = self.id_for(animal, "animal")
+        if self.taxa is not None:
+            self.taxa[cid] = animal
+        return cid
+
     def common_name(self, taxon: Taxon) -> str:
         """A name for a taxon: a known class's common name for it, else its Latin name."""
         cid = self._by_key.get(taxon.key)

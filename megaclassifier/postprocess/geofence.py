@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from megaclassifier.labels.descriptions import parse_description
+from megaclassifier.models.speciesnet import ANIMAL_LABEL
 from megaclassifier.postprocess.classes import ClassTable
 
 #: The levels a fenced-out class is summed at, in order, and how many taxa tokens each keeps.
@@ -55,10 +56,13 @@ def is_fenced_out(
 
 
 def ancestor(label: str, keep: int, taxonomy_map: dict[str, str]) -> str | None:
-    """The release's label of ``label``'s ancestor keeping ``keep`` taxa tokens (0: the kingdom), or None."""
+    """The release's label of ``label``'s ancestor keeping ``keep`` taxa tokens (0: the kingdom), or None.
+
+    SpeciesNet's ``get_ancestor_at_level``: the kingdom is the ancestor of every taxon and of "animal".
+    """
     tokens = label.split(";")[1:6]
     if keep == 0:
-        return taxonomy_map.get(";;;;") if tokens[0] else None
+        return taxonomy_map.get(";;;;") if tokens[0] or label == ANIMAL_LABEL else None
     if not tokens[keep - 1]:
         return None
     return taxonomy_map.get(";".join(tokens[:keep] + [""] * (5 - keep)))

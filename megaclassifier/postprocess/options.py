@@ -16,6 +16,24 @@ DEFAULT_OTHER_NAMES = ("other", "unknown", "no cv result", "animal", "blank", "m
 DEFAULT_GAP_SECONDS = 60.0
 DEFAULT_EVIDENCE_THRESHOLD = 0.7
 
+#: ``rollup --semantics`` (and ``smooth --rollup-semantics``): whose roll-up rules, the default first.
+ROLLUP_SEMANTICS = ("speciesnet", "megadetector", "megaclassifier")
+DEFAULT_ROLLUP_SEMANTICS = "speciesnet"
+ROLLUP_SEMANTICS_HELP = (
+    "Whose roll-up. speciesnet: SpeciesNet 5.0.6's (genus..kingdom, a sum > T, geofenced taxa skipped with "
+    "--country; a top class > T is kept); megadetector: run_md_and_speciesnet's (species..kingdom, > T, the raw "
+    "top-1 kept when nothing passes); megaclassifier: this toolkit's earlier default (only tops < T, species..class, "
+    "a sum >= T)."
+)
+#: ``restrict --semantics``, the default first.
+RESTRICT_SEMANTICS = ("megadetector", "megaclassifier")
+DEFAULT_RESTRICT_SEMANTICS = "megadetector"
+RESTRICT_SEMANTICS_HELP = (
+    "megadetector: restrict_to_taxa_list's (each class relabelled where it stands, its score kept; no listed "
+    "ancestor: animal); megaclassifier: this toolkit's earlier default (scores landing on one taxon summed, unlisted "
+    "classes dropped, the rest renormalised)."
+)
+
 
 @dataclass
 class SmoothOptions:
@@ -46,6 +64,7 @@ class SmoothOptions:
         camera_depth: how many leading folder levels name a camera (None: the whole folder).
         gap_seconds: a larger gap between two images of a camera starts a new sequence.
         rollup: roll uncertain detections up the taxonomy first (see :mod:`.rollup`) at this threshold.
+        rollup_semantics: whose roll-up rules (``speciesnet``, ``megadetector``, ``megaclassifier``).
     """
 
     min_detections_to_overwrite_secondary: int = 4
@@ -68,12 +87,15 @@ class SmoothOptions:
     camera_depth: int | None = None
     gap_seconds: float = DEFAULT_GAP_SECONDS
     rollup: float | None = None
+    rollup_semantics: str = DEFAULT_ROLLUP_SEMANTICS
 
     def recorded(self) -> dict[str, object]:
         """The options as written into ``info`` (paths as strings, unused sequence fields left out)."""
         out: dict[str, object] = {}
         for key, value in vars(self).items():
             if key in ("sequences", "images_dir", "camera_depth", "gap_seconds") and self.level != "sequence":
+                continue
+            if key == "rollup_semantics" and self.rollup is None:
                 continue
             out[key] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
         return out

@@ -13,11 +13,21 @@ Each class of the results moves to its nearest allowed taxon: itself when
 listed, else its closest ancestor that is listed or is an ancestor of a listed
 taxon (with only the coyote listed, a gray wolf becomes genus *canis*, as
 MegaDetector does); a class is added for that taxon when none stands for it.
-Scores of classes that land on the same taxon are summed. A class with no
-allowed ancestor (a bird when only mammals are listed) is dropped, and the
-detection's remaining scores are scaled up to the total it had
-(renormalised). Classes that are no taxon (blank, vehicle, other) and humans
-are kept as they are. The original list stays in ``raw_classifications``.
+Classes that are no taxon (blank, vehicle, other) and humans are kept as they
+are. The original list stays in ``raw_classifications``. Two semantics
+(``--semantics``):
+
+* ``megadetector`` (the default): MegaDetector's ``restrict_to_taxa_list``:
+  every class is relabelled where it stands, its score unchanged; a class with
+  no allowed ancestor (a bird when only mammals are listed) becomes "animal";
+  when two entries land on one class, the first (higher) is kept. The top label
+  and score are MegaDetector's.
+* ``megaclassifier`` (this toolkit's earlier default): scores of classes that land on
+  the same taxon are summed; a class with no allowed ancestor is dropped, and
+  the detection's remaining scores are scaled up to the total it had
+  (renormalised); the list is re-sorted.
+
+Scores are written with 4 decimals.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from megaclassifier.errors import InputFileError
 from megaclassifier.formats.reading import open_text
 from megaclassifier.labels.descriptions import Taxon
 from megaclassifier.postprocess.classes import ClassTable
+from megaclassifier.postprocess.options import DEFAULT_RESTRICT_SEMANTICS
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +80,24 @@ class Restriction:
     """The move of each class to its nearest listed taxon.
 
     Attributes:
-        target: class ID -> class ID it moves to, or None when dropped.
+        semantics: ``megadetector`` or ``megaclassifier`` (see the module docstring).
+        target: class ID -> class ID it moves to, or None when it has no allowed ancestor.
         unknown: list entries that name no taxon of the results.
         changed: detections whose list changed.
-        emptied: detections left without any class.
+        emptied: ``megaclassifier``: detections left without any class.
+        to_animal: ``megadetector``: detections whose top class had no allowed ancestor (now "animal").
     """
 
-    def __init__(self, table: ClassTable, taxa_list: dict[str, str], *, list_path: str | Path) -> None:
+    def __init__(
+        self,
+        table: ClassTable,
+        taxa_list: dict[str, str],
+        *,
+        list_path: str | Path,
+        semantics: str = DEFAULT_RESTRICT_SEMANTICS,
+    ) -> None:
+        self.semantics = semantics
+        self.table = table
         taxa = table.require_taxonomy("restrict")
         known = _known_taxa(taxa)
         allowed = _allowed({known[latin]: common for latin, common in taxa_list.items() if latin in known})
@@ -95,12 +117,16 @@ class Restriction:
         }
         self.changed = 0
         self.emptied = 0
+        self.to_animal = 0
+        self._animal: str | None = None
 
     def apply(self, det: dict[str, Any]) -> bool:
         """Move one detection's classes; say whether its list changed."""
         classes = det.get("classifications")
-        if not classes or all(self.target.get(c) == c for c, _ in classes):
+        if not classes or all(self.target.get(c, c) == c for c, _ in classes):
             return False
+        if self.semantics == "megadetector":
+            return self._relabel(det, classes)
         sums: dict[str, float] = {}
         total = 0.0
         for cid, score in classes:
@@ -116,8 +142,27 @@ class Restriction:
             self.emptied += 1
             return True
         scale = total / kept
-        moved = [[cid, round(score * scale, 6)] for cid, score in sums.items()]
+        moved = [[cid, round(score * scale, 4)] for cid, score in sums.items()]
         det["classifications"] = sorted(moved, key=lambda c: -c[1])
+        return True
+
+    def _relabel(self, det: dict[str, Any], classes: list[list[Any]]) -> bool:
+        """MegaDetector's: each entry relabelled in place, its score kept, the first entry of a class kept."""
+        out: list[list[Any]] = []
+        seen: set[str] = set()
+        for cid, score in classes:
+            target = self.target.get(cid, cid)
+            if target is None:
+                target = self._animal if self._animal is not None else self.table.animal_id()
+                self._animal = target
+            if target not in seen:
+                seen.add(target)
+                out.append([target, score])
+        det.setdefault("raw_classifications", classes)
+        det["classifications"] = out
+        self.changed += 1
+        if self.target.get(classes[0][0], classes[0][0]) is None:
+            self.to_animal += 1
         return True
 
 

@@ -1,74 +1,233 @@
-"""Rollup: an uncertain species becomes the genus, family, order or class the scores agree on.
+"""Rollup: an uncertain species becomes the genus, family, order, class or kingdom the scores agree on.
 
-When a detection's top score is below THRESHOLD, its classes' scores are
-summed level by level up the taxonomy (species, genus, family, order, class);
-the first level where one taxon's sum reaches THRESHOLD labels the
-detection::
+The scores of a detection's classes are summed level by level up the taxonomy;
+the first level where one taxon's sum passes THRESHOLD labels the detection.
+Three semantics, by name (``--semantics``):
+
+* ``speciesnet`` (the default): SpeciesNet 5.0.6's roll-up
+  (``roll_up_labels_to_first_matching_level`` as its ensemble calls it): levels
+  genus, family, order, class, kingdom; a sum must be strictly above THRESHOLD;
+  with a geofence (``--country``), a taxon fenced out there is passed over. A
+  detection whose top class is above THRESHOLD and not fenced out keeps it, as
+  the ensemble keeps a confident species before it ever rolls up.
+* ``megadetector``: MegaDetector's ``run_md_and_speciesnet``: levels species to
+  kingdom, strictly above THRESHOLD, fenced taxa passed over; with a geofence,
+  a fenced-out top class is first moved to the first of family..kingdom whose
+  sum reaches its score (SpeciesNet's ``geofence_animal_classification``); when
+  no level passes, the raw top-1 is kept.
+* ``megaclassifier`` (this toolkit's earlier default): only detections whose top score
+  is below THRESHOLD; levels species to class; a sum must reach THRESHOLD (>=).
+
+Example::
 
     [["deer", 0.45], ["elk", 0.40], ["cow", 0.10]]   at --threshold 0.6
     -> [["cervidae", 0.85], ["deer", 0.45], ["elk", 0.40], ["cow", 0.10]]
 
 The taxon's class is added to ``classification_categories`` (named by its
-Latin name) when no class stands for it yet; the sum is its score, first in
-the list; the original list stays in ``raw_classifications``. A class without a
-taxon (blank, other) never adds to a sum.
+Latin name; the kingdom is the class "animal") when no class stands for it yet;
+the sum (4 decimals) is its score, first in the list; the original list stays
+in ``raw_classifications``. A class without a taxon (blank, other) never adds
+to a sum; a class named "animal" adds to the kingdom only.
+
+:func:`roll_up` is the one roll-up, on plain ``(label, score)`` lists: for a
+release's labels (the SpeciesNet ensemble) with :func:`speciesnet_ancestor` and
+:func:`speciesnet_fence`, for a results file's classes with their taxa (:class:`Rollup`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from megaclassifier.labels.descriptions import LEVELS
+from megaclassifier.labels.descriptions import LEVELS, Taxon
 from megaclassifier.postprocess.classes import ClassTable
+from megaclassifier.postprocess.geofence import ancestor as release_ancestor
+from megaclassifier.postprocess.geofence import is_fenced_out
+from megaclassifier.postprocess.options import DEFAULT_ROLLUP_SEMANTICS as DEFAULT_SEMANTICS
+
+#: How many ``class;order;family;genus;species`` tokens each level keeps (the kingdom: none).
+KEEP = {"species": 5, "genus": 4, "family": 3, "order": 2, "class": 1, "kingdom": 0}
+
+
+@dataclass(frozen=True)
+class Semantics:
+    """One roll-up's rules.
+
+    Attributes:
+        name: its ``--semantics`` name.
+        levels: the levels tried, in order.
+        strict: a sum must be above the threshold (else: at least it).
+    """
+
+    name: str
+    levels: tuple[str, ...]
+    strict: bool
+
+
+SEMANTICS = {
+    "speciesnet": Semantics("speciesnet", ("genus", "family", "order", "class", "kingdom"), True),
+    "megadetector": Semantics("megadetector", ("species", "genus", "family", "order", "class", "kingdom"), True),
+    "megaclassifier": Semantics("megaclassifier", ("species", "genus", "family", "order", "class"), False),
+}
+#: SpeciesNet's geofence roll-up of a fenced-out top class (``geofence_animal_classification``).
+GEOFENCE_SEMANTICS = Semantics("geofence", ("family", "order", "class", "kingdom"), True)
+L = TypeVar("L", bound=Hashable)
+A = TypeVar("A", bound=Hashable)
+
+
+def roll_up(
+    scores: Iterable[tuple[L, float]],
+    ancestor: Callable[[L, str], A | None],
+    threshold: float,
+    semantics: str | Semantics = DEFAULT_SEMANTICS,
+    *,
+    fenced: Callable[[A], bool] | None = None,
+) -> tuple[A, float, str] | None:
+    """The first level whose best sum passes ``threshold``: ``(ancestor, sum, level)``, or None.
+
+    At each level of the semantics, each label's score is added (in list order) to its
+    ancestor's sum (``ancestor(label, level)``; None: the label adds to no sum there);
+    the largest sum above 0 whose ancestor is not ``fenced`` (the first on ties) passes
+    when it is above ``threshold`` (``megaclassifier``: at least it). With
+    ``semantics="speciesnet"`` this is SpeciesNet's ``roll_up_labels_to_first_matching_level``
+    as its ensemble calls it (the source it records is ``f"classifier+rollup_to_{level}"``).
+    """
+    rules = SEMANTICS[semantics] if isinstance(semantics, str) else semantics
+    pairs = list(scores)
+    for level in rules.levels:
+        sums: dict[A, float] = {}
+        for label, score in pairs:
+            up = ancestor(label, level)
+            if up is not None:
+                sums[up] = sums.get(up, 0.0) + score
+        best: A | None = None
+        best_sum = 0.0
+        for up, total in sums.items():
+            if total > best_sum and not (fenced is not None and fenced(up)):
+                best, best_sum = up, total
+        if best is not None and (best_sum > threshold if rules.strict else best_sum >= threshold):
+            return best, best_sum, level
+    return None
+
+
+def speciesnet_ancestor(taxonomy_map: dict[str, str]) -> Callable[[str, str], str | None]:
+    """``ancestor`` for :func:`roll_up` on a release's labels: SpeciesNet's ``get_ancestor_at_level``.
+
+    ``taxonomy_map``: taxa key -> label (:func:`megaclassifier.models.speciesnet.read_taxonomy_map`).
+    """
+    memo: dict[tuple[str, str], str | None] = {}  # a release has a few thousand labels: worth keeping
+
+    def up(label: str, level: str) -> str | None:
+        key = (label, level)
+        if key not in memo:
+            memo[key] = release_ancestor(label, KEEP[level], taxonomy_map)
+        return memo[key]
+
+    return up
+
+
+def speciesnet_fence(
+    geofence: dict[str, dict[str, Any]], country: str | None, admin1_region: str | None = None
+) -> Callable[[str], bool] | None:
+    """``fenced`` for :func:`roll_up` on a release's labels (None without a country: nothing is fenced)."""
+    if not country:
+        return None
+    memo: dict[str, bool] = {}
+
+    def fenced(label: str) -> bool:
+        if label not in memo:
+            memo[label] = is_fenced_out(";".join(label.split(";")[1:6]), geofence, country, admin1_region)
+        return memo[label]
+
+    return fenced
+
+
+@dataclass(frozen=True)
+class RollupFence:
+    """Where the images are, for ``rollup --country``: the release's geofence rules, country and region."""
+
+    geofence: dict[str, dict[str, Any]]
+    country: str
+    admin1_region: str | None = None
+
+    def __call__(self, key: tuple[str, ...]) -> bool:
+        """Whether the taxon with these leading tokens is fenced out."""
+        tokens = list(key) + [""] * (len(LEVELS) - len(key))
+        return bool(key) and is_fenced_out(";".join(tokens), self.geofence, self.country, self.admin1_region)
 
 
 class Rollup:
     """Rolls detections up the taxonomy of one results file.
 
     Attributes:
-        threshold: the score a taxon's sum must reach.
+        threshold: the score a taxon's sum must pass.
+        semantics: the rules (:data:`SEMANTICS`).
+        fence: the geofence (``--country``), or None (``megaclassifier`` has none: it is ignored there).
         by_level: detections relabelled at each level.
     """
 
-    def __init__(self, table: ClassTable, threshold: float) -> None:
+    def __init__(
+        self, table: ClassTable, threshold: float, semantics: str = DEFAULT_SEMANTICS, fence: RollupFence | None = None
+    ) -> None:
+        if semantics not in SEMANTICS:
+            raise ValueError(f"unknown roll-up semantics {semantics!r}; expected one of {', '.join(SEMANTICS)}")
         self.table = table
         self.taxa = table.require_taxonomy("rollup")
         self.threshold = threshold
-        self.by_level: dict[str, int] = dict.fromkeys(reversed(LEVELS), 0)
+        self.semantics = SEMANTICS[semantics]
+        self.fence = fence if semantics != "megaclassifier" else None
+        self.by_level: dict[str, int] = dict.fromkeys(self.semantics.levels, 0)
+        self._animal = {cid for cid in table.ids_named(("animal",)) if cid in self.taxa and not self.taxa[cid].is_taxon}
 
     def apply(self, det: dict[str, Any]) -> bool:
-        """Roll one detection up when its top score is below the threshold; say whether it changed."""
+        """Roll one detection up when its semantics says so; say whether it changed."""
         classes = det.get("classifications")
-        if not classes or classes[0][1] >= self.threshold:
+        if not classes:
             return False
-        for depth in range(len(LEVELS), 0, -1):
-            found = self._best_at(classes, depth)
-            if found is not None and found[1] >= self.threshold:
-                self._relabel(det, classes, found[0], found[1])
-                self.by_level[LEVELS[depth - 1]] += 1
-                return True
-        return False
-
-    def _best_at(self, classes: list[list[Any]], depth: int) -> tuple[Any, float] | None:
-        """The taxon at ``depth`` with the largest sum (first on ties) and that sum."""
-        sums: dict[tuple[str, ...], float] = {}
-        first: dict[tuple[str, ...], Any] = {}
-        for cid, score in classes:
-            taxon = self.taxa.get(cid)
-            if taxon is None or taxon.depth < depth:
-                continue
-            key = taxon.key[:depth]
-            sums[key] = sums.get(key, 0.0) + score
-            first.setdefault(key, taxon.at_depth(depth))
-        if not sums:
-            return None
-        key = max(sums, key=lambda k: sums[k])
-        return first[key], sums[key]
-
-    def _relabel(self, det: dict[str, Any], classes: list[list[Any]], taxon: Any, total: float) -> None:
-        cid = self.table.id_for(taxon, self.table.common_name(taxon))
+        top_id, top = classes[0][0], classes[0][1]
+        fenced_top = self.fence is not None and self._fenced_class(top_id)
+        name = self.semantics.name
+        if name == "megaclassifier" and top >= self.threshold:
+            return False
+        if name == "speciesnet" and top > self.threshold and not fenced_top:
+            return False
+        pairs = [(cid, float(score)) for cid, score in classes]
+        if name == "megadetector" and fenced_top:
+            found = roll_up(pairs, self._ancestor, top - 1e-10, GEOFENCE_SEMANTICS, fenced=self.fence)
+        else:
+            found = roll_up(pairs, self._ancestor, self.threshold, self.semantics, fenced=self.fence)
+        if found is None:
+            return False
+        key, total, level = found
+        cid = self._class_for(key)
+        if cid == top_id and total == top:
+            return False  # the top class itself (megadetector's species level)
         det.setdefault("raw_classifications", classes)
-        det["classifications"] = [[cid, round(total, 6)], *([c, s] for c, s in classes if c != cid)]
+        det["classifications"] = [[cid, round(total, 4)], *([c, s] for c, s in classes if c != cid)]
+        self.by_level[level] = self.by_level.get(level, 0) + 1
+        return True
+
+    def _ancestor(self, cid: str, level: str) -> tuple[str, ...] | None:
+        taxon = self.taxa.get(cid)
+        if taxon is None:
+            return None
+        keep = KEEP[level]
+        if keep == 0:
+            return () if taxon.is_taxon or cid in self._animal else None
+        return taxon.key[:keep] if taxon.depth >= keep else None
+
+    def _fenced_class(self, cid: str) -> bool:
+        taxon = self.taxa.get(cid)
+        return taxon is not None and taxon.is_taxon and self.fence is not None and self.fence(taxon.key)
+
+    def _class_for(self, key: tuple[str, ...]) -> str:
+        if not key:
+            cid = self.table.animal_id()
+            self._animal.add(cid)
+            return cid
+        taxon = Taxon(key + ("",) * (len(LEVELS) - len(key)))  # type: ignore[arg-type]
+        return self.table.id_for(taxon, self.table.common_name(taxon))
 
     @property
     def changed(self) -> int:
