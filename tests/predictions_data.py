@@ -49,6 +49,8 @@ MODEL_VERSION = "4.0.1a"
 def raw(file: str, conf: float) -> tuple[str, str]:
     """The made-up raw classes of a box."""
     return ODD_BOX.get((file, conf), RAW[file])
+
+
 LABELS = {"1": "animal", "2": "human", "3": "vehicle"}
 
 

@@ -96,7 +96,7 @@ def write_predictions_json(
             prediction["failures"] = _failures(image.get("failure"))
             counts.failed += 1
         prediction.update((key, image[key]) for key in _LOCATION if key in image)
-        if "failures" not in prediction:
+        if isinstance(detections, list) and "failures" not in prediction:
             ranked = sorted(enumerate(detections), key=lambda pair: -_conf(pair[1], pair[0], where, results))
             prediction["detections"] = [_detection(det, f"{where} detection {j}", categories, labels, results)
                                          for j, det in ranked]  # fmt: skip

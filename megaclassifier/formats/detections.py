@@ -30,7 +30,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import write_json_atomic
@@ -168,7 +168,7 @@ def _check_detection(det: Any, where: str, path: str | Path) -> None:
         raise InputFileError(path, f'{where}: "conf" is not a number: {json.dumps(det["conf"])}')
 
 
-def is_finite_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> TypeGuard[float]:
     """A JSON number that is finite as a float (an integer of 400 digits is not: it has no float)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False

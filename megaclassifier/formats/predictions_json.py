@@ -128,6 +128,10 @@ def predictions_to_results(data: dict[str, Any], path: Any) -> dict[str, Any]:
     return _Converter(path).convert(data)
 
 
+#: ``(classifications, raw_classifications, classification_source)`` of a box, each None when absent
+_Classes = tuple[list[list[Any]] | None, list[list[Any]] | None, str | None]
+
+
 def _json(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -216,14 +220,8 @@ class _Converter:
             self.attach(box, self.classes(det.get("raw_classifications"), det.get("processed_classification"),
                                           det_where))  # fmt: skip
             out.append(box)
-        image_level = None
-        if whole_image is not None:
-            image_level = self.classes(whole_image.get("raw_classifications"),
-                                       whole_image.get("processed_classification"), f"{where} whole-image detection")  # fmt: skip
-        elif any(key in prediction for key in _LEGACY_FIELDS):
-            image_level = self.classes(prediction.get("classifications"), self.legacy_prediction(prediction, where),
-                                       where, raw_key="classifications")  # fmt: skip
-        if image_level is not None and image_level[0] is not None:
+        image_level = self.image_level(prediction, whole_image, where)
+        if image_level[0] is not None:
             if not out and self.labels[int(image_level[0][0][0])] != BLANK:
                 box = {"category": UNKNOWN_DETECTION, "conf": image_level[0][0][1], "bbox": [0.0, 0.0, 1.0, 1.0]}
                 self.whole_image_boxes.append(box)
@@ -231,6 +229,16 @@ class _Converter:
             for box in out:
                 self.attach(box, image_level)
         return out
+
+    def image_level(self, prediction: dict[str, Any], whole_image: dict[str, Any] | None, where: str) -> _Classes:
+        """The answer for the whole image: a whole-image classifier's, or a legacy file's per-image one."""
+        if whole_image is not None:
+            raw, processed = whole_image.get("raw_classifications"), whole_image.get("processed_classification")
+            return self.classes(raw, processed, f"{where} whole-image detection")
+        if any(key in prediction for key in _LEGACY_FIELDS):
+            processed = self.legacy_prediction(prediction)
+            return self.classes(prediction.get("classifications"), processed, where, raw_key="classifications")
+        return None, None, None
 
     def box(self, det: Any, where: str) -> dict[str, Any] | None:
         """The MegaDetector detection of a SpeciesNet one; None for the whole-image pseudo-detection."""
@@ -258,7 +266,7 @@ class _Converter:
             raise self.fail(f'{where}: category "{category}" is labelled "{label}", elsewhere "{known}"')
         return {"category": category, "conf": float(conf), "bbox": list(bbox)}
 
-    def legacy_prediction(self, prediction: dict[str, Any], where: str) -> dict[str, Any] | None:
+    def legacy_prediction(self, prediction: dict[str, Any]) -> dict[str, Any] | None:
         """A legacy image's ``prediction``, ``prediction_score`` and ``prediction_source`` as one processed class."""
         if "prediction" not in prediction:
             return None
@@ -279,9 +287,7 @@ class _Converter:
             raise self.fail(f"{where}: score is not a number: {_json(value)}")
         return float(value)
 
-    def classes(
-        self, raw: Any, processed: Any, where: str, *, raw_key: str = "raw_classifications"
-    ) -> tuple[list[list[Any]] | None, list[list[Any]] | None, str | None]:
+    def classes(self, raw: Any, processed: Any, where: str, *, raw_key: str = "raw_classifications") -> _Classes:
         """``(classifications, raw_classifications, classification_source)`` of one box (or image)."""
         classifications = raw_out = source = None
         if raw is not None:
@@ -307,7 +313,7 @@ class _Converter:
         return classifications, raw_out, source
 
     @staticmethod
-    def attach(box: dict[str, Any], classes: tuple[list[list[Any]] | None, list[list[Any]] | None, str | None]) -> None:
+    def attach(box: dict[str, Any], classes: _Classes) -> None:
         classifications, raw, source = classes
         if classifications is None:
             return
