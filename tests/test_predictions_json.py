@@ -375,8 +375,8 @@ def test_megadetector_converter_reads_our_export(cameratrap: Path, tmp_path: Pat
     assert theirs["classification_categories"][dog["classifications"][0][0]] == "canine family"
 
 
-def _speciesnet_utils() -> types.ModuleType:
-    """``speciesnet.utils`` from the installed package, under a stub ``speciesnet`` (no ``__init__``)."""
+def _speciesnet(module: str) -> types.ModuleType:
+    """``speciesnet.<module>`` from the installed package, under a stub ``speciesnet`` (no ``__init__``)."""
     spec = importlib.util.find_spec("speciesnet")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("speciesnet is not installed (pip install --no-deps speciesnet==5.0.6)")
@@ -385,7 +385,7 @@ def _speciesnet_utils() -> types.ModuleType:
     stub.__path__ = list(spec.submodule_search_locations)
     sys.modules["speciesnet"] = stub
     try:
-        return importlib.import_module("speciesnet.utils")
+        return importlib.import_module(f"speciesnet.{module}")
     finally:
         for key in [k for k in sys.modules if k == "speciesnet" or k.startswith("speciesnet.")]:
             del sys.modules[key]
@@ -393,7 +393,7 @@ def _speciesnet_utils() -> types.ModuleType:
 
 
 def test_speciesnet_reads_our_export_to_resume_from(cameratrap: Path, tmp_path: Path) -> None:
-    utils = _speciesnet_utils()
+    utils = _speciesnet("utils")
     source = write_json(tmp_path / "final.json", md_results(cameratrap, ensemble=True))
     out = tmp_path / "p.json"
     assert invoke("export", source, out, "--format", "speciesnet").exit_code == 0
@@ -524,3 +524,43 @@ def test_hostile_predictions_files_give_one_line_errors(tmp_path: Path) -> None:
         for command in (["smooth", path, tmp_path / "s.json"], ["export", path, tmp_path / "x.csv", "-f", "csv"]):
             result = invoke(*command)
             assert (result.exit_code, result.output.splitlines()[-1]) == (1, f"Error: {path}: {message}"), name
+
+
+def test_speciesnets_ensemble_takes_our_boxes_and_raw_classes(cameratrap: Path, tmp_path: Path) -> None:
+    """SpeciesNet 5.0.6's ensemble (``ensemble_from_past_runs``' core) re-decides our exported boxes."""
+    from predictions_data import BEAR, OCELOT
+
+    ensemble_module = _speciesnet("ensemble")
+    release = tmp_path / "release"
+    release.mkdir()
+    taxa = [ELEPHANT, CATTLE, BEAR, DOG, WOLF, CANIDAE, OCELOT, BLANK, HUMAN, VEHICLE, MAMMAL]
+    (release / "taxonomy.txt").write_text("\n".join(taxa) + "\n")
+    (release / "geofence.json").write_text("{}")
+    info = {"version": "4.0.1a", "type": "always_crop", "classifier": "c.pt", "classifier_labels": "l.txt",
+            "detector": "md.pt", "taxonomy": "taxonomy.txt", "geofence": "geofence.json"}  # fmt: skip
+    (release / "info.json").write_text(json.dumps(info))
+    source = write_json(tmp_path / "final.json", md_results(cameratrap, ensemble=True))
+    out = tmp_path / "p.json"
+    assert invoke("export", source, out, "--format", "speciesnet").exit_code == 0
+    ours = {p["filepath"]: p for p in json.loads(out.read_text())["predictions"] if "failures" not in p}
+    ensemble = ensemble_module.SpeciesNetEnsemble(str(release))
+    results = ensemble.combine(filepaths=list(ours), classifier_results=ours, detector_results=ours,
+                               geolocation_results={f: {} for f in ours})  # fmt: skip
+    again = {r["filepath"]: r for r in results}
+    for file, prediction in ours.items():  # same boxes, same raw classes; each classified box decided again
+        boxes = [{k: v for k, v in d.items() if k != "processed_classification"} for d in again[file]["detections"]]
+        assert boxes == [{k: v for k, v in d.items() if k != "processed_classification"}
+                         for d in prediction["detections"]], file  # fmt: skip
+        assert [("processed_classification" in d) for d in again[file]["detections"]] == [
+            ("raw_classifications" in d) for d in prediction["detections"]]  # fmt: skip
+    person = again["human.jpg"]["detections"][0]["processed_classification"]
+    assert person == {"class": HUMAN, "score": 0.933, "source": "detector"}
+    bear = again["american_black_bear.jpg"]["detections"][0]["processed_classification"]
+    assert bear["class"] == BEAR and bear["source"] == "classifier"
+    utils = _speciesnet("utils")  # and the file SpeciesNet writes of them reads back here
+    written = tmp_path / "speciesnet_predictions.json"
+    utils.save_predictions(utils.make_predictions_dict(results), written)
+    data = converted(written)
+    assert data["info"]["converted_from"] == "SpeciesNet predictions.json (format_version 20261015)"
+    person = by_file(data)["human.jpg"]["detections"][0]
+    assert (named(data, person), person["classification_source"]) == ([[HUMAN, 0.933]], "detector")
