@@ -122,6 +122,9 @@ def is_human_genus(label: str) -> bool:
 def predictions_to_results(data: dict[str, Any], path: Any) -> dict[str, Any]:
     """Convert a parsed predictions.json into a MegaDetector results dict (see the module doc).
 
+    ``data["predictions"]`` is consumed (each entry set to None once converted), so memory holds
+    one copy of the results, not two.
+
     Raises:
         InputFileError: not a well-formed predictions.json; the message names the file and the first problem.
     """
@@ -156,7 +159,10 @@ class _Converter:
         predictions = data["predictions"]
         if not isinstance(predictions, list):
             raise self.fail('"predictions" is not a list; is this a SpeciesNet predictions.json?')
-        images = [self.image(i, prediction) for i, prediction in enumerate(predictions)]
+        images = []
+        for i, prediction in enumerate(predictions):
+            images.append(self.image(i, prediction))
+            predictions[i] = None  # consumed: the parsed file and its conversion are not both held
         if self.whole_image_boxes:
             numbers = [int(k) for k in self.categories if k.isdigit()]
             unknown = str(max(numbers, default=0) + 1)
@@ -264,7 +270,7 @@ class _Converter:
             self.categories[category] = name or category
         elif name is not None and name != known:
             raise self.fail(f'{where}: category "{category}" is labelled "{label}", elsewhere "{known}"')
-        return {"category": category, "conf": float(conf), "bbox": list(bbox)}
+        return {"category": category, "conf": float(conf), "bbox": bbox}
 
     def legacy_prediction(self, prediction: dict[str, Any]) -> dict[str, Any] | None:
         """A legacy image's ``prediction``, ``prediction_score`` and ``prediction_source`` as one processed class."""
