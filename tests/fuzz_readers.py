@@ -65,6 +65,31 @@ RESULTS_SEED = {
 }
 
 
+_DOG = "3d80f1d6-b1df-4966-9ff4-94053c7a902a;mammalia;carnivora;canidae;canis;familiaris;domestic dog"
+_CANIDAE = "3184697f-51ad-4608-9a28-9edb5500159c;mammalia;carnivora;canidae;;;canine family"
+PREDICTIONS_SEED = {  # SpeciesNet 5.0.6
+    "info": {"format_version": "20261015"},
+    "predictions": [
+        {"filepath": "/data/cam1/a.jpg", "country": "USA", "detections": [
+            {"category": "1", "label": "animal", "conf": 0.9, "bbox": [0.1, 0.2, 0.3, 0.4],
+             "raw_classifications": {"classes": [_DOG, _CANIDAE], "scores": [0.6, 0.3]},
+             "processed_classification": {"class": _CANIDAE, "score": 0.9, "source": "classifier+rollup_to_family"}},
+            {"category": "0", "label": "whole_image_classification", "conf": 1.0, "bbox": [0, 0, 1, 1],
+             "raw_classifications": {"classes": [_DOG], "scores": [0.6]}}],
+         "model_version": "4.0.1a"},
+        {"filepath": "/data/b.jpg", "failures": ["CLASSIFIER", "DETECTOR"]},
+    ],
+}  # fmt: skip
+LEGACY_PREDICTIONS_SEED = {  # SpeciesNet 5.0.5 and before
+    "predictions": [
+        {"filepath": "c.jpg", "classifications": {"classes": [_DOG], "scores": [0.7]},
+         "detections": [{"category": "2", "label": "human", "conf": 0.8, "bbox": [0.1, 0.2, 0.3, 0.4]}],
+         "prediction": _DOG, "prediction_score": 0.7, "prediction_source": "classifier", "model_version": "4.0.1a"},
+        {"filepath": "d.jpg", "detections": [], "prediction": _CANIDAE, "prediction_score": 0.66},
+    ],
+}  # fmt: skip
+
+
 def _png(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -98,8 +123,7 @@ SEEDS: dict[str, list[bytes]] = {
     "deployments_csv": [b"folder,latitude,longitude,locationName\ncam1,-2.333,34.833,Serengeti\n"],
     "sequences_json": [b'{"images": [{"file_name": "cam1/a.jpg", "seq_id": "s1"}]}'],
     "image": [_jpeg(), _png(8, 8)],
-    # PARAMETRISATION POINT (issue 20): SpeciesNet's predictions.json reader goes here, as
-    # "predictions_json": [seed bytes], with its reader in READERS below.
+    "predictions_json": [json.dumps(PREDICTIONS_SEED).encode(), json.dumps(LEGACY_PREDICTIONS_SEED).encode()],
 }
 
 
@@ -115,6 +139,14 @@ def _read_results(path: Path) -> Any:
 
     results = StreamedResults(path)
     return sum(1 for _ in results.images()), sum(1 for _ in results.files())
+
+
+def _read_predictions(path: Path) -> Any:
+    """A predictions.json through both readers (converted the same way)."""
+    from megaclassifier.formats.detections import load_detections
+
+    loaded = load_detections(path)
+    return len(loaded.images), _read_results(path)
 
 
 def _read_sequences(path: Path) -> Any:
@@ -157,6 +189,7 @@ def _readers() -> dict[str, Callable[[Path], Any]]:
         "deployments_csv": read_deployments_csv,
         "sequences_json": _read_sequences,
         "image": _read_image,
+        "predictions_json": _read_predictions,
     }
 
 
@@ -166,6 +199,12 @@ HOSTILE = [
     b'{"images": [], "info": {"n": ' + b"9" * 5000 + b"}}",
     b'{"images": [{"file": "a.jpg", "detections": [{"category": "1", "bbox": [1e999, 0, 1, ' + b"9" * 400 + b"]}]}]}",
     b'{"images": [{"file": "\\udcff\\ud800.jpg", "detections": []}]}',
+    b'{"predictions": [{"filepath": "a.jpg", "detections": [' + b"[" * 50_000 + b"]" * 50_000 + b"]}]}",
+    b'{"predictions": [{"filepath": "a.jpg", "detections": [{"category": "1", "conf": 0.9, "bbox": [0, 0, 1, 1], '
+    b'"raw_classifications": {"classes": ["u;;;;;;x"], "scores": [' + b"9" * 5000 + b"]}}]}]}",
+    b'{"predictions": [{"filepath": "a.jpg", "detections": [{"category": "1", "conf": 0.9, "bbox": [0, 0, 1, 1], '
+    b'"raw_classifications": {"classes": ["u;;;;;;x"], "scores": ["high"]}}]}]}',
+    b'{"predictions": [{"filepath": "\\udcff.jpg", "prediction": "u;;;;;;x", "prediction_score": 1e999}]}',
     b"\xef\xbb\xbf" + json.dumps(MD_SEED).encode(),
     b"\x00" * 64,
     b"\xff\xfe" + "path,a\n".encode("utf-16-le"),

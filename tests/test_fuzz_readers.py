@@ -23,8 +23,7 @@ TESTS = Path(__file__).resolve().parent
 READERS = [
     "detections_json", "results_json", "probability_csv", "label_index_json", "target_mapping_json",
     "label_spec_csv", "taxonomy_csv", "class_taxonomy_csv", "deployments_csv", "sequences_json", "image",
-    # PARAMETRISATION POINT (issue 20): "predictions_json", SpeciesNet's predictions file, once its
-    # reader exists (add its seed and reader in tests/fuzz_readers.py).
+    "predictions_json",
 ]  # fmt: skip
 #: Hypothesis examples per reader (MEGACLASSIFIER_FUZZ_EXAMPLES overrides, for a longer local run)
 EXAMPLES = int(os.environ.get("MEGACLASSIFIER_FUZZ_EXAMPLES", "150"))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from megaclassifier.cli._common import summary
 from megaclassifier.cli.options import images_dir_option, review_threshold_option, taxonomy_option
@@ -31,8 +32,9 @@ def _offset(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     "--format",
     "format_",
     required=True,
-    type=click.Choice(["csv", "xlsx", "camtrap-dp"]),
-    help="csv: OUT and OUT_images.csv; xlsx: one workbook; camtrap-dp: a package folder OUT.",
+    type=click.Choice(["csv", "xlsx", "camtrap-dp", "speciesnet"]),
+    help="csv: OUT and OUT_images.csv; xlsx: one workbook; camtrap-dp: a package folder OUT; speciesnet: "
+    "SpeciesNet 5.0.6's predictions.json OUT.",
 )
 @images_dir_option(required=False)
 @review_threshold_option
@@ -52,9 +54,10 @@ def _offset(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     "without a utc_offset in --deployments.",
 )
 @taxonomy_option
-def export(results_json: Path, out: Path, format_: str, images_dir: Path | None, threshold: float,
-           **camtrap: object) -> None:  # fmt: skip
-    """Export a results file as CSV or XLSX tables, or as a Camtrap DP 1.0 package.
+@click.pass_context
+def export(ctx: click.Context, results_json: Path, out: Path, format_: str, images_dir: Path | None,
+           threshold: float, **camtrap: object) -> None:  # fmt: skip
+    """Export a results file as CSV or XLSX tables, a Camtrap DP 1.0 package or SpeciesNet's predictions.json.
 
     csv and xlsx: one row per detection (file, folder, EXIF capture time,
     detection confidence, box, top class and score, second class and score)
@@ -63,6 +66,13 @@ def export(results_json: Path, out: Path, format_: str, images_dir: Path | None,
     it needs --images-dir, --deployments and --contributor, and images without
     an EXIF capture time are left out (and counted). scientificName comes from
     the file's classification_category_descriptions, else --taxonomy.
+    speciesnet: SpeciesNet 5.0.6's predictions.json (format_version 20261015),
+    every box, most confident first, each classified box with its
+    raw_classifications and processed_classification (the first of its
+    classifications, source its classification_source, else "classifier");
+    --images-dir is written before each file as its filepath. RESULTS_JSON may
+    itself be a SpeciesNet predictions.json (5.0.6 or older), as for every
+    command that reads results.
 
     \b
     Examples:
@@ -70,6 +80,7 @@ def export(results_json: Path, out: Path, format_: str, images_dir: Path | None,
       megaclassifier export final.json results.xlsx --format xlsx --images-dir photos/
       megaclassifier export final.json package/ --format camtrap-dp --images-dir photos/ \\
           --deployments deployments.csv --contributor "Jane Doe" --utc-offset +02:00
+      megaclassifier export final.json predictions.json --format speciesnet --images-dir /data/photos
     """
     from megaclassifier.export import CamtrapOptions, export_results
 
@@ -87,6 +98,8 @@ def export(results_json: Path, out: Path, format_: str, images_dir: Path | None,
         given = [f"--{name.replace('_', '-')}" for name in _CAMTRAP_ONLY if camtrap[name]]
         if given:
             raise click.UsageError(f"{', '.join(given)}: only with --format camtrap-dp")
+    if format_ == "speciesnet" and ctx.get_parameter_source("threshold") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--threshold: not with --format speciesnet, which writes every box")
     result = export_results(results_json, out, format=format_, images_dir=images_dir, threshold=threshold,  # type: ignore[arg-type]
                             camtrap=options)  # fmt: skip
     _report(result, format_, images_dir)
@@ -94,6 +107,12 @@ def export(results_json: Path, out: Path, format_: str, images_dir: Path | None,
 
 def _report(r: ExportSummary, format_: str, images_dir: Path | None) -> None:
     written = ", ".join(map(str, r.written))
+    if format_ == "speciesnet":
+        summary(
+            f"Wrote SpeciesNet predictions of {r.images} images ({r.detections} detections, "
+            f"{r.detections_classified} classified; {r.failed_images} failed images) to {written}"
+        )
+        return
     if format_ == "camtrap-dp":
         summary(
             f"Wrote a Camtrap DP package to {written}: {r.deployments} deployments, {r.media} media, "

@@ -1,8 +1,9 @@
-"""``export``: a results file as CSV or XLSX tables, or as a Camtrap DP package.
+"""``export``: a results file as CSV or XLSX tables, a Camtrap DP package or SpeciesNet's predictions.json.
 
-Reads the output of ``merge`` or ``run``, or a plain MegaDetector file. See
-:mod:`megaclassifier.export.tables` for the CSV/XLSX columns and
-:mod:`megaclassifier.export.camtrap` for the package. Capture times come from
+Reads the output of ``merge`` or ``run``, or a plain MegaDetector file (or a SpeciesNet
+predictions.json). See :mod:`megaclassifier.export.tables` for the CSV/XLSX columns,
+:mod:`megaclassifier.export.camtrap` for the package and :mod:`megaclassifier.export.speciesnet`
+for predictions.json. Capture times come from
 the images' EXIF headers under ``images_dir``; without it the tables' ``datetime``
 column is empty, and a Camtrap DP package (which needs a time per image) cannot
 be made.
@@ -17,13 +18,14 @@ from typing import Literal
 
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.export.camtrap import CamtrapOptions, write_camtrap_dp
+from megaclassifier.formats.detections import load_detections
 from megaclassifier.formats.results_table import DEFAULT_DETECTION_THRESHOLD, read_results_table
 from megaclassifier.images.exif import CaptureTime, capture_times
 
 logger = logging.getLogger(__name__)
 
-ExportFormat = Literal["csv", "xlsx", "camtrap-dp"]
-FORMATS: tuple[str, ...] = ("csv", "xlsx", "camtrap-dp")
+ExportFormat = Literal["csv", "xlsx", "camtrap-dp", "speciesnet"]
+FORMATS: tuple[str, ...] = ("csv", "xlsx", "camtrap-dp", "speciesnet")
 
 
 @dataclass
@@ -39,6 +41,7 @@ class ExportSummary:
     observations: int = 0
     deployments: int = 0
     images_left_out: list[str] = field(default_factory=list)
+    detections_classified: int = 0
     formulas_neutralised: int = 0
     characters_replaced: int = 0
 
@@ -57,10 +60,12 @@ def export_results(
     Args:
         results_json: output of ``merge`` or ``run``, or a MegaDetector file.
         out: ``csv``: the detections CSV (the per-image one goes beside it as
-            ``<stem>_images.csv``); ``xlsx``: the workbook; ``camtrap-dp``: the package folder.
-        format: ``csv``, ``xlsx`` or ``camtrap-dp``.
-        images_dir: where the images are, to read their EXIF capture times.
-        threshold: detections below this confidence are left out.
+            ``<stem>_images.csv``); ``xlsx``: the workbook; ``camtrap-dp``: the package folder;
+            ``speciesnet``: the predictions.json.
+        format: ``csv``, ``xlsx``, ``camtrap-dp`` or ``speciesnet``.
+        images_dir: where the images are, to read their EXIF capture times (``speciesnet``:
+            written before each file as its ``filepath``).
+        threshold: detections below this confidence are left out (not ``speciesnet``: it keeps every box).
         camtrap: deployments, contributors, title and time zone (``camtrap-dp`` only).
 
     Raises:
@@ -70,6 +75,8 @@ def export_results(
     """
     if format == "camtrap-dp" and (images_dir is None or camtrap is None):
         raise MegaClassifierError("camtrap-dp needs --images-dir (for capture times) and --deployments")
+    if format == "speciesnet":
+        return _export_speciesnet(results_json, Path(out), images_dir)
     table = read_results_table(results_json, threshold=threshold)
     times: dict[str, CaptureTime | None] = {}
     if images_dir is not None:
@@ -94,3 +101,11 @@ def export_results(
     summary.written = tables.paths
     summary.formulas_neutralised, summary.characters_replaced = tables.formulas_neutralised, tables.characters_replaced
     return summary
+
+
+def _export_speciesnet(results_json: str | Path, out: Path, images_dir: str | Path | None) -> ExportSummary:
+    from megaclassifier.export.speciesnet import write_predictions_json
+
+    counts = write_predictions_json(load_detections(results_json), out, images_dir=images_dir)
+    return ExportSummary(written=[out], images=counts.images, detections=counts.detections,
+                         failed_images=counts.failed, detections_classified=counts.classified)  # fmt: skip

@@ -30,7 +30,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import write_json_atomic
@@ -89,7 +89,9 @@ class DetectionResults:
 
 
 def load_detections(path: str | Path) -> DetectionResults:
-    """Read and validate a MegaDetector results file.
+    """Read and validate a MegaDetector results file (or a SpeciesNet predictions.json, converted).
+
+    See :mod:`megaclassifier.formats.predictions_json` for the conversion.
 
     Raises:
         InputFileError: the file is missing, not JSON, or not a MegaDetector
@@ -97,6 +99,9 @@ def load_detections(path: str | Path) -> DetectionResults:
     """
     path = Path(path)
     data, raw = read_json_and_bytes(path, hint="; is this a MegaDetector output file?")
+    from megaclassifier.formats.predictions_json import as_results  # it uses this module's checks
+
+    data = as_results(data, path)
     validate_detections(data, path)
     return DetectionResults(path, data, hashlib.sha256(raw).hexdigest())
 
@@ -157,13 +162,13 @@ def _check_detection(det: Any, where: str, path: str | Path) -> None:
         if key not in det:
             raise InputFileError(path, f'{where} has no "{key}"')
     bbox = det["bbox"]
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_finite_number(v) for v in bbox)):
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_finite_number(v) for v in bbox)):
         raise InputFileError(path, f'{where}: "bbox" must be four finite numbers, got {json.dumps(bbox)}')
-    if "conf" in det and not _is_finite_number(det["conf"]):
+    if "conf" in det and not is_finite_number(det["conf"]):
         raise InputFileError(path, f'{where}: "conf" is not a number: {json.dumps(det["conf"])}')
 
 
-def _is_finite_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> TypeGuard[float]:
     """A JSON number that is finite as a float (an integer of 400 digits is not: it has no float)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False

@@ -13,6 +13,7 @@ when the header is final (steps may add classes while they go).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from megaclassifier.formats.atomic import atomic_path
 from megaclassifier.formats.detections import DetectionResults
 from megaclassifier.formats.detections import check_image as detections_check_image
 from megaclassifier.formats.json_input import SlowPathNeeded, json_events, json_items
+from megaclassifier.formats.predictions_json import is_predictions_json, predictions_to_results
 
 _HINT = "; is this a MegaDetector output file?"
 
@@ -69,6 +71,9 @@ class StreamedResults:
     (:func:`~megaclassifier.formats.json_input.json_events`), which bounds its nesting; then the
     passes over the images use ijson's C ``items`` (fast), as long as the file is unchanged
     since (else it is scanned again).
+
+    A SpeciesNet predictions.json is converted in memory when its header is scanned
+    (:mod:`~megaclassifier.formats.predictions_json`); each pass then gives copies of its images.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -80,14 +85,17 @@ class StreamedResults:
         self._pure_python = False
         self._state = _state(self.path)
         try:
-            self.header = read_header(self.path)
+            self.header, self._converted = _read_top(self.path)
         except SlowPathNeeded:  # a lone surrogate (a name that is not UTF-8) or a 20-digit integer
             self._pure_python = True
-            self.header = read_header(self.path, pure_python=True)
+            self.header, self._converted = _read_top(self.path, pure_python=True)
 
     def _items(self, prefix: str) -> Iterator[Any]:
         if _state(self.path) != self._state:  # changed since its nesting was checked: check again
             self._scan()
+        if self._converted is not None:  # a predictions.json, converted when scanned
+            yield from (copy.deepcopy(image) for image in self._converted)
+            return
         with _open(self.path) as f:
             yield from json_items(f, self.path, prefix, pure_python=self._pure_python)
 
@@ -135,13 +143,24 @@ def read_header(path: Path, *, pure_python: bool = False) -> dict[str, Any]:
         InputFileError: missing, not JSON, or not a results file.
         SlowPathNeeded: ijson's C parser cannot read the file; read it with ``pure_python=True``.
     """
+    return _read_top(path, pure_python=pure_python, convert=False)[0]
+
+
+def _read_top(
+    path: Path, *, pure_python: bool = False, convert: bool = True
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """:func:`read_header`; with ``convert``, a predictions.json as a converted header and its images."""
     header: dict[str, Any] = {}
     with _open(path) as f:
         images_listed = _scan_header(json_events(f, path, pure_python=pure_python), header)
-    if not images_listed:
+    images = None
+    if not images_listed and convert and is_predictions_json(header):
+        header = predictions_to_results(header, path)
+        images, header["images"] = header["images"], None
+    elif not images_listed:
         raise InputFileError(path, f'no "images" list{_HINT}')
     _check_header(header, path)
-    return header
+    return header, images
 
 
 _OPEN = ("start_map", "start_array")

@@ -136,6 +136,7 @@ def attach_classifications(
             followed by ``/``; a ``file`` without ``/`` is in no dataset.
     """
     images, excluded = _select_datasets(results, datasets)
+    _forget_earlier_classes(images)
     by_file = {image["file"]: image for image in images}  # load_detections refuses repeated files
     counts = AttachCounts()
     touched: set[tuple[str, int]] = set()
@@ -194,6 +195,23 @@ def _find_detection(
         problems.append(f"{ref!r}: detection {index} of {file!r}, which has {have} detections")
         return None
     return file, index
+
+
+#: per-detection fields of an earlier classification besides ``classifications`` (a SpeciesNet
+#: predictions.json has them): their class IDs and rules belong to the categories a merge replaces.
+_EARLIER_CLASS_FIELDS = ("raw_classifications", "classification_source")
+
+
+def _forget_earlier_classes(images: list[dict[str, Any]]) -> None:
+    """Remove :data:`_EARLIER_CLASS_FIELDS` from every detection, before the rows are attached."""
+    removed = 0
+    for image in images:
+        for det in image.get("detections") or []:
+            for key in _EARLIER_CLASS_FIELDS:
+                removed += det.pop(key, None) is not None
+    if removed:
+        logger.warning("removed %d raw_classifications and classification_source fields of an earlier "
+                       "classification, which named the earlier categories", removed)  # fmt: skip
 
 
 def _remove_stale(images: list[dict[str, Any]], touched: set[tuple[str, int]]) -> int:
