@@ -103,7 +103,7 @@ def loop(results: DetectionResults, plans: list, size: int, args: argparse.Names
     start = time.perf_counter()
     stacked = stacked_batches(images, args.batch_size, lambda image, ready: summary.crop.record(image))
     batches = pipelined(engine.submit, stacked)
-    rows = classified_rows(batches, classifier, summary, options, bar=_Bar(), csv=None)
+    rows = classified_rows(batches, classifier, summary, (0.05, None), bar=_Bar(), csv=None)
     merged = merge_rows(results, rows, classifier_name="null", classification_categories=classifier.categories)
     return merged.detections_classified, time.perf_counter() - start
 

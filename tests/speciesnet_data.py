@@ -72,24 +72,33 @@ FILES = {
 class _Net(torch.nn.Module):
     """NHWC [0, 1] in, logits out: a strided convolution, mean pooling and a linear head."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, scale: float) -> None:
         super().__init__()
+        self.scale = scale
         self.conv = torch.nn.Conv2d(3, 8, kernel_size=4, stride=8)
         self.head = torch.nn.Linear(8, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.conv(x.permute(0, 3, 1, 2) * 4.0 - 2.0))
-        return self.head(y.mean(dim=(2, 3)) * 3.0)
+        return self.head(y.mean(dim=(2, 3)) * self.scale)
 
 
 def build_release(
-    folder: Path, *, release_type: str = "always_crop", seed: int = 7, files: dict[str, str] | None = None
+    folder: Path,
+    *,
+    release_type: str = "always_crop",
+    seed: int = 7,
+    files: dict[str, str] | None = None,
+    scale: float = 3.0,
 ) -> Path:
-    """Write a release into ``folder`` (created) and return it; ``files`` replaces :data:`FILES` names."""
+    """Write a release into ``folder`` (created) and return it; ``files`` replaces :data:`FILES` names.
+
+    ``scale`` multiplies the features before the head: larger, the more confident the classifier.
+    """
     names = {**FILES, **(files or {})}
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    module = torch.fx.symbolic_trace(_Net(len(LABELS)).eval())
+    module = torch.fx.symbolic_trace(_Net(len(LABELS), scale).eval())
     torch.save(module, folder / names["classifier"])
     (folder / names["classifier_labels"]).write_text("\n".join(LABELS) + "\n", encoding="utf-8")
     (folder / names["taxonomy"]).write_text("\n".join(LABELS + EXTRA_TAXA + NON_TAXA) + "\n", encoding="utf-8")

@@ -146,6 +146,46 @@ def geofence_options(command: F) -> F:
     )
 
 
+def ensemble_options(command: F) -> F:
+    """``--ensemble`` and ``--max-classifications-per-image``: SpeciesNet's answer per box (``run``, ``merge``)."""
+    return _apply(
+        command,
+        [
+            click.option(
+                "--ensemble",
+                type=click.Choice(["speciesnet", "speciesnet-legacy", "none"]),
+                help="SpeciesNet's ensemble on each classified box: speciesnet (5.0.6: one answer per box from its "
+                "human/vehicle/blank rules, the geofence and a roll-up to genus..kingdom), speciesnet-legacy "
+                "(5.0.5 and earlier: one answer per image, on its top box), none (the classifier's top-k). "
+                "Default: speciesnet for a SpeciesNet release, else none.",
+            ),
+            click.option(
+                "--max-classifications-per-image",
+                type=click.IntRange(min=1),
+                help="Under --ensemble speciesnet: classify at most this many boxes per image (the highest conf); "
+                "default: every box with conf >= 0.1, of any category, as SpeciesNet.",
+            ),
+        ],
+    )
+
+
+def check_ensemble(ctx: click.Context, model: str | None, target_mapping: Any, options: dict[str, Any]) -> str:
+    """``--ensemble``, resolved (its default), or a usage error (exit 2) where it cannot apply."""
+    from megaclassifier.models.resolved import names_release
+
+    release = model is not None and names_release(model)
+    ensemble = options["ensemble"]
+    if ensemble is None:
+        ensemble = "speciesnet" if release and target_mapping is None else "none"
+    elif ensemble != "none" and not release:
+        raise click.UsageError(f"--ensemble {ensemble} is SpeciesNet's: give a SpeciesNet release folder", ctx)
+    elif ensemble != "none" and target_mapping is not None:
+        raise click.UsageError(f"--ensemble {ensemble} needs the release's own classes: drop --target-mapping", ctx)
+    if options["max_classifications_per_image"] is not None and ensemble != "speciesnet":
+        raise click.UsageError("--max-classifications-per-image applies under --ensemble speciesnet", ctx)
+    return ensemble
+
+
 def images_dir_option(*, required: bool) -> Callable[[F], F]:
     """``-i/--images-dir``: where the images named in a results file are (``crop``, ``run``, ``report``, ``export``)."""
     return click.option(

@@ -156,16 +156,40 @@ def combine(
 
 
 def select_boxes(
-    detections: Sequence[dict[str, Any]], *, ensemble: str, whole_image: bool, max_per_image: int | None
+    detections: Sequence[dict[str, Any]],
+    *,
+    ensemble: str,
+    whole_image: bool,
+    max_per_image: int | None,
+    threshold: float = 0.0,
 ) -> set[int]:
-    """The indices of the boxes the ensemble classifies (see the module docstring)."""
+    """The indices of the boxes the ensemble classifies (see the module docstring).
+
+    ``threshold`` (``run --threshold``) leaves out boxes below it as well.
+    """
     confs = [float(det.get("conf", 1.0)) for det in detections]
     if ensemble == SPECIESNET_LEGACY or whole_image:
-        return {max(range(len(confs)), key=lambda i: (confs[i], -i))} if confs else set()
-    chosen = [i for i, conf in enumerate(confs) if conf >= CLASSIFICATION_BOX_THRESHOLD]
+        top = max(range(len(confs)), key=lambda i: (confs[i], -i), default=None)
+        return {top} if top is not None and confs[top] >= threshold else set()
+    floor = max(CLASSIFICATION_BOX_THRESHOLD, threshold)
+    chosen = [i for i, conf in enumerate(confs) if conf >= floor]
     if max_per_image is not None:
         chosen = sorted(chosen, key=lambda i: -confs[i])[:max_per_image]  # stable: the first on ties
     return set(chosen)
+
+
+def classes_kept(threshold: float, max_classifications: int | None) -> int | None:
+    """How many top classes ``run`` keeps per box under an ensemble (None: all).
+
+    The ensemble reads the top :data:`ENSEMBLE_TOP`; ``raw_classifications`` keeps those at or above
+    ``threshold`` (at most 1 / threshold of them, the probabilities summing to 1), at most
+    ``max_classifications``.
+    """
+    if max_classifications is not None:
+        return max(ENSEMBLE_TOP, max_classifications)
+    if threshold <= 0:
+        return None
+    return max(ENSEMBLE_TOP, int(1 / threshold) + 1)
 
 
 @dataclass
@@ -178,21 +202,24 @@ class EnsembleSummary:
     sources: Counter[str] | None = None
 
     def record(self, rules: EnsembleRules) -> dict[str, Any]:
-        """The step's entry in ``info.classification_postprocessing``."""
+        """The step's entry in ``info.classification_postprocessing`` (no counts: the shards of a run share it)."""
         return {"step": "ensemble", "ensemble": self.ensemble, "country": rules.country,
-                "admin1_region": rules.admin1_region, "boxes": self.boxes, "changed_from_top1": self.changed,
-                "sources": dict(sorted((self.sources or Counter()).items()))}  # fmt: skip
+                "admin1_region": rules.admin1_region}  # fmt: skip
 
 
 class EnsembleClasses:
-    """Class IDs of the ensemble's answers: the classifier's own, then the taxonomy's other labels, then unknown."""
+    """Class IDs of the ensemble's answers.
+
+    The classifier's own, then the taxonomy's other labels in its order, then blank, vehicle and
+    unknown where the classifier has none: the same IDs in every run and shard with the release.
+    """
 
     def __init__(self, class_labels: Sequence[str], taxonomy_map: dict[str, str]) -> None:
         self.by_label: dict[str, str] = {}
         for cid, label in enumerate(class_labels):
             self.by_label.setdefault(label, str(cid))
         next_id = len(class_labels)
-        for label in [*taxonomy_map.values(), UNKNOWN_LABEL]:
+        for label in [*taxonomy_map.values(), BLANK_LABEL, VEHICLE_LABEL, UNKNOWN_LABEL]:
             if label not in self.by_label:
                 self.by_label[label] = str(next_id)
                 next_id += 1
@@ -250,3 +277,15 @@ def ensemble_results(
     data["classification_categories"] = names
     data["classification_category_descriptions"] = descriptions
     return summary
+
+
+def record_step(data: dict[str, Any], summary: EnsembleSummary, rules: EnsembleRules) -> None:
+    """Append the step's record to ``info.classification_postprocessing``."""
+    from megaclassifier import __version__
+
+    info = data.get("info")
+    if not isinstance(info, dict):
+        info = data["info"] = {}
+    steps = info.get("classification_postprocessing")
+    record = {**summary.record(rules), "megaclassifier_version": __version__}
+    info["classification_postprocessing"] = [*(steps if isinstance(steps, list) else []), record]
