@@ -221,3 +221,26 @@ def test_resume_equals_an_uninterrupted_run(
     assert (out.parent / "out.json.journal").is_file()
     _run(photos, release, out, "--country", "GBR")
     assert without_time(out) == without_time(whole)
+
+
+def test_whole_image_release_answers_on_the_top_box(photos: PhotoSet, tmp_path: Path) -> None:
+    release = build_release(tmp_path / "full_image", release_type="full_image", seed=11, scale=80.0)
+    data = _run(photos, release, tmp_path / "full.json", "--classification-threshold", 0, "--country", "GBR")
+    taxonomy = oracle_taxonomy(read_release(release).taxonomy)
+    geofence = json.loads(read_release(release).geofence.read_text(encoding="utf-8"))
+    descriptions = data["classification_category_descriptions"]
+    images = 0
+    for image in data["images"]:
+        dets = image.get("detections") or []
+        classified = [i for i, d in enumerate(dets) if "classifications" in d]
+        if dets:  # SpeciesNet ensembles the whole image's answer with the top detection
+            top = max(range(len(dets)), key=lambda i: (dets[i]["conf"], -i))
+            assert classified == [top]
+            det = dets[top]
+            raw = det["raw_classifications"]
+            want = oracle_506([descriptions[c] for c, _ in raw[:5]], [s for _, s in raw[:5]],
+                              _detection_label(data, det), det["conf"], country="GBR", admin1_region=None,
+                              taxonomy_map=taxonomy, geofence_map=geofence)  # fmt: skip
+            assert _answer(data, det) == want
+            images += 1
+    assert images > 10
