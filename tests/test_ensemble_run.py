@@ -244,3 +244,41 @@ def test_whole_image_release_answers_on_the_top_box(photos: PhotoSet, tmp_path: 
             assert _answer(data, det) == want
             images += 1
     assert images > 10
+
+
+def test_merge_with_the_release_equals_run(photos: PhotoSet, release: Path, tmp_path: Path) -> None:
+    flags = ["--country", "USA", "--admin1-region", "FL", "--classification-threshold", 0.05]
+    ran = _run(photos, release, tmp_path / "run.json", *flags, "--output-csv", tmp_path / "probs.csv")
+    index = tmp_path / "index.json"
+    names = {k: v for k, v in ran["classification_categories"].items() if int(k) < 9}
+    index.write_text(json.dumps(names), encoding="utf-8")
+    result = invoke("merge", tmp_path / "probs.csv", index, "-o", tmp_path / "merged.json", "-n", "speciesnet",
+                    "-j", photos.detections, "-t", 0.05, "--release", release, *flags[:4])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    merged = json.loads((tmp_path / "merged.json").read_text(encoding="utf-8"))
+    for key in ("classification_categories", "classification_category_descriptions", "images"):
+        assert merged[key] == ran[key], key
+    assert merged["info"]["classification_postprocessing"] == ran["info"]["classification_postprocessing"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--country", "USA"], "Error: --country feeds the ensemble's geofence: give --release"),
+        (["--release", "RELEASE", "--ensemble", "none"], "Error: --release is for --ensemble speciesnet or "
+                                                         "speciesnet-legacy"),
+        (["--ensemble", "speciesnet"], "Error: --ensemble speciesnet is SpeciesNet's: give a SpeciesNet release "
+                                       "folder"),
+        (["--release", "NOT"], "Error: --release: NOT is not a SpeciesNet release folder (no info.json)"),
+    ],
+)  # fmt: skip
+def test_merge_usage_errors(release: Path, photos: PhotoSet, tmp_path: Path, flags: list[str], message: str) -> None:
+    csv, index = tmp_path / "p.csv", tmp_path / "i.json"
+    csv.write_text("path,coyote\n", encoding="utf-8")
+    index.write_text('{"0": "coyote"}', encoding="utf-8")
+    (tmp_path / "not").mkdir()
+    swap = {"RELEASE": str(release), "NOT": str(tmp_path / "not")}
+    result = invoke("merge", csv, index, "-o", tmp_path / "o.json", "-n", "x", "-j", photos.detections,
+                    *(swap.get(f, f) for f in flags))  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == message.replace("NOT", str(tmp_path / "not"))

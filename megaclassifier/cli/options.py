@@ -127,7 +127,7 @@ def _check_region(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def geofence_options(command: F) -> F:
-    """``--country`` and ``--admin1-region``: a SpeciesNet release's geofence (``run``)."""
+    """``--country`` and ``--admin1-region``: a SpeciesNet release's geofence (``run``, ``merge``)."""
     return _apply(
         command,
         [
@@ -146,27 +146,27 @@ def geofence_options(command: F) -> F:
     )
 
 
-def ensemble_options(command: F) -> F:
-    """``--ensemble`` and ``--max-classifications-per-image``: SpeciesNet's answer per box (``run``, ``merge``)."""
-    return _apply(
-        command,
-        [
-            click.option(
-                "--ensemble",
-                type=click.Choice(["speciesnet", "speciesnet-legacy", "none"]),
-                help="SpeciesNet's ensemble on each classified box: speciesnet (5.0.6: one answer per box from its "
-                "human/vehicle/blank rules, the geofence and a roll-up to genus..kingdom), speciesnet-legacy "
-                "(5.0.5 and earlier: one answer per image, on its top box), none (the classifier's top-k). "
-                "Default: speciesnet for a SpeciesNet release, else none.",
-            ),
-            click.option(
-                "--max-classifications-per-image",
-                type=click.IntRange(min=1),
-                help="Under --ensemble speciesnet: classify at most this many boxes per image (the highest conf); "
-                "default: every box with conf >= 0.1, of any category, as SpeciesNet.",
-            ),
-        ],
+def ensemble_options(*, boxes: bool) -> Callable[[F], F]:
+    """``--ensemble`` (``run``, ``merge``) and, where boxes are chosen (``run``), ``--max-classifications-per-image``."""
+    ensemble = click.option(
+        "--ensemble",
+        type=click.Choice(["speciesnet", "speciesnet-legacy", "none"]),
+        help="SpeciesNet's ensemble on each classified box: speciesnet (5.0.6: one answer per box from its "
+        "human/vehicle/blank rules, the geofence and a roll-up to genus..kingdom), speciesnet-legacy "
+        "(5.0.5 and earlier: one answer per image, on its top box), none (the classifier's top-k). "
+        "Default: speciesnet for a SpeciesNet release, else none.",
     )
+    per_image = click.option(
+        "--max-classifications-per-image",
+        type=click.IntRange(min=1),
+        help="Under --ensemble speciesnet: classify at most this many boxes per image (the highest conf); "
+        "default: every box with conf >= 0.1, of any category, as SpeciesNet.",
+    )
+
+    def decorator(command: F) -> F:
+        return _apply(command, [ensemble, per_image] if boxes else [ensemble])
+
+    return decorator
 
 
 def check_ensemble(ctx: click.Context, model: str | None, target_mapping: Any, options: dict[str, Any]) -> str:
@@ -181,7 +181,7 @@ def check_ensemble(ctx: click.Context, model: str | None, target_mapping: Any, o
         raise click.UsageError(f"--ensemble {ensemble} is SpeciesNet's: give a SpeciesNet release folder", ctx)
     elif ensemble != "none" and target_mapping is not None:
         raise click.UsageError(f"--ensemble {ensemble} needs the release's own classes: drop --target-mapping", ctx)
-    if options["max_classifications_per_image"] is not None and ensemble != "speciesnet":
+    if options.get("max_classifications_per_image") is not None and ensemble != "speciesnet":
         raise click.UsageError("--max-classifications-per-image applies under --ensemble speciesnet", ctx)
     return ensemble
 

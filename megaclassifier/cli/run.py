@@ -92,7 +92,7 @@ class ShardType(click.ParamType):
 )
 @taxonomy_option
 @geofence_options
-@ensemble_options
+@ensemble_options(boxes=True)
 @smoothing_options(level_flag="--smooth")
 @video_summary_options
 @logdir_option

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from megaclassifier.formats.detections import DetectionResults, load_detections,
 from megaclassifier.formats.naming import parse_crop_filename
 from megaclassifier.formats.probabilities import LABEL_COLUMN, ProbabilityCsvReader, load_label_index
 from megaclassifier.labels.descriptions import Taxon, category_descriptions, load_taxonomy_file
+
+if TYPE_CHECKING:
+    from megaclassifier.postprocess.ensemble import Ensemble, EnsembleSummary
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +118,13 @@ class MergeSummary(AttachCounts):
         output_json: the file written.
         format_version: the output's ``info.format_version``.
         labels_only: the CSV had no probability columns, only ``label``.
+        ensembled: what ``--ensemble`` did, or None.
     """
 
     output_json: Path = field(default_factory=Path)
     format_version: str = ""
     labels_only: bool = False
+    ensembled: EnsembleSummary | None = None
 
 
 def round_confidence(values: np.ndarray) -> np.ndarray:
@@ -506,6 +511,26 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+def enumerate_labels(labels: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """``(class ID, label)`` of a release's labels, in class order."""
+    return ((str(i), label) for i, label in enumerate(labels))
+
+
+def _ensemble_rules(ensemble: Ensemble, names: list[str], label_names_json: Path, rules: _RowRules) -> _RowRules:
+    """The row rules under an ensemble: the top classes it reads, unthresholded; the release's classes only."""
+    from megaclassifier.postprocess.ensemble import classes_kept
+
+    if not rules.contains_preds or rules.label is not None or rules.relative_conf:
+        raise MegaClassifierError("--ensemble needs probability columns, without --label or --relative-conf")
+    if len(names) != len(ensemble.class_labels):
+        raise InputFileError(
+            label_names_json,
+            f"{len(names)} classes, but the release has {len(ensemble.class_labels)}; "
+            "--ensemble needs the release's own classify output",
+        )
+    return _RowRules(True, 0.0, classes_kept(rules.threshold, rules.max_classifications), None, False)
+
+
 def merge_classifications(
     classification_csv: str | Path,
     label_names_json: str | Path,
@@ -520,6 +545,7 @@ def merge_classifications(
     label: Literal["first", "last"] | None = None,
     relative_conf: bool = False,
     taxonomy: str | Path | None = None,
+    ensemble: Ensemble | None = None,
     progress: bool = False,
 ) -> MergeSummary:
     """Merge a probability CSV into a MegaDetector results file and write the result.
@@ -542,6 +568,9 @@ def merge_classifications(
         relative_conf: write ``max(p - p_label, 0)`` instead of ``p``.
         taxonomy: class name -> taxonomy CSV; writes ``classification_category_descriptions``
             (see :mod:`megaclassifier.labels.descriptions`).
+        ensemble: SpeciesNet's ensemble over a release's ``classify`` output
+            (:mod:`megaclassifier.postprocess.ensemble`): the label index must be the release's classes;
+            each row's top classes go into it, the release's labels become the descriptions.
         progress: show a progress bar on stderr.
 
     Raises:
@@ -574,6 +603,8 @@ def merge_classifications(
 
         results = load_detections(detection_json)
         rules = _RowRules(contains_preds, threshold, max_classifications, label, relative_conf)
+        if ensemble is not None:
+            rules = _ensemble_rules(ensemble, names, label_names_json, rules)
         rows = _csv_rows(reader, names, rules, progress=progress)
         summary = merge_rows(
             results,
@@ -584,6 +615,10 @@ def merge_classifications(
             datasets=datasets,
             class_taxa=class_taxa,
         )
+    if ensemble is not None:
+        if class_taxa is None:
+            results.data["classification_category_descriptions"] = dict(enumerate_labels(ensemble.class_labels))
+        summary.ensembled = ensemble.apply(results.data, threshold, max_classifications)
     write_detections(output_json, results.data)
     logger.debug("wrote %s", output_json)
     summary.output_json, summary.labels_only = output_json, not contains_preds

@@ -47,9 +47,9 @@ order (so every shard of a run numbers them alike), and their seven-token labels
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from megaclassifier.models.speciesnet import (
     ANIMAL_LABEL,
@@ -61,6 +61,9 @@ from megaclassifier.models.speciesnet import (
     taxa_key,
 )
 from megaclassifier.postprocess.geofence import GEOFENCE_LEVELS, is_fenced_out, roll_up
+
+if TYPE_CHECKING:
+    from megaclassifier.models.speciesnet import SpeciesNetRelease
 
 #: ``--ensemble`` choices: SpeciesNet 5.0.6's per-box rules, 5.0.5's per-image ones, none (the raw top-k).
 SPECIESNET = "speciesnet"
@@ -289,3 +292,59 @@ def record_step(data: dict[str, Any], summary: EnsembleSummary, rules: EnsembleR
     steps = info.get("classification_postprocessing")
     record = {**summary.record(rules), "megaclassifier_version": __version__}
     info["classification_postprocessing"] = [*(steps if isinstance(steps, list) else []), record]
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """An ensemble over one release's output: the rules, the release's labels, and which boxes.
+
+    Attributes:
+        mode: ``speciesnet`` or ``speciesnet-legacy``.
+        class_labels: the release's label of each class.
+        rules: the taxonomy map, geofence and ``--country`` / ``--admin1-region``.
+        whole_image: a ``full_image`` release (one answer per image, on its top box).
+        max_per_image: ``--max-classifications-per-image``.
+    """
+
+    mode: str
+    class_labels: list[str]
+    rules: EnsembleRules
+    whole_image: bool
+    max_per_image: int | None
+
+    def select(self, threshold: float) -> Callable[[list[dict[str, Any]]], set[int]]:
+        """The boxes of an image to classify (:func:`select_boxes`)."""
+
+        def chosen(detections: list[dict[str, Any]]) -> set[int]:
+            return select_boxes(detections, ensemble=self.mode, whole_image=self.whole_image,
+                                max_per_image=self.max_per_image, threshold=threshold)  # fmt: skip
+
+        return chosen
+
+    def apply(self, data: dict[str, Any], threshold: float, max_classifications: int | None) -> EnsembleSummary:
+        """:func:`ensemble_results` on merged results, and the step's record."""
+        summary = ensemble_results(data, self.class_labels, self.rules, ensemble=self.mode, threshold=threshold,
+                                   max_classifications=max_classifications)  # fmt: skip
+        record_step(data, summary, self.rules)
+        return summary
+
+
+def load_ensemble(
+    release: SpeciesNetRelease,
+    class_labels: Sequence[str],
+    mode: str,
+    *,
+    country: str | None = None,
+    admin1_region: str | None = None,
+    max_per_image: int | None = None,
+) -> Ensemble:
+    """The ensemble ``mode`` over ``release``'s output: its taxonomy and geofence read.
+
+    Raises:
+        ModelError: the release's taxonomy or geofence file is unusable.
+    """
+    from megaclassifier.models.speciesnet import FULL_IMAGE, read_geofence, read_taxonomy_map
+
+    rules = EnsembleRules(read_taxonomy_map(release.taxonomy), read_geofence(release.geofence),
+                          country.upper() if country else None, admin1_region.upper() if admin1_region else None)  # fmt: skip
+    return Ensemble(mode, list(class_labels), rules, release.type == FULL_IMAGE, max_per_image)

@@ -36,7 +36,7 @@ from megaclassifier.run.options import RunOptions, RunSummary
 from megaclassifier.run.shards import ShardSelection, record_shard, take_shard
 
 if TYPE_CHECKING:
-    from megaclassifier.postprocess.ensemble import EnsembleRules
+    from megaclassifier.postprocess.ensemble import Ensemble
 
 logger = logging.getLogger(__name__)
 
@@ -52,35 +52,6 @@ class Fence:
     taxonomy_map: dict[str, str]
     country: str
     admin1_region: str | None
-
-
-@dataclass(frozen=True)
-class Ensemble:
-    """``--ensemble``: SpeciesNet's rules, the release's labels, taxonomy and geofence, and which boxes.
-
-    Attributes:
-        mode: ``speciesnet`` or ``speciesnet-legacy``.
-        class_labels: the release's label of each class.
-        rules: the taxonomy map, geofence and ``--country`` / ``--admin1-region``.
-        whole_image: a ``full_image`` release (one answer per image, on its top box).
-        max_per_image: ``--max-classifications-per-image``.
-    """
-
-    mode: str
-    class_labels: list[str]
-    rules: EnsembleRules
-    whole_image: bool
-    max_per_image: int | None
-
-    def select(self, threshold: float) -> Callable[[list[dict[str, Any]]], set[int]]:
-        """The boxes of an image to classify (:func:`~megaclassifier.postprocess.ensemble.select_boxes`)."""
-        from megaclassifier.postprocess.ensemble import select_boxes
-
-        def chosen(detections: list[dict[str, Any]]) -> set[int]:
-            return select_boxes(detections, ensemble=self.mode, whole_image=self.whole_image,
-                                max_per_image=self.max_per_image, threshold=threshold)  # fmt: skip
-
-        return chosen
 
 
 @dataclass
@@ -223,7 +194,7 @@ def load_ensemble(model: ResolvedModel, classifier: Classifier, options: RunOpti
         MegaClassifierError: an ensemble without a SpeciesNet release, or with a target mapping.
         ModelError: the release's taxonomy or geofence file is unusable.
     """
-    from megaclassifier.postprocess.ensemble import ENSEMBLES, NONE, EnsembleRules
+    from megaclassifier.postprocess.ensemble import ENSEMBLES, NONE, load_ensemble as release_ensemble
 
     mode = options.ensemble if options.ensemble is not None else default_ensemble(model, options.target_mapping)
     if mode not in ENSEMBLES:
@@ -236,12 +207,8 @@ def load_ensemble(model: ResolvedModel, classifier: Classifier, options: RunOpti
             f"--ensemble {mode} is SpeciesNet's: give a SpeciesNet release folder as MODEL"
             + (" (and no --target-mapping)" if release is not None else "")
         )
-    from megaclassifier.models.speciesnet import FULL_IMAGE, read_geofence, read_taxonomy_map
-
-    region = options.admin1_region.upper() if options.admin1_region else None
-    country = options.country.upper() if options.country else None
-    rules = EnsembleRules(read_taxonomy_map(release.taxonomy), read_geofence(release.geofence), country, region)
-    return Ensemble(mode, list(labels), rules, release.type == FULL_IMAGE, options.max_classifications_per_image)
+    return release_ensemble(release, labels, mode, country=options.country, admin1_region=options.admin1_region,
+                            max_per_image=options.max_classifications_per_image)  # fmt: skip
 
 
 # -- after the merge
@@ -275,17 +242,9 @@ def speciesnet_ensemble(plan: RunPlan, summary: RunSummary) -> None:
     """``--ensemble speciesnet|speciesnet-legacy``: SpeciesNet's answer on each classified box."""
     if plan.ensemble is None:
         return
-    from megaclassifier.postprocess.ensemble import ensemble_results, record_step
-
-    summary.ensembled = ensemble_results(
-        plan.results.data,
-        plan.ensemble.class_labels,
-        plan.ensemble.rules,
-        ensemble=plan.ensemble.mode,
-        threshold=plan.options.classification_threshold,
-        max_classifications=plan.options.max_classifications,
-    )
-    record_step(plan.results.data, summary.ensembled, plan.ensemble.rules)
+    options = plan.options
+    summary.ensembled = plan.ensemble.apply(plan.results.data, options.classification_threshold,
+                                            options.max_classifications)  # fmt: skip
 
 
 def smooth(plan: RunPlan, summary: RunSummary) -> None:
