@@ -157,7 +157,8 @@ def test_none_is_the_raw_top_k(photos: PhotoSet, release: Path, tmp_path: Path) 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--ensemble", "speciesnet"], "Error: --ensemble speciesnet is SpeciesNet's: give a SpeciesNet release folder"),
+        (["--ensemble", "speciesnet"],
+         "Error: --ensemble speciesnet is SpeciesNet's: give a SpeciesNet release folder"),
         (["--ensemble", "speciesnet-legacy"],
          "Error: --ensemble speciesnet-legacy is SpeciesNet's: give a SpeciesNet release folder"),
         (["--max-classifications-per-image", 2], "Error: --max-classifications-per-image applies under --ensemble "

@@ -314,7 +314,12 @@ def test_ray_equals_local_for_a_speciesnet_release_with_country(  # and its ense
     data = json.loads(on_ray.read_text(encoding="utf-8"))
     assert data["classification_category_descriptions"]["0"].endswith(";coyote")  # the release's labels
     step = data["info"]["classification_postprocessing"][0]
-    assert (step["step"], step["ensemble"], step["country"], step["admin1_region"]) == ("ensemble", "speciesnet", "USA", "FL")
+    assert (step["step"], step["ensemble"], step["country"], step["admin1_region"]) == (
+        "ensemble",
+        "speciesnet",
+        "USA",
+        "FL",
+    )
     assert any("classification_source" in d for im in data["images"] for d in im.get("detections") or [])
 
 

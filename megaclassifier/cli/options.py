@@ -147,7 +147,10 @@ def geofence_options(command: F) -> F:
 
 
 def ensemble_options(*, boxes: bool) -> Callable[[F], F]:
-    """``--ensemble`` (``run``, ``merge``) and, where boxes are chosen (``run``), ``--max-classifications-per-image``."""
+    """``--ensemble`` (``run``, ``merge``), and ``--max-classifications-per-image`` where boxes are chosen (``run``).
+
+    Resolved and checked by :func:`check_ensemble`.
+    """
     ensemble = click.option(
         "--ensemble",
         type=click.Choice(["speciesnet", "speciesnet-legacy", "none"]),

@@ -15,9 +15,9 @@ from megaclassifier.cli.options import (
     categories_option,
     check_ensemble,
     check_video_summary,
-    ensemble_options,
     crop_options,
     engine_options,
+    ensemble_options,
     geofence_options,
     logdir_option,
     merge_info_options,
@@ -123,7 +123,8 @@ def run(ctx: click.Context, **options: Any) -> None:
     without writing crop files; each image is decoded once. MODEL may be a SpeciesNet
     release folder: its crops and labels (as class descriptions) are used, and its
     ensemble gives each box SpeciesNet's answer (--ensemble; --country feeds its
-    geofence). An interrupted run leaves OUTPUT_JSON.journal; the same command again continues from it (--restart: start afresh).
+    geofence). An interrupted run leaves OUTPUT_JSON.journal; the same command
+    again continues from it (--restart: start afresh).
 
     \b
     Example:

@@ -134,6 +134,23 @@ def combine(
         rules: the release's taxonomy and geofence, and the place.
     """
     top, score = labels[0], scores[0]
+    person_or_vehicle = _person_or_vehicle(top, score, detection, conf)
+    if person_or_vehicle is not None:
+        return person_or_vehicle
+    if top == BLANK_LABEL and ((conf < 0.2 and score > 0.5) or score > 0.99):
+        return Prediction(BLANK_LABEL, score, "classifier")
+    if top not in _NOT_ANIMAL and (score > 0.8 or (score > 0.65 and detection == "animal" and conf > 0.2)):
+        return rules.through_geofence(labels, scores)
+    found = roll_up(labels, scores, ROLLUP_LEVELS, ROLLUP_THRESHOLD, rules.taxonomy_map, rules.fenced)
+    if found is not None:
+        return Prediction(found[0], found[1], f"classifier+rollup_to_{found[2]}")
+    if detection == "animal" and conf > 0.5:
+        return Prediction(ANIMAL_LABEL, conf, "detector")
+    return Prediction(UNKNOWN_LABEL, score, "classifier")
+
+
+def _person_or_vehicle(top: str, score: float, detection: str, conf: float) -> Prediction | None:
+    """Rules 1a-2c: a human or vehicle box; None when none fires."""
     if detection == "human":
         if conf > 0.7:
             return Prediction(HUMAN_LABEL, conf, "detector")
@@ -146,16 +163,7 @@ def combine(
             return Prediction(VEHICLE_LABEL, conf, "detector")
         if conf > 0.2 and top == VEHICLE_LABEL and score > 0.4:
             return Prediction(VEHICLE_LABEL, score, "classifier")
-    if top == BLANK_LABEL and ((conf < 0.2 and score > 0.5) or score > 0.99):
-        return Prediction(BLANK_LABEL, score, "classifier")
-    if top not in _NOT_ANIMAL and (score > 0.8 or (score > 0.65 and detection == "animal" and conf > 0.2)):
-        return rules.through_geofence(labels, scores)
-    found = roll_up(labels, scores, ROLLUP_LEVELS, ROLLUP_THRESHOLD, rules.taxonomy_map, rules.fenced)
-    if found is not None:
-        return Prediction(found[0], found[1], f"classifier+rollup_to_{found[2]}")
-    if detection == "animal" and conf > 0.5:
-        return Prediction(ANIMAL_LABEL, conf, "detector")
-    return Prediction(UNKNOWN_LABEL, score, "classifier")
+    return None
 
 
 def select_boxes(
@@ -345,6 +353,7 @@ def load_ensemble(
     """
     from megaclassifier.models.speciesnet import FULL_IMAGE, read_geofence, read_taxonomy_map
 
-    rules = EnsembleRules(read_taxonomy_map(release.taxonomy), read_geofence(release.geofence),
-                          country.upper() if country else None, admin1_region.upper() if admin1_region else None)  # fmt: skip
+    country = country.upper() if country else None
+    admin1_region = admin1_region.upper() if admin1_region else None
+    rules = EnsembleRules(read_taxonomy_map(release.taxonomy), read_geofence(release.geofence), country, admin1_region)
     return Ensemble(mode, list(class_labels), rules, release.type == FULL_IMAGE, max_per_image)

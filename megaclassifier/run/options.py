@@ -27,8 +27,8 @@ from megaclassifier.crop.crop import CropSummary
 from megaclassifier.preprocess import REFERENCE, Preprocessing
 
 if TYPE_CHECKING:
-    from megaclassifier.postprocess.ensemble import EnsembleSummary
     from megaclassifier.postprocess import PostprocessSummary
+    from megaclassifier.postprocess.ensemble import EnsembleSummary
     from megaclassifier.postprocess.options import SmoothOptions
     from megaclassifier.postprocess.videos import VideoSummary
     from megaclassifier.run.shards import Shard

@@ -12,8 +12,8 @@ Places for more steps:
   decode and their crops) after the crop plan is made, in order: e.g. leave out images with no
   box above the threshold, or add a video's frames. The journal and the executors see their result.
 * :data:`MERGED_STEPS`: functions ``(plan, summary) -> None`` run on the merged results, in order,
-  before they are written: SpeciesNet's descriptions, geofence (``--ensemble none``) or ensemble, smoothing, the video summary,
-  the shard record.
+  before they are written: SpeciesNet's descriptions, its geofence (``--ensemble none``) or ensemble,
+  smoothing, the video summary, the shard record.
 """
 
 from __future__ import annotations
@@ -194,7 +194,8 @@ def load_ensemble(model: ResolvedModel, classifier: Classifier, options: RunOpti
         MegaClassifierError: an ensemble without a SpeciesNet release, or with a target mapping.
         ModelError: the release's taxonomy or geofence file is unusable.
     """
-    from megaclassifier.postprocess.ensemble import ENSEMBLES, NONE, load_ensemble as release_ensemble
+    from megaclassifier.postprocess.ensemble import ENSEMBLES, NONE
+    from megaclassifier.postprocess.ensemble import load_ensemble as release_ensemble
 
     mode = options.ensemble if options.ensemble is not None else default_ensemble(model, options.target_mapping)
     if mode not in ENSEMBLES:
