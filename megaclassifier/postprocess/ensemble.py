@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from megaclassifier.models.speciesnet import (
@@ -105,18 +105,31 @@ class EnsembleRules:
     geofence: dict[str, dict[str, Any]]
     country: str | None = None
     admin1_region: str | None = None
+    #: Caches of :meth:`fenced` and of the ancestors (the rules are the same for every box).
+    _fenced: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    _ancestors: dict[tuple[str, int], str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def fenced(self, label: str) -> bool:
         """SpeciesNet's ``should_geofence_animal_classification`` for ``label``."""
         if not self.country:
             return False
-        return is_fenced_out(taxa_key(label), self.geofence, self.country, self.admin1_region)
+        known = self._fenced.get(label)
+        if known is None:
+            known = self._fenced[label] = is_fenced_out(taxa_key(label), self.geofence, self.country,
+                                                        self.admin1_region)  # fmt: skip
+        return known
+
+    def roll_up(
+        self, labels: Sequence[str], scores: Sequence[float], levels: Sequence[tuple[str, int]], threshold: float
+    ) -> tuple[str, float, str] | None:
+        """:func:`~megaclassifier.postprocess.geofence.roll_up` over the release's taxonomy, skipping fenced taxa."""
+        return roll_up(labels, scores, levels, threshold, self.taxonomy_map, self.fenced, self._ancestors)
 
     def through_geofence(self, labels: Sequence[str], scores: Sequence[float]) -> Prediction:
         """Rules 4a/4b's answer: the top class, or its roll-up past the geofence."""
         if not self.fenced(labels[0]):
             return Prediction(labels[0], scores[0], "classifier")
-        found = roll_up(labels, scores, GEOFENCE_LEVELS, scores[0] - 1e-10, self.taxonomy_map, self.fenced)
+        found = self.roll_up(labels, scores, GEOFENCE_LEVELS, scores[0] - 1e-10)
         if found is None:
             return Prediction(UNKNOWN_LABEL, scores[0], "classifier+geofence+rollup_failed")
         return Prediction(found[0], found[1], f"classifier+geofence+rollup_to_{found[2]}")
@@ -141,7 +154,7 @@ def combine(
         return Prediction(BLANK_LABEL, score, "classifier")
     if top not in _NOT_ANIMAL and (score > 0.8 or (score > 0.65 and detection == "animal" and conf > 0.2)):
         return rules.through_geofence(labels, scores)
-    found = roll_up(labels, scores, ROLLUP_LEVELS, ROLLUP_THRESHOLD, rules.taxonomy_map, rules.fenced)
+    found = rules.roll_up(labels, scores, ROLLUP_LEVELS, ROLLUP_THRESHOLD)
     if found is not None:
         return Prediction(found[0], found[1], f"classifier+rollup_to_{found[2]}")
     if detection == "animal" and conf > 0.5:

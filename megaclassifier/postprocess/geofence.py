@@ -77,17 +77,26 @@ def roll_up(
     threshold: float,
     taxonomy_map: dict[str, str],
     fenced: Callable[[str], bool],
+    ancestors: dict[tuple[str, int], str | None] | None = None,
 ) -> tuple[str, float, str] | None:
     """SpeciesNet's roll-up (``roll_up_labels_to_first_matching_level``): ``(label, sum, level)`` or None.
 
     At each level in order, the scores are summed by ancestor (labels in order; a None label or one
     without an ancestor there adds nothing); the largest sum (the first on ties) of an ancestor that
-    ``fenced`` lets through wins the level when it is strictly above ``threshold``.
+    ``fenced`` lets through wins the level when it is strictly above ``threshold``. ``ancestors``:
+    a cache of :func:`ancestor` by ``(label, keep)``, kept by the caller across calls.
     """
+    cache: dict[tuple[str, int], str | None] = {} if ancestors is None else ancestors
     for level, keep in levels:
         sums: dict[str, float] = {}
         for label, score in zip(labels, scores, strict=True):
-            up = ancestor(label, keep, taxonomy_map) if label else None
+            if not label:
+                continue
+            key = (label, keep)
+            if key in cache:
+                up = cache[key]
+            else:
+                up = cache[key] = ancestor(label, keep, taxonomy_map)
             if up:
                 sums[up] = sums.get(up, 0.0) + score
         best, total = None, 0.0
