@@ -157,6 +157,7 @@ def ensemble_options(*, boxes: bool) -> Callable[[F], F]:
         help="SpeciesNet's ensemble on each classified box: speciesnet (5.0.6: one answer per box from its "
         "human/vehicle/blank rules, the geofence and a roll-up to genus..kingdom), speciesnet-legacy "
         "(5.0.5 and earlier: one answer per image, on its top box), none (the classifier's top-k). "
+        "run classifies, under speciesnet, the boxes of any category with conf >= 0.1 (and >= --threshold). "
         "Default: speciesnet for a SpeciesNet release, else none.",
     )
     per_image = click.option(
