@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# SpeciesNet's own classifier, the test oracle; without its dependencies (yolov5 and the detector stack)
 	$(BIN)/python -m pip install --quiet --no-deps 'speciesnet==5.0.6'
+	# SpeciesNet 5.0.5, the oracle of the per-image (legacy) ensemble, beside it (tests/speciesnet_oracle.py)
+	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/speciesnet-5.0.5 'speciesnet==5.0.5'
 	touch $(STAMP)
 
 # the same checks as .pre-commit-config.yaml

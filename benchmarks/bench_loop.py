@@ -34,7 +34,7 @@ from megaclassifier.formats.detections import DetectionResults, load_detections
 from megaclassifier.merge import merge_rows
 from megaclassifier.run.classifier import Classifier
 from megaclassifier.run.executors import stacked_batches
-from megaclassifier.run.pipeline import RunOptions, RunSummary, classified_rows
+from megaclassifier.run.pipeline import RunSummary, classified_rows
 
 
 class NullEngine:
@@ -99,11 +99,10 @@ def loop(results: DetectionResults, plans: list, size: int, args: argparse.Names
         for i, (file, crops) in enumerate(plans)
     )
     summary = RunSummary()
-    options = RunOptions(output_json="unused.json", classification_threshold=0.05, batch_size=args.batch_size)
     start = time.perf_counter()
     stacked = stacked_batches(images, args.batch_size, lambda image, ready: summary.crop.record(image))
     batches = pipelined(engine.submit, stacked)
-    rows = classified_rows(batches, classifier, summary, options, bar=_Bar(), csv=None)
+    rows = classified_rows(batches, classifier, summary, (0.05, None), bar=_Bar(), csv=None)
     merged = merge_rows(results, rows, classifier_name="null", classification_categories=classifier.categories)
     return merged.detections_classified, time.perf_counter() - start
 

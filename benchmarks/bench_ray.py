@@ -141,7 +141,9 @@ def driver_rate(classes: int, images: int = 20_000, per_image: int = 2) -> float
             for i in range(images):
                 resume.seen(CutImage(f"f{i}.jpg", planned=per_image), per_image)
             bar = type("Bar", (), {"total": 0, "update": lambda self, n: None, "refresh": lambda self: None})()
-            rows = resume.rows(classified_rows(iter(batches), classifier, summary, options, bar=bar, csv=None), keys)
+            rows = resume.rows(
+                classified_rows(iter(batches), classifier, summary, (0.1, None), bar=bar, csv=None), keys
+            )
             merge_rows(DetectionResults(Path("x"), data), rows, classifier_name="b", classification_categories={})
         return images * per_image / (time.perf_counter() - start)
 

@@ -312,7 +312,7 @@ def _local_and_ray(args: list[Any], tmp_path: Path) -> tuple[Path, Path]:
     return outputs[0], outputs[1]
 
 
-def test_ray_equals_local_for_a_speciesnet_release_with_country(
+def test_ray_equals_local_for_a_speciesnet_release_with_country(  # and its ensemble
     ray_cluster: Any, photos: PhotoSet, tmp_path: Path
 ) -> None:
     from speciesnet_data import build_release
@@ -326,7 +326,13 @@ def test_ray_equals_local_for_a_speciesnet_release_with_country(
     data = json.loads(on_ray.read_text(encoding="utf-8"))
     assert data["classification_category_descriptions"]["0"].endswith(";coyote")  # the release's labels
     step = data["info"]["classification_postprocessing"][0]
-    assert (step["step"], step["country"], step["admin1_region"]) == ("geofence", "USA", "FL")
+    assert (step["step"], step["ensemble"], step["country"], step["admin1_region"]) == (
+        "ensemble",
+        "speciesnet",
+        "USA",
+        "FL",
+    )
+    assert any("classification_source" in d for im in data["images"] for d in im.get("detections") or [])
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,7 @@ def test_run_matches_speciesnet(release: Path, photos: PhotoSet, tmp_path: Path,
     out, csv = tmp_path / "out.json", tmp_path / "probs.csv"
     result = invoke("run", photos.detections, release, "--images-dir", photos.images, "--output-json", out,
                     "--output-csv", csv, "--threshold", 0.15, "--backend", backend, "--num-workers", 0,
-                    "--logdir", tmp_path)  # fmt: skip
+                    "--ensemble", "none", "--logdir", tmp_path)  # fmt: skip
     assert result.exit_code == 0, result.output
     header, rows = read_csv(csv)
     assert header[1:] == [common_name(label) for label in LABELS]
@@ -228,7 +228,7 @@ def test_full_image_release(full_release: Path, photos: PhotoSet, tmp_path: Path
     out = tmp_path / "out.json"
     result = invoke("run", photos.detections, full_release, "--images-dir", photos.images, "--output-json", out,
                     "--threshold", 0.15, "--classification-threshold", 0, "--num-workers", 0,
-                    "--logdir", tmp_path)  # fmt: skip
+                    "--ensemble", "none", "--logdir", tmp_path)  # fmt: skip
     assert result.exit_code == 0, result.output
     merged = json.loads(out.read_text())
     oracle = _oracle(full_release)
@@ -424,7 +424,7 @@ def test_country_needs_a_release(tiny_model: Path, photos: PhotoSet, tmp_path: P
 def test_run_with_country(release: Path, photos: PhotoSet, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     result = invoke("run", photos.detections, release, "--images-dir", photos.images, "--output-json", out,
-                    "--country", "gbr", "--num-workers", 0, "--logdir", tmp_path)  # fmt: skip
+                    "--country", "gbr", "--ensemble", "none", "--num-workers", 0, "--logdir", tmp_path)  # fmt: skip
     assert result.exit_code == 0, result.output
     step = json.loads(out.read_text())["info"]["classification_postprocessing"][0]
     assert (step["step"], step["country"], step["admin1_region"]) == ("geofence", "GBR", None)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.cli.option_types import INPUT_FILE
+from megaclassifier.cli.model_options import check_ensemble, ensemble_options, geofence_options
+from megaclassifier.cli.option_types import FOLDER, INPUT_FILE
 from megaclassifier.cli.options import merge_info_options, taxonomy_option
 
 _DATASETS_FLAGS = ("-d", "--datasets")
@@ -67,6 +69,14 @@ class _MergeCommand(click.Command):
 )
 @click.option("--relative-conf", is_flag=True, help='Write max(p - p_label, 0) instead of p (needs a "label" column).')
 @taxonomy_option
+@click.option(
+    "--release",
+    type=FOLDER,
+    help="The SpeciesNet release whose classify output CLASSIFICATION_CSV is: its ensemble (--ensemble), "
+    "labels, taxonomy and geofence apply.",
+)
+@ensemble_options(boxes=False)
+@geofence_options
 @click.pass_context
 def merge(
     ctx: click.Context,
@@ -82,13 +92,19 @@ def merge(
     label: str | None,
     relative_conf: bool,
     taxonomy: Path | None,
+    release: Path | None,
+    ensemble: str | None,
+    country: str | None,
+    admin1_region: str | None,
 ) -> None:
     """Merge classifier probabilities into a MegaDetector results file.
 
     Each detection whose crop has a row in CLASSIFICATION_CSV gets
     "classifications": [["<class id>", p], ...] with the classes of
     LABEL_NAMES_JSON at or above --threshold, most confident first. Other
-    detections and failed images are copied unchanged.
+    detections and failed images are copied unchanged. With --release (the
+    SpeciesNet release that classified the crops), SpeciesNet's ensemble gives
+    each classified box its answer, as run does (--ensemble, --country).
 
     \b
     Example:
@@ -98,7 +114,17 @@ def merge(
           --threshold 0.05 --typical-confidence-threshold 0.75
     """
     from megaclassifier.merge import merge_classifications
+    from megaclassifier.models.resolved import names_release
 
+    if release is not None and not names_release(release):
+        raise click.UsageError(f"--release: {release} is not a SpeciesNet release folder (no info.json)", ctx)
+    mode = check_ensemble(ctx, str(release) if release is not None else None, None, {"ensemble": ensemble})
+    if release is not None and mode == "none":
+        raise click.UsageError("--release is for --ensemble speciesnet or speciesnet-legacy", ctx)
+    if country is None and admin1_region is not None:
+        raise click.UsageError("--admin1-region needs --country", ctx)
+    if country is not None and mode == "none":
+        raise click.UsageError("--country feeds the ensemble's geofence: give --release", ctx)
     result = merge_classifications(
         classification_csv,
         label_names_json,
@@ -112,10 +138,23 @@ def merge(
         label=label,  # type: ignore[arg-type]
         relative_conf=relative_conf,
         taxonomy=taxonomy,
+        ensemble=_ensemble(release, mode, country, admin1_region) if release is not None else None,
         progress=show_progress(ctx),
     )
     unmatched = f", {result.rows_unmatched} rows matched no detection" if result.rows_unmatched else ""
+    done = result.ensembled
+    decided = f", {done.boxes} decided by the {done.ensemble} ensemble" if done is not None else ""
     summary(
         f"Wrote merged classification/detection results to {result.output_json}: "
-        f"{result.detections_classified} detections classified from {result.rows} rows{unmatched}"
+        f"{result.detections_classified} detections classified from {result.rows} rows{decided}{unmatched}"
     )
+
+
+def _ensemble(release: Path, mode: str, country: str | None, admin1_region: str | None) -> Any:
+    """The release's ensemble (its info.json, labels, taxonomy and geofence read)."""
+    from megaclassifier.models.resolved import resolve
+    from megaclassifier.postprocess.ensemble import load_ensemble
+
+    model = resolve(release)
+    assert model.release is not None and model.labels is not None
+    return load_ensemble(model.release, model.labels, mode, country=country, admin1_region=admin1_region)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -100,7 +100,7 @@ def _check_region(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def geofence_options(command: F) -> F:
-    """``--country`` and ``--admin1-region``: a SpeciesNet release's geofence (``run``)."""
+    """``--country`` and ``--admin1-region``: a SpeciesNet release's geofence (``run``, ``merge``)."""
     return apply_options(
         command,
         [
@@ -198,3 +198,47 @@ def crop_reader_options(*, backend: bool) -> Callable[[F], F]:
         )(command)
 
     return decorator
+
+
+def ensemble_options(*, boxes: bool) -> Callable[[F], F]:
+    """``--ensemble`` (``run``, ``merge``), and ``--max-classifications-per-image`` where boxes are chosen (``run``).
+
+    Resolved and checked by :func:`check_ensemble`.
+    """
+    ensemble = click.option(
+        "--ensemble",
+        type=click.Choice(["speciesnet", "speciesnet-legacy", "none"]),
+        help="SpeciesNet's ensemble on each classified box: speciesnet (5.0.6: one answer per box from its "
+        "human/vehicle/blank rules, the geofence and a roll-up to genus..kingdom), speciesnet-legacy "
+        "(5.0.5 and earlier: one answer per image, on its top box), none (the classifier's top-k). "
+        "run classifies, under speciesnet, the boxes of any category with conf >= 0.1 (and >= --threshold). "
+        "Default: speciesnet for a SpeciesNet release, else none.",
+    )
+    per_image = click.option(
+        "--max-classifications-per-image",
+        type=click.IntRange(min=1),
+        help="Under --ensemble speciesnet: classify at most this many boxes per image (the highest conf); "
+        "default: every box with conf >= 0.1, of any category, as SpeciesNet.",
+    )
+
+    def decorator(command: F) -> F:
+        return apply_options(command, [ensemble, per_image] if boxes else [ensemble])
+
+    return decorator
+
+
+def check_ensemble(ctx: click.Context, model: str | None, target_mapping: Any, options: dict[str, Any]) -> str:
+    """``--ensemble``, resolved (its default), or a usage error (exit 2) where it cannot apply."""
+    from megaclassifier.models.resolved import names_release
+
+    release = model is not None and names_release(model)
+    ensemble = options["ensemble"]
+    if ensemble is None:
+        ensemble = "speciesnet" if release and target_mapping is None else "none"
+    elif ensemble != "none" and not release:
+        raise click.UsageError(f"--ensemble {ensemble} is SpeciesNet's: give a SpeciesNet release folder", ctx)
+    elif ensemble != "none" and target_mapping is not None:
+        raise click.UsageError(f"--ensemble {ensemble} needs the release's own classes: drop --target-mapping", ctx)
+    if options.get("max_classifications_per_image") is not None and ensemble != "speciesnet":
+        raise click.UsageError("--max-classifications-per-image applies under --ensemble speciesnet", ctx)
+    return ensemble

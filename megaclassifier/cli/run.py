@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from megaclassifier.cli._common import show_progress, summary
-from megaclassifier.cli.model_options import engine_options, geofence_options, model_argument, refuse_speciesnet_flags
+from megaclassifier.cli.model_options import (
+    check_ensemble,
+    engine_options,
+    ensemble_options,
+    geofence_options,
+    model_argument,
+    refuse_speciesnet_flags,
+)
 from megaclassifier.cli.option_types import FOLDER, INPUT_FILE, OUTPUT_FILE
 from megaclassifier.cli.options import (
     COMMAND_SETTINGS,
@@ -88,6 +95,7 @@ class ShardType(click.ParamType):
 )
 @taxonomy_option
 @geofence_options
+@ensemble_options(boxes=True)
 @smoothing_options(level_flag="--smooth")
 @video_summary_options
 @logdir_option
@@ -116,9 +124,10 @@ def run(ctx: click.Context, **options: Any) -> None:
 
     Replaces crop + classify (+ aggregate) + merge (+ smooth) with the same answers,
     without writing crop files; each image is decoded once. MODEL may be a SpeciesNet
-    release folder: its crops, labels (as class descriptions) and, with --country,
-    its geofence are used. An interrupted run
-    leaves OUTPUT_JSON.journal; the same command again continues from it (--restart: start afresh).
+    release folder: its crops and labels (as class descriptions) are used, and its
+    ensemble gives each box SpeciesNet's answer (--ensemble; --country feeds its
+    geofence). An interrupted run leaves OUTPUT_JSON.journal; the same command
+    again continues from it (--restart: start afresh).
 
     \b
     Example:
@@ -131,6 +140,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     refuse_speciesnet_flags(ctx, options["model"])
     if options["admin1_region"] is not None and options["country"] is None:
         raise click.UsageError("--admin1-region needs --country", ctx)
+    options["ensemble"] = check_ensemble(ctx, options["model"], options["target_mapping"], options)
     smooth = smooth_settings(ctx, options, images_dir=options["images_dir"], level_flag="--smooth")
     check_video_summary(ctx, options["video_summary"], options["video_summary_nth"])
     use_ray, address = options.pop("use_ray"), options.pop("ray_address")
@@ -144,12 +154,20 @@ def run(ctx: click.Context, **options: Any) -> None:
         f"{result.classified} crops classified ({result.crops_per_second:.1f} crops/s, {result.engine}), "
         f"{result.merged} detections merged"
         f"{f', {result.geofenced} moved by the geofence' if result.geofenced is not None else ''}"
+        f"{_ensembled(result)}"
         f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}"
         f"{_videos(result)}, "
         f"{crop.failed_images} images failed"
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
     )
+
+
+def _ensembled(result: RunSummary) -> str:
+    done = result.ensembled
+    if done is None:
+        return ""
+    return f", {done.boxes} boxes decided by the {done.ensemble} ensemble ({done.changed} differ from the top class)"
 
 
 def _videos(result: RunSummary) -> str:

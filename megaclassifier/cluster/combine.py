@@ -3,7 +3,8 @@
 Every shard must carry ``info.megaclassifier_shard`` (see
 :mod:`megaclassifier.run.shards`) with the same shard count, detections file,
 model and options; together they must hold each image of the detections file
-exactly once. The images go back to their places, ``info.megaclassifier_shard``
+exactly once. The images go back to their places, the classes are the union of the
+shards' (an ensemble's shard lists the rolled-up taxa it used), ``info.megaclassifier_shard``
 is dropped and ``info.classification_completion_time`` is the latest of the
 shards', so the file equals the unsharded ``run``'s except for that time.
 """
@@ -21,6 +22,8 @@ from megaclassifier.formats.detections import DetectionResults, load_detections,
 from megaclassifier.run.shards import SHARD_KEY, shard_of
 
 _COMPLETION_TIME = "classification_completion_time"
+#: Class maps that a shard fills with the classes it used (the ensemble's rolled-up taxa).
+_CLASS_MAPS = ("classification_categories", "classification_category_descriptions")
 
 
 @dataclass
@@ -117,9 +120,27 @@ def _combined(shards: list[DetectionResults], records: list[dict[str, Any]]) -> 
     for results, record in zip(shards, records, strict=True):
         for position, image in zip(record["positions"], results.images, strict=True):
             images[position] = image
-    first = shards[0].data
+    first = dict(shards[0].data)
+    for key in _CLASS_MAPS:
+        if isinstance(first.get(key), dict):
+            first[key] = _union([s.data.get(key) for s in shards])
     info = {key: value for key, value in first["info"].items() if key != SHARD_KEY}
     times = [str(s.info[_COMPLETION_TIME]) for s in shards if _COMPLETION_TIME in s.info]
     if times:
         info[_COMPLETION_TIME] = max(times)
     return {key: info if key == "info" else images if key == "images" else value for key, value in first.items()}
+
+
+def _union(maps: list[Any]) -> dict[str, Any]:
+    """The classes of every shard: the first shard's, then the others' (numeric IDs in order) when they add any.
+
+    The IDs of a run's classes are fixed by its model (:mod:`megaclassifier.postprocess.ensemble`), so the
+    shards never disagree on one.
+    """
+    union = dict(maps[0])
+    for other in maps[1:]:
+        for key, value in (other or {}).items():
+            union.setdefault(key, value)
+    if len(union) > len(maps[0]) and all(key.isdigit() for key in union):
+        union = dict(sorted(union.items(), key=lambda item: int(item[0])))
+    return union

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,8 +147,13 @@ def plan_crops(
     threshold: float,
     detector: str,
     invalid_boxes: dict[str, str] | None = None,
+    select: Callable[[list[dict[str, Any]]], Collection[int]] | None = None,
 ) -> Iterator[tuple[str, list[PlannedCrop]]]:
     """Yield ``(file, crops)`` for each image with a detections list, in sorted file order.
+
+    The boxes cut are the animal boxes at or above ``threshold`` (:func:`is_croppable`), or, with
+    ``select``, the boxes of any category whose indices ``select(detections)`` gives (SpeciesNet's
+    ensemble: :func:`megaclassifier.postprocess.ensemble.select_boxes`).
 
     A later duplicate ``file`` replaces an earlier one. Detections whose
     category is not in ``detection_categories`` are skipped with a warning.
@@ -165,13 +170,14 @@ def plan_crops(
         name_detector = None if image.get("is_ground_truth") is True else detector
         video = is_video_entry(image)
         crops = []
+        chosen = select(image["detections"]) if select is not None else None
         for index, det in enumerate(image["detections"]):
             category = str(det["category"])
             name = categories.get(category)
             if name is None:
                 logger.warning("ignoring detection with category %s for image %s", category, file)
                 continue
-            if is_croppable(det, name, threshold):
+            if is_croppable(det, name, threshold) if chosen is None else index in chosen:
                 frame, frame_issue = _frame_of(det, video)
                 key = crop_filename(file, index, name_detector, frame)
                 problem = box_problem(det["bbox"]) or frame_issue

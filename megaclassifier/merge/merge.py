@@ -39,7 +39,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -55,6 +55,9 @@ from megaclassifier.merge.attach import (
     classification_list,
 )
 from megaclassifier.merge.rows import MergeSummary, merge_rows
+
+if TYPE_CHECKING:
+    from megaclassifier.postprocess.ensemble import Ensemble
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +148,26 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+def enumerate_labels(labels: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """``(class ID, label)`` of a release's labels, in class order."""
+    return ((str(i), label) for i, label in enumerate(labels))
+
+
+def _ensemble_rules(ensemble: Ensemble, names: list[str], label_names_json: Path, rules: _RowRules) -> _RowRules:
+    """The row rules under an ensemble: the top classes it reads, unthresholded; the release's classes only."""
+    from megaclassifier.postprocess.ensemble import classes_kept
+
+    if not rules.contains_preds or rules.label is not None or rules.relative_conf:
+        raise MegaClassifierError("--ensemble needs probability columns, without --label or --relative-conf")
+    if len(names) != len(ensemble.class_labels):
+        raise InputFileError(
+            label_names_json,
+            f"{len(names)} classes, but the release has {len(ensemble.class_labels)}; "
+            "--ensemble needs the release's own classify output",
+        )
+    return _RowRules(True, 0.0, classes_kept(rules.threshold, rules.max_classifications), None, False)
+
+
 def merge_classifications(
     classification_csv: str | Path,
     label_names_json: str | Path,
@@ -159,6 +182,7 @@ def merge_classifications(
     label: Literal["first", "last"] | None = None,
     relative_conf: bool = False,
     taxonomy: str | Path | None = None,
+    ensemble: Ensemble | None = None,
     progress: bool = False,
 ) -> MergeSummary:
     """Merge a probability CSV into a MegaDetector results file and write the result.
@@ -181,6 +205,9 @@ def merge_classifications(
         relative_conf: write ``max(p - p_label, 0)`` instead of ``p``.
         taxonomy: class name -> taxonomy CSV; writes ``classification_category_descriptions``
             (see :mod:`megaclassifier.labels.descriptions`).
+        ensemble: SpeciesNet's ensemble over a release's ``classify`` output
+            (:mod:`megaclassifier.postprocess.ensemble`): the label index must be the release's classes;
+            each row's top classes go into it, the release's labels become the descriptions.
         progress: show a progress bar on stderr.
 
     Raises:
@@ -213,6 +240,8 @@ def merge_classifications(
 
         results = load_detections(detection_json)
         rules = _RowRules(contains_preds, threshold, max_classifications, label, relative_conf)
+        if ensemble is not None:
+            rules = _ensemble_rules(ensemble, names, label_names_json, rules)
         rows = _csv_rows(reader, names, rules, progress=progress)
         summary = merge_rows(
             results,
@@ -223,6 +252,10 @@ def merge_classifications(
             datasets=datasets,
             class_taxa=class_taxa,
         )
+    if ensemble is not None:
+        if class_taxa is None:
+            results.data["classification_category_descriptions"] = dict(enumerate_labels(ensemble.class_labels))
+        summary.ensembled = ensemble.apply(results.data, threshold, max_classifications)
     write_detections(output_json, results.data)
     logger.debug("wrote %s", output_json)
     summary.output_json, summary.labels_only = output_json, not contains_preds

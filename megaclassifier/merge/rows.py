@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from megaclassifier.merge.attach import (
 )
 from megaclassifier.merge.info import set_classifier_info
 
+if TYPE_CHECKING:
+    from megaclassifier.postprocess.ensemble import EnsembleSummary
+
 
 @dataclass
 class MergeSummary(AttachCounts):
@@ -31,11 +35,13 @@ class MergeSummary(AttachCounts):
         output_json: the file written.
         format_version: the output's ``info.format_version``.
         labels_only: the CSV had no probability columns, only ``label``.
+        ensembled: what ``--ensemble`` did, or None.
     """
 
     output_json: Path = field(default_factory=Path)
     format_version: str = ""
     labels_only: bool = False
+    ensembled: EnsembleSummary | None = None
 
 
 def merge_rows(

@@ -63,6 +63,12 @@ SPECIESNET_PREPROCESSING: dict[str, Preprocessing] = {
 #: The labels SpeciesNet's ensemble adds to (human, animal) or removes from (blank) its taxonomy map.
 ANIMAL_LABEL = "1f689929-883d-4dae-958c-3d57ab5b6c16;;;;;;animal"
 HUMAN_LABEL = "990ae9dd-7a59-4344-afcb-1b7b21368000;mammalia;primates;hominidae;homo;sapiens;human"
+#: The labels with a meaning of their own in SpeciesNet's ensemble (its ``constants.Classification``).
+BLANK_LABEL = "f1856211-cfb7-4a5b-9158-c0f72fd09ee6;;;;;;blank"
+VEHICLE_LABEL = "e2895ed5-780b-48f6-8a11-9e27cb594511;;;;;;vehicle"
+UNKNOWN_LABEL = (
+    "f2efdae9-efb8-48fb-8a91-eccf79ab4ffb;no cv result;no cv result;no cv result;no cv result;no cv result;no cv result"
+)
 
 
 @dataclass(frozen=True)
@@ -185,13 +191,15 @@ def taxa_key(label: str) -> str:
 def read_taxonomy_map(path: str | Path) -> dict[str, str]:
     """Taxa key -> label, as SpeciesNet's ensemble builds it from the release's taxonomy file.
 
-    The non-taxa (blank, vehicle, unknown: all with the empty key) give way to "animal",
-    the kingdom; human is put in as the ensemble does.
+    The non-taxa (blank, vehicle, unknown) are left out and "animal" is the kingdom (the
+    empty key); human is put in as the ensemble does.
 
     Raises:
         ModelError: unreadable or malformed.
     """
     taxonomy = {taxa_key(label): label for label in read_labels(path)}
+    for label in (BLANK_LABEL, VEHICLE_LABEL, UNKNOWN_LABEL):
+        taxonomy.pop(taxa_key(label), None)
     for label in (HUMAN_LABEL, ANIMAL_LABEL):
         taxonomy[taxa_key(label)] = label
     return taxonomy

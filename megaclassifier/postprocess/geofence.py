@@ -23,6 +23,7 @@ score, first in the list; the original list stays in ``raw_classifications``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from megaclassifier.labels.descriptions import parse_description
@@ -58,7 +59,8 @@ def is_fenced_out(
 def ancestor(label: str, keep: int, taxonomy_map: dict[str, str]) -> str | None:
     """The release's label of ``label``'s ancestor keeping ``keep`` taxa tokens (0: the kingdom), or None.
 
-    SpeciesNet's ``get_ancestor_at_level``: the kingdom is the ancestor of every taxon and of "animal".
+    SpeciesNet's ``get_ancestor_at_level``: the kingdom ("animal") is the ancestor of every label
+    with a class, and of "animal" itself.
     """
     tokens = label.split(";")[1:6]
     if keep == 0:
@@ -66,6 +68,44 @@ def ancestor(label: str, keep: int, taxonomy_map: dict[str, str]) -> str | None:
     if not tokens[keep - 1]:
         return None
     return taxonomy_map.get(";".join(tokens[:keep] + [""] * (5 - keep)))
+
+
+def roll_up(
+    labels: Sequence[str | None],
+    scores: Sequence[float],
+    levels: Sequence[tuple[str, int]],
+    threshold: float,
+    taxonomy_map: dict[str, str],
+    fenced: Callable[[str], bool],
+    ancestors: dict[tuple[str, int], str | None] | None = None,
+) -> tuple[str, float, str] | None:
+    """SpeciesNet's roll-up (``roll_up_labels_to_first_matching_level``): ``(label, sum, level)`` or None.
+
+    At each level in order, the scores are summed by ancestor (labels in order; a None label or one
+    without an ancestor there adds nothing); the largest sum (the first on ties) of an ancestor that
+    ``fenced`` lets through wins the level when it is strictly above ``threshold``. ``ancestors``:
+    a cache of :func:`ancestor` by ``(label, keep)``, kept by the caller across calls.
+    """
+    cache: dict[tuple[str, int], str | None] = {} if ancestors is None else ancestors
+    for level, keep in levels:
+        sums: dict[str, float] = {}
+        for label, score in zip(labels, scores, strict=True):
+            if not label:
+                continue
+            key = (label, keep)
+            if key in cache:
+                up = cache[key]
+            else:
+                up = cache[key] = ancestor(label, keep, taxonomy_map)
+            if up:
+                sums[up] = sums.get(up, 0.0) + score
+        best, total = None, 0.0
+        for up, value in sums.items():
+            if value > total and not fenced(up):
+                best, total = up, value
+        if best and total > threshold:
+            return best, total, level
+    return None
 
 
 class Geofence:
@@ -106,28 +146,15 @@ class Geofence:
         classes = det.get("classifications")
         if not classes or not self._fenced(self.labels.get(str(classes[0][0]))):
             return False
-        for level, keep in GEOFENCE_LEVELS:
-            found = self._best_at(classes, keep)
-            if found is not None and found[1] > classes[0][1] - 1e-10:
-                self._relabel(det, classes, found[0], found[1])
-                self.by_level[level] += 1
-                return True
-        self.unmoved += 1
-        return False
-
-    def _best_at(self, classes: list[list[Any]], keep: int) -> tuple[str, float] | None:
-        """The allowed ancestor label at a level with the largest sum (first on ties), and that sum."""
-        sums: dict[str, float] = {}
-        for cid, score in classes:
-            label = self.labels.get(str(cid))
-            up = ancestor(label, keep, self.taxonomy_map) if label else None
-            if up is not None:
-                sums[up] = sums.get(up, 0.0) + float(score)
-        best: tuple[str, float] | None = None
-        for label, total in sums.items():
-            if (best is None or total > best[1]) and not self._fenced(label):
-                best = (label, total)
-        return best
+        labels = [self.labels.get(str(cid)) for cid, _ in classes]
+        found = roll_up(labels, [float(s) for _, s in classes], GEOFENCE_LEVELS, float(classes[0][1]) - 1e-10,
+                        self.taxonomy_map, self._fenced)  # fmt: skip
+        if found is None:
+            self.unmoved += 1
+            return False
+        self._relabel(det, classes, found[0], found[1])
+        self.by_level[found[2]] += 1
+        return True
 
     def _relabel(self, det: dict[str, Any], classes: list[list[Any]], label: str, total: float) -> None:
         cid = self.class_id(label)

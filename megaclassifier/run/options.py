@@ -28,6 +28,7 @@ from megaclassifier.preprocess import REFERENCE, Preprocessing
 
 if TYPE_CHECKING:
     from megaclassifier.postprocess import PostprocessSummary
+    from megaclassifier.postprocess.ensemble import EnsembleSummary
     from megaclassifier.postprocess.options import SmoothOptions
     from megaclassifier.postprocess.videos import VideoSummary
     from megaclassifier.run.shards import Shard
@@ -58,6 +59,7 @@ class RunSummary:
     seconds: float = 0.0
     engine: str = ""
     geofenced: int | None = None
+    ensembled: EnsembleSummary | None = None
     decoder: str = ""
     output_json: Path | None = None
     output_csv: Path | None = None
@@ -95,6 +97,11 @@ class RunOptions:
             there without it.
         country, admin1_region: apply a SpeciesNet release's geofence for this ISO 3166-1 alpha-3 country
             (and first-level region), as its ensemble does (:mod:`megaclassifier.postprocess.geofence`).
+        ensemble: ``speciesnet`` (SpeciesNet 5.0.6's answer per box), ``speciesnet-legacy`` (5.0.5's, per
+            image) or ``none`` (the classifier's top-k); None: ``speciesnet`` for a SpeciesNet release
+            without ``target_mapping``, else ``none`` (:mod:`megaclassifier.postprocess.ensemble`).
+        max_classifications_per_image: under an ensemble, classify at most this many boxes per image
+            (the highest conf; None: all, as SpeciesNet).
         smooth: smooth the merged results before writing them, as ``smooth`` does.
         video_summary, video_summary_nth: then keep one answer per video entry
             (:mod:`megaclassifier.postprocess.videos`: ``best-frame`` or ``max-per-class``).
@@ -133,6 +140,8 @@ class RunOptions:
     taxonomy: str | Path | None = _tagged(CONTENT, None)
     country: str | None = _tagged(OUTPUT, None)
     admin1_region: str | None = _tagged(OUTPUT, None)
+    ensemble: str | None = _tagged(OUTPUT, None)
+    max_classifications_per_image: int | None = _tagged(OUTPUT, None)
     smooth: SmoothOptions | None = _tagged(OUTPUT, None)
     video_summary: str | None = _tagged(OUTPUT, None)
     video_summary_nth: int = _tagged(OUTPUT, 1)

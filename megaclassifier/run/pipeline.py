@@ -115,7 +115,7 @@ def classify_and_merge(
 
     batches = executor.classify(todo, seen)
     rows = resume.rows(
-        classified_rows(batches, plan.classifier, summary, plan.options, bar=bar, csv=csv), crop_keys(todo)
+        classified_rows(batches, plan.classifier, summary, plan.list_rules(), bar=bar, csv=csv), crop_keys(todo)
     )
     summary.merged = merge_classified(plan.results, rows, plan.classifier, plan.options, plan.class_taxa)
 
@@ -151,12 +151,14 @@ def classified_rows(
     batches: Iterator[ProbabilityBatch],
     classifier: Classifier,
     summary: RunSummary,
-    options: RunOptions,
+    list_rules: tuple[float, int | None],
     *,
     bar: Any,
     csv: RowWriter | None,
 ) -> Iterator[tuple[CropRef, Classifications]]:
     """Each classified crop's ``((file, index), classifications)``, from the executor's probability batches.
+
+    ``list_rules``: the threshold and length of each list (:meth:`~megaclassifier.run.plan.RunPlan.list_rules`).
 
     Also writes the probability CSV rows and counts the crops in ``summary`` and on ``bar``.
     """
@@ -164,7 +166,7 @@ def classified_rows(
         if csv is not None:
             csv.write_rows([key for _, _, key in keys], probabilities)
         lists = classifier.classification_lists(
-            probabilities, threshold=options.classification_threshold, max_classifications=options.max_classifications
+            probabilities, threshold=list_rules[0], max_classifications=list_rules[1]
         )
         summary.classified += len(keys)
         bar.update(len(keys))

@@ -12,8 +12,8 @@ Places for more steps:
   decode and their crops) after the crop plan is made, in order: e.g. leave out images with no
   box above the threshold, or add a video's frames. The journal and the executors see their result.
 * :data:`MERGED_STEPS`: functions ``(plan, summary) -> None`` run on the merged results, in order,
-  before they are written: SpeciesNet's descriptions and geofence, smoothing, the video summary,
-  the shard record.
+  before they are written: SpeciesNet's descriptions, its geofence (``--ensemble none``) or ensemble,
+  smoothing, the video summary, the shard record.
 """
 
 from __future__ import annotations
@@ -22,18 +22,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from megaclassifier.crop.core import PlannedCrop
 from megaclassifier.crop.crop import CropSummary, plan_crops, resolve_detector
 from megaclassifier.errors import MegaClassifierError
 from megaclassifier.formats.detections import DetectionResults
 from megaclassifier.labels.descriptions import Taxon, load_taxonomy_file
-from megaclassifier.models.resolved import ResolvedModel, resolve
+from megaclassifier.models.resolved import ResolvedModel, names_release, resolve
 from megaclassifier.run.classifier import Classifier
 from megaclassifier.run.identity import run_identity
 from megaclassifier.run.options import RunOptions, RunSummary
 from megaclassifier.run.shards import ShardSelection, record_shard, take_shard
+
+if TYPE_CHECKING:
+    from megaclassifier.postprocess.ensemble import Ensemble
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class RunPlan:
         detector: the detector name in crop names.
         class_taxa: ``--taxonomy``'s classes, or None.
         fence: ``--country``'s geofence, or None.
+        ensemble: ``--ensemble``'s rules, or None (``none``).
         identity: the run identity (:mod:`megaclassifier.run.identity`).
         images: the images to decode and their crops (:data:`IMAGE_STEPS` may change them).
     """
@@ -78,8 +82,22 @@ class RunPlan:
     detector: str
     class_taxa: dict[str, Taxon] | None
     fence: Fence | None
+    ensemble: Ensemble | None = None
     identity: dict[str, Any] = field(default_factory=dict)
     images: Plans = field(default_factory=list)
+
+    def list_rules(self) -> tuple[float, int | None]:
+        """The threshold and length of each box's ``classifications`` list as merged.
+
+        Under an ensemble the top classes it reads and those ``raw_classifications`` keeps, unthresholded
+        (:func:`~megaclassifier.postprocess.ensemble.classes_kept`); it applies the threshold itself.
+        """
+        options = self.options
+        if self.ensemble is None:
+            return options.classification_threshold, options.max_classifications
+        from megaclassifier.postprocess.ensemble import classes_kept
+
+        return 0.0, classes_kept(options.classification_threshold, options.max_classifications)
 
 
 #: Opens the driver's classifier for a run (the executor's choice of device).
@@ -106,24 +124,28 @@ def make_plan(
     classifier = open_classifier(resolved, options)
     try:
         fence = load_fence(classifier, options)
+        ensemble = load_ensemble(resolved, classifier, options)
     except BaseException:
         classifier.engine.close()
         raise
-    plan = RunPlan(results.path, results, resolved, classifier, options, selection, detector, class_taxa, fence)
+    plan = RunPlan(results.path, results, resolved, classifier, options, selection, detector, class_taxa, fence,
+                   ensemble)  # fmt: skip
     plan.identity = run_identity(
         model_sha256=resolved.identity,
         image_size=classifier.engine.image_size,
         detections_sha256=results.sha256,
         options=options,
     )
-    plan.images = plan_images(results, summary.crop, options, detector)
+    plan.images = plan_images(results, summary.crop, options, detector, ensemble)
     for step in IMAGE_STEPS:
         step(plan)
     return plan
 
 
-def plan_images(results: DetectionResults, crop: CropSummary, options: RunOptions, detector: str) -> Plans:
-    """The crops to cut, image by image, as ``crop`` plans them; counts go to ``crop``."""
+def plan_images(
+    results: DetectionResults, crop: CropSummary, options: RunOptions, detector: str, ensemble: Ensemble | None = None
+) -> Plans:
+    """The crops to cut, image by image, as ``crop`` plans them (an ensemble: its boxes); counts go to ``crop``."""
     crop.images_missing_detections = results.files_missing_detections()
     plans = list(
         plan_crops(
@@ -132,6 +154,7 @@ def plan_images(results: DetectionResults, crop: CropSummary, options: RunOption
             threshold=options.threshold,
             detector=detector,
             invalid_boxes=crop.invalid_boxes,
+            select=ensemble.select(options.threshold) if ensemble is not None else None,
         )
     )
     crop.plan(plans)
@@ -159,6 +182,36 @@ def load_fence(classifier: Classifier, options: RunOptions) -> Fence | None:
     return Fence(read_geofence(release.geofence), read_taxonomy_map(release.taxonomy), options.country.upper(), region)
 
 
+def default_ensemble(model: str | Path | ResolvedModel, target_mapping: str | Path | None) -> str:
+    """``--ensemble``'s default: ``speciesnet`` for a SpeciesNet release (without a target mapping), else ``none``."""
+    return "speciesnet" if names_release(model) and target_mapping is None else "none"
+
+
+def load_ensemble(model: ResolvedModel, classifier: Classifier, options: RunOptions) -> Ensemble | None:
+    """``--ensemble``'s rules, read before any image is; None for ``none``.
+
+    Raises:
+        MegaClassifierError: an ensemble without a SpeciesNet release, or with a target mapping.
+        ModelError: the release's taxonomy or geofence file is unusable.
+    """
+    from megaclassifier.postprocess.ensemble import ENSEMBLES, NONE
+    from megaclassifier.postprocess.ensemble import load_ensemble as release_ensemble
+
+    mode = options.ensemble if options.ensemble is not None else default_ensemble(model, options.target_mapping)
+    if mode not in ENSEMBLES:
+        raise MegaClassifierError(f"--ensemble {mode!r} is not one of {', '.join(ENSEMBLES)}")
+    if mode == NONE:
+        return None
+    release, labels = classifier.release, model.labels
+    if release is None or classifier.descriptions is None or labels is None:
+        raise MegaClassifierError(
+            f"--ensemble {mode} is SpeciesNet's: give a SpeciesNet release folder as MODEL"
+            + (" (and no --target-mapping)" if release is not None else "")
+        )
+    return release_ensemble(release, labels, mode, country=options.country, admin1_region=options.admin1_region,
+                            max_per_image=options.max_classifications_per_image)  # fmt: skip
+
+
 # -- after the merge
 
 
@@ -172,7 +225,7 @@ def speciesnet_descriptions(plan: RunPlan, summary: RunSummary) -> None:
 def geofence(plan: RunPlan, summary: RunSummary) -> None:
     """``--country``: the release's geofence on the merged results; how many detections it moved."""
     fence = plan.fence
-    if fence is None:
+    if fence is None or plan.ensemble is not None:  # the ensemble applies the geofence itself
         return
     from megaclassifier.postprocess.api import geofence_results
 
@@ -183,6 +236,15 @@ def geofence(plan: RunPlan, summary: RunSummary) -> None:
         country=fence.country,
         admin1_region=fence.admin1_region,
     ).detections_changed
+
+
+def speciesnet_ensemble(plan: RunPlan, summary: RunSummary) -> None:
+    """``--ensemble speciesnet|speciesnet-legacy``: SpeciesNet's answer on each classified box."""
+    if plan.ensemble is None:
+        return
+    options = plan.options
+    summary.ensembled = plan.ensemble.apply(plan.results.data, options.classification_threshold,
+                                            options.max_classifications)  # fmt: skip
 
 
 def smooth(plan: RunPlan, summary: RunSummary) -> None:
@@ -214,6 +276,7 @@ IMAGE_STEPS: list[Callable[[RunPlan], None]] = []
 MERGED_STEPS: list[Callable[[RunPlan, RunSummary], None]] = [
     speciesnet_descriptions,
     geofence,
+    speciesnet_ensemble,
     smooth,
     video_summary,
     shard_record,
