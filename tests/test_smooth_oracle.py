@@ -388,7 +388,7 @@ def test_geofence_roll_up_matches_speciesnet(taxonomy_map: dict[str, str]) -> No
 
     oracle = speciesnet_module("geofence_utils").geofence_animal_classification
     rng = random.Random(21)
-    fenced = 0
+    fenced = failed = 0
     for _ in range(600):
         labels, scores = random_top5(rng, [lab for lab in ROLLUP_LABELS if lab not in (BLANK, ANIMAL, HUMAN)])
         for country, region in COUNTRIES[1:]:
@@ -402,9 +402,12 @@ def test_geofence_roll_up_matches_speciesnet(taxonomy_map: dict[str, str]) -> No
             fenced += 1
             got = roll_up(list(zip(labels, scores, strict=True)), speciesnet_ancestor(taxonomy_map),
                           scores[0] - 1e-10, GEOFENCE_SEMANTICS, fenced=fence)  # fmt: skip
-            assert got is not None
+            if got is None:  # nothing allowed passes (e.g. a fenced top score of 0): SpeciesNet gives up too
+                assert expected[2] == "classifier+geofence+rollup_failed", (labels, scores, country, region)
+                failed += 1
+                continue
             assert (got[0], got[1], f"classifier+geofence+rollup_to_{got[2]}") == expected
-    assert fenced > 100
+    assert fenced > 100 and failed < fenced / 10
 
 
 def speciesnet_results(rng: Any, n: int) -> dict[str, Any]:

@@ -13,7 +13,8 @@ Three semantics, by name (``--semantics``):
 * ``megadetector``: MegaDetector's ``run_md_and_speciesnet``: levels species to
   kingdom, strictly above THRESHOLD, fenced taxa passed over; with a geofence,
   a fenced-out top class is first moved to the first of family..kingdom whose
-  sum reaches its score (SpeciesNet's ``geofence_animal_classification``); when
+  sum reaches its score (SpeciesNet's ``geofence_animal_classification``), or,
+  when no allowed taxon holds any score, to SpeciesNet's "no cv result"; when
   no level passes, the raw top-1 is kept.
 * ``megaclassifier`` (this toolkit's earlier default): only detections whose top score
   is below THRESHOLD; levels species to class; a sum must reach THRESHOLD (>=).
@@ -195,6 +196,11 @@ class Rollup:
         pairs = [(cid, float(score)) for cid, score in classes]
         if name == "megadetector" and fenced_top:
             found = roll_up(pairs, self._ancestor, top - 1e-10, GEOFENCE_SEMANTICS, fenced=self.fence)
+            if found is None:  # nothing allowed holds any score: SpeciesNet's "no cv result" (rollup_failed)
+                det.setdefault("raw_classifications", classes)
+                det["classifications"] = [[self._unknown_id(), 0.0], *([c, s] for c, s in classes)]
+                self.by_level["unknown"] = self.by_level.get("unknown", 0) + 1
+                return True
         else:
             found = roll_up(pairs, self._ancestor, self.threshold, self.semantics, fenced=self.fence)
         if found is None:
@@ -220,6 +226,13 @@ class Rollup:
     def _fenced_class(self, cid: str) -> bool:
         taxon = self.taxa.get(cid)
         return taxon is not None and taxon.is_taxon and self.fence is not None and self.fence(taxon.key)
+
+    def _unknown_id(self) -> str:
+        """The class of SpeciesNet's "no cv result" label, added when none is."""
+        from megaclassifier.models.speciesnet import UNKNOWN_LABEL
+
+        guid, *tokens, common = UNKNOWN_LABEL.split(";")
+        return self.table.id_for(Taxon(tuple(tokens), common, guid), common)  # type: ignore[arg-type]
 
     def _class_for(self, key: tuple[str, ...]) -> str:
         if not key:
