@@ -41,7 +41,8 @@ from megaclassifier.postprocess import (
     rollup_results,
     smooth_results,
 )
-from megaclassifier.postprocess.rollup import RollupFence, roll_up, speciesnet_ancestor, speciesnet_fence
+from megaclassifier.postprocess.roll import roll_up, speciesnet_ancestor, speciesnet_fence
+from megaclassifier.postprocess.rollup import RollupFence
 from megaclassifier.postprocess.sequences import sequences_from_exif
 
 _WHY = "megadetector-utils (the oracle) is in the test extra: pip install -e '.[test]'"
@@ -384,7 +385,7 @@ def test_geofence_roll_up_matches_speciesnet(taxonomy_map: dict[str, str]) -> No
     """With the geofence levels and threshold (top score - 1e-10): SpeciesNet's geofence_animal_classification."""
     import random
 
-    from megaclassifier.postprocess.rollup import GEOFENCE_SEMANTICS
+    from megaclassifier.postprocess.roll import GEOFENCE_SEMANTICS
 
     oracle = speciesnet_module("geofence_utils").geofence_animal_classification
     rng = random.Random(21)

@@ -44,7 +44,7 @@ from megaclassifier.models.speciesnet import (
     read_taxonomy_map,
 )
 from megaclassifier.postprocess.api import geofence_results
-from megaclassifier.postprocess.geofence import is_fenced_out
+from megaclassifier.postprocess.roll import is_fenced_out
 from megaclassifier.preprocess import model_input, to_pixels
 
 TOLERANCE = 1e-4
@@ -430,10 +430,12 @@ def test_run_with_country(release: Path, photos: PhotoSet, tmp_path: Path) -> No
     assert (step["step"], step["country"], step["admin1_region"]) == ("geofence", "GBR", None)
 
 
+@pytest.mark.parametrize(("ensemble", "first_step"), [("none", "geofence"), ("speciesnet", "ensemble")])
 def test_run_checks_each_image_once_with_the_geofence_and_smoothing(
-    release: Path, photos: PhotoSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    release: Path, photos: PhotoSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ensemble: str, first_step: str
 ) -> None:
-    """The detections file's images are checked when it is read, not again by the geofence and smoothing."""
+    """The detections file's images are checked when it is read, not again by the geofence (or the ensemble)
+    and smoothing."""
     from megaclassifier.formats import detections, detections_stream
 
     checked: list[str] = []
@@ -447,11 +449,11 @@ def test_run_checks_each_image_once_with_the_geofence_and_smoothing(
     monkeypatch.setattr(detections_stream, "detections_check_image", counting)
     out = tmp_path / "out.json"
     result = invoke("run", photos.detections, release, "--images-dir", photos.images, "--output-json", out,
-                    "--country", "gbr", "--smooth", "image", "--num-workers", 0)  # fmt: skip
+                    "--country", "gbr", "--smooth", "image", "--ensemble", ensemble, "--num-workers", 0)  # fmt: skip
     assert result.exit_code == 0, result.output
     files = [image["file"] for image in json.loads(photos.detections.read_text())["images"]]
     steps = [s["step"] for s in json.loads(out.read_text())["info"]["classification_postprocessing"]]
-    assert steps == ["geofence", "smooth"]
+    assert steps == [first_step, "smooth"]
     assert sorted(checked) == sorted(files)  # each image once
 
 

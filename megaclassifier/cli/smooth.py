@@ -28,7 +28,6 @@ from megaclassifier.postprocess.options import (
 
 if TYPE_CHECKING:
     from megaclassifier.postprocess.rollup import RollupFence
-
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)
 

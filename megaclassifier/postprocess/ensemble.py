@@ -60,7 +60,14 @@ from megaclassifier.models.speciesnet import (
     common_name,
     taxa_key,
 )
-from megaclassifier.postprocess.geofence import GEOFENCE_LEVELS, is_fenced_out, roll_up
+from megaclassifier.postprocess.roll import (
+    GEOFENCE_SEMANTICS,
+    SEMANTICS,
+    Semantics,
+    is_fenced_out,
+    roll_up,
+    speciesnet_ancestor,
+)
 
 if TYPE_CHECKING:
     from megaclassifier.models.speciesnet import SpeciesNetRelease
@@ -75,8 +82,8 @@ ENSEMBLES = (SPECIESNET, SPECIESNET_LEGACY, NONE)
 CLASSIFICATION_BOX_THRESHOLD = 0.1
 ROLLUP_THRESHOLD = 0.65
 ENSEMBLE_TOP = 5
-#: The levels of rule 5a, in order, and how many taxa tokens each keeps.
-ROLLUP_LEVELS = (("genus", 4), *GEOFENCE_LEVELS)
+#: Rule 5a's roll-up: genus..kingdom, strictly above the threshold (``rollup --semantics speciesnet``).
+ROLLUP_SEMANTICS = SEMANTICS["speciesnet"]
 #: MegaDetector category names -> SpeciesNet's detection labels.
 DETECTION_LABELS = {"person": "human"}
 _NOT_ANIMAL = (BLANK_LABEL, HUMAN_LABEL, VEHICLE_LABEL)
@@ -105,9 +112,9 @@ class EnsembleRules:
     geofence: dict[str, dict[str, Any]]
     country: str | None = None
     admin1_region: str | None = None
-    #: Caches of :meth:`fenced` and of the ancestors (the rules are the same for every box).
+    #: Caches of :meth:`fenced` and (in ``_memo``) of the ancestors: the rules are the same for every box.
     _fenced: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
-    _ancestors: dict[tuple[str, int], str | None] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def fenced(self, label: str) -> bool:
         """SpeciesNet's ``should_geofence_animal_classification`` for ``label``."""
@@ -120,16 +127,20 @@ class EnsembleRules:
         return known
 
     def roll_up(
-        self, labels: Sequence[str], scores: Sequence[float], levels: Sequence[tuple[str, int]], threshold: float
+        self, labels: Sequence[str], scores: Sequence[float], semantics: Semantics, threshold: float
     ) -> tuple[str, float, str] | None:
-        """:func:`~megaclassifier.postprocess.geofence.roll_up` over the release's taxonomy, skipping fenced taxa."""
-        return roll_up(labels, scores, levels, threshold, self.taxonomy_map, self.fenced, self._ancestors)
+        """The one roll-up (:func:`~megaclassifier.postprocess.roll.roll_up`) over the release's taxonomy,
+        skipping fenced taxa."""
+        up = self._memo.get("up")
+        if up is None:
+            up = self._memo["up"] = speciesnet_ancestor(self.taxonomy_map)
+        return roll_up(zip(labels, scores, strict=True), up, threshold, semantics, fenced=self.fenced)
 
     def through_geofence(self, labels: Sequence[str], scores: Sequence[float]) -> Prediction:
         """Rules 4a/4b's answer: the top class, or its roll-up past the geofence."""
         if not self.fenced(labels[0]):
             return Prediction(labels[0], scores[0], "classifier")
-        found = self.roll_up(labels, scores, GEOFENCE_LEVELS, scores[0] - 1e-10)
+        found = self.roll_up(labels, scores, GEOFENCE_SEMANTICS, scores[0] - 1e-10)
         if found is None:
             return Prediction(UNKNOWN_LABEL, scores[0], "classifier+geofence+rollup_failed")
         return Prediction(found[0], found[1], f"classifier+geofence+rollup_to_{found[2]}")
@@ -154,7 +165,7 @@ def combine(
         return Prediction(BLANK_LABEL, score, "classifier")
     if top not in _NOT_ANIMAL and (score > 0.8 or (score > 0.65 and detection == "animal" and conf > 0.2)):
         return rules.through_geofence(labels, scores)
-    found = rules.roll_up(labels, scores, ROLLUP_LEVELS, ROLLUP_THRESHOLD)
+    found = rules.roll_up(labels, scores, ROLLUP_SEMANTICS, ROLLUP_THRESHOLD)
     if found is not None:
         return Prediction(found[0], found[1], f"classifier+rollup_to_{found[2]}")
     if detection == "animal" and conf > 0.5:

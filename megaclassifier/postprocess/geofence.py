@@ -23,89 +23,11 @@ score, first in the list; the original list stays in ``raw_classifications``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from megaclassifier.labels.descriptions import parse_description
-from megaclassifier.models.speciesnet import ANIMAL_LABEL
 from megaclassifier.postprocess.classes import ClassTable
-
-#: The levels a fenced-out class is summed at, in order, and how many taxa tokens each keeps.
-GEOFENCE_LEVELS = (("family", 3), ("order", 2), ("class", 1), ("kingdom", 0))
-
-
-def is_fenced_out(
-    taxa: str, geofence: dict[str, dict[str, Any]], country: str, admin1_region: str | None = None
-) -> bool:
-    """Whether the taxon ``class;order;family;genus;species`` is not allowed in ``country`` (and region)."""
-    rules = geofence.get(taxa)
-    if rules is None:
-        return False
-    allow = rules.get("allow")
-    if allow:
-        if country not in allow:
-            return True
-        regions = allow[country]
-        if admin1_region and regions and admin1_region not in regions:
-            return True
-    block = rules.get("block")
-    if block and country in block:
-        regions = block[country]
-        if not regions or (admin1_region and admin1_region in regions):
-            return True
-    return False
-
-
-def ancestor(label: str, keep: int, taxonomy_map: dict[str, str]) -> str | None:
-    """The release's label of ``label``'s ancestor keeping ``keep`` taxa tokens (0: the kingdom), or None.
-
-    SpeciesNet's ``get_ancestor_at_level``: the kingdom ("animal") is the ancestor of every label
-    with a class, and of "animal" itself.
-    """
-    tokens = label.split(";")[1:6]
-    if keep == 0:
-        return taxonomy_map.get(";;;;") if tokens[0] or label == ANIMAL_LABEL else None
-    if not tokens[keep - 1]:
-        return None
-    return taxonomy_map.get(";".join(tokens[:keep] + [""] * (5 - keep)))
-
-
-def roll_up(
-    labels: Sequence[str | None],
-    scores: Sequence[float],
-    levels: Sequence[tuple[str, int]],
-    threshold: float,
-    taxonomy_map: dict[str, str],
-    fenced: Callable[[str], bool],
-    ancestors: dict[tuple[str, int], str | None] | None = None,
-) -> tuple[str, float, str] | None:
-    """SpeciesNet's roll-up (``roll_up_labels_to_first_matching_level``): ``(label, sum, level)`` or None.
-
-    At each level in order, the scores are summed by ancestor (labels in order; a None label or one
-    without an ancestor there adds nothing); the largest sum (the first on ties) of an ancestor that
-    ``fenced`` lets through wins the level when it is strictly above ``threshold``. ``ancestors``:
-    a cache of :func:`ancestor` by ``(label, keep)``, kept by the caller across calls.
-    """
-    cache: dict[tuple[str, int], str | None] = {} if ancestors is None else ancestors
-    for level, keep in levels:
-        sums: dict[str, float] = {}
-        for label, score in zip(labels, scores, strict=True):
-            if not label:
-                continue
-            key = (label, keep)
-            if key in cache:
-                up = cache[key]
-            else:
-                up = cache[key] = ancestor(label, keep, taxonomy_map)
-            if up:
-                sums[up] = sums.get(up, 0.0) + score
-        best, total = None, 0.0
-        for up, value in sums.items():
-            if value > total and not fenced(up):
-                best, total = up, value
-        if best and total > threshold:
-            return best, total, level
-    return None
+from megaclassifier.postprocess.roll import GEOFENCE_SEMANTICS, is_fenced_out, roll_up, speciesnet_ancestor
 
 
 class Geofence:
@@ -133,7 +55,8 @@ class Geofence:
         self.taxonomy_map = taxonomy_map
         self.country = country
         self.admin1_region = admin1_region
-        self.by_level: dict[str, int] = {level: 0 for level, _ in GEOFENCE_LEVELS}
+        self.by_level: dict[str, int] = dict.fromkeys(GEOFENCE_SEMANTICS.levels, 0)
+        self._up = speciesnet_ancestor(taxonomy_map)
         self.unmoved = 0
 
     def _fenced(self, label: str | None) -> bool:
@@ -146,9 +69,8 @@ class Geofence:
         classes = det.get("classifications")
         if not classes or not self._fenced(self.labels.get(str(classes[0][0]))):
             return False
-        labels = [self.labels.get(str(cid)) for cid, _ in classes]
-        found = roll_up(labels, [float(s) for _, s in classes], GEOFENCE_LEVELS, float(classes[0][1]) - 1e-10,
-                        self.taxonomy_map, self._fenced)  # fmt: skip
+        pairs = [(self.labels.get(str(cid)), float(score)) for cid, score in classes]
+        found = roll_up(pairs, self._up, pairs[0][1] - 1e-10, GEOFENCE_SEMANTICS, fenced=self._fenced)
         if found is None:
             self.unmoved += 1
             return False

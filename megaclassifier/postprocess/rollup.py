@@ -37,111 +37,19 @@ release's labels (the SpeciesNet ensemble) with :func:`speciesnet_ancestor` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from megaclassifier.labels.descriptions import LEVELS, Taxon
 from megaclassifier.postprocess.classes import ClassTable
-from megaclassifier.postprocess.geofence import ancestor as release_ancestor
-from megaclassifier.postprocess.geofence import is_fenced_out
 from megaclassifier.postprocess.options import DEFAULT_ROLLUP_SEMANTICS as DEFAULT_SEMANTICS
-
-#: How many ``class;order;family;genus;species`` tokens each level keeps (the kingdom: none).
-KEEP = {"species": 5, "genus": 4, "family": 3, "order": 2, "class": 1, "kingdom": 0}
-
-
-@dataclass(frozen=True)
-class Semantics:
-    """One roll-up's rules.
-
-    Attributes:
-        name: its ``--semantics`` name.
-        levels: the levels tried, in order.
-        strict: a sum must be above the threshold (else: at least it).
-    """
-
-    name: str
-    levels: tuple[str, ...]
-    strict: bool
-
-
-SEMANTICS = {
-    "speciesnet": Semantics("speciesnet", ("genus", "family", "order", "class", "kingdom"), True),
-    "megadetector": Semantics("megadetector", ("species", "genus", "family", "order", "class", "kingdom"), True),
-    "megaclassifier": Semantics("megaclassifier", ("species", "genus", "family", "order", "class"), False),
-}
-#: SpeciesNet's geofence roll-up of a fenced-out top class (``geofence_animal_classification``).
-GEOFENCE_SEMANTICS = Semantics("geofence", ("family", "order", "class", "kingdom"), True)
-L = TypeVar("L", bound=Hashable)
-A = TypeVar("A", bound=Hashable)
-
-
-def roll_up(
-    scores: Iterable[tuple[L, float]],
-    ancestor: Callable[[L, str], A | None],
-    threshold: float,
-    semantics: str | Semantics = DEFAULT_SEMANTICS,
-    *,
-    fenced: Callable[[A], bool] | None = None,
-) -> tuple[A, float, str] | None:
-    """The first level whose best sum passes ``threshold``: ``(ancestor, sum, level)``, or None.
-
-    At each level of the semantics, each label's score is added (in list order) to its
-    ancestor's sum (``ancestor(label, level)``; None: the label adds to no sum there);
-    the largest sum above 0 whose ancestor is not ``fenced`` (the first on ties) passes
-    when it is above ``threshold`` (``megaclassifier``: at least it). With
-    ``semantics="speciesnet"`` this is SpeciesNet's ``roll_up_labels_to_first_matching_level``
-    as its ensemble calls it (the source it records is ``f"classifier+rollup_to_{level}"``).
-    """
-    rules = SEMANTICS[semantics] if isinstance(semantics, str) else semantics
-    pairs = list(scores)
-    for level in rules.levels:
-        sums: dict[A, float] = {}
-        for label, score in pairs:
-            up = ancestor(label, level)
-            if up is not None:
-                sums[up] = sums.get(up, 0.0) + score
-        best: A | None = None
-        best_sum = 0.0
-        for up, total in sums.items():
-            if total > best_sum and not (fenced is not None and fenced(up)):
-                best, best_sum = up, total
-        if best is not None and (best_sum > threshold if rules.strict else best_sum >= threshold):
-            return best, best_sum, level
-    return None
-
-
-def speciesnet_ancestor(taxonomy_map: dict[str, str]) -> Callable[[str, str], str | None]:
-    """``ancestor`` for :func:`roll_up` on a release's labels: SpeciesNet's ``get_ancestor_at_level``.
-
-    ``taxonomy_map``: taxa key -> label (:func:`megaclassifier.models.speciesnet.read_taxonomy_map`).
-    """
-    memo: dict[tuple[str, str], str | None] = {}  # a release has a few thousand labels: worth keeping
-
-    def up(label: str, level: str) -> str | None:
-        key = (label, level)
-        if key not in memo:
-            memo[key] = release_ancestor(label, KEEP[level], taxonomy_map)
-        return memo[key]
-
-    return up
-
-
-def speciesnet_fence(
-    geofence: dict[str, dict[str, Any]], country: str | None, admin1_region: str | None = None
-) -> Callable[[str], bool] | None:
-    """``fenced`` for :func:`roll_up` on a release's labels (None without a country: nothing is fenced)."""
-    if not country:
-        return None
-    memo: dict[str, bool] = {}
-
-    def fenced(label: str) -> bool:
-        if label not in memo:
-            memo[label] = is_fenced_out(";".join(label.split(";")[1:6]), geofence, country, admin1_region)
-        return memo[label]
-
-    return fenced
+from megaclassifier.postprocess.roll import (
+    GEOFENCE_SEMANTICS,
+    KEEP,
+    SEMANTICS,
+    is_fenced_out,
+    roll_up,
+)
 
 
 @dataclass(frozen=True)
