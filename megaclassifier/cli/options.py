@@ -291,7 +291,10 @@ def engine_options(*, workers_help: str, backend: bool = True) -> Callable[[F], 
                 type=click.Choice(PRECISIONS),
                 default="fp32",
                 show_default=True,
-                help="fp16 needs CUDA; bf16 runs on CUDA or the CPU (torch backend).",
+                help="fp32 unless asked: fp16 and bf16 are lossy. fp16 needs CUDA; bf16 runs on CUDA or the CPU "
+                "(torch backend). Measured on the CPU with the ImageNet EfficientNet-Lite0 on every animal box of "
+                "the full-size test photos: bf16's top-1 class agrees with fp32's on 148 of 161 boxes (92 %), "
+                "1.9x the speed of torch fp32.",
             ),
             click.option(
                 "--arch",
