@@ -4,7 +4,8 @@
   lila31), with the ImageNet EfficientNet-Lite0 (:mod:`lite0`) at 224 px, OpenVINO's
   probabilities equal ONNX Runtime's within 1e-5;
 * it reads ONNX Runtime's cached export, and its compiled model is cached by the same
-  identity: a second open imports it (the blob's mtime does not move, nothing is exported);
+  identity: a second open imports it (the blob's mtime does not move, nothing is exported,
+  and the recorded check spares loading the model in torch);
 * asked for but not installed: one line saying how to install it, exit 1;
 * ``run --backend openvino`` on the demo images gives the top classes ``run`` gives with ONNX Runtime.
 """
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 from conftest import DEMO_DATA, PhotoSet
 
 from megaclassifier.cli import cli
-from megaclassifier.engines import onnx_engine, open_engine
+from megaclassifier.engines import api, onnx_engine, open_engine
 from megaclassifier.engines.openvino_engine import NOT_INSTALLED, compiled_cache_dir
 
 pytest.importorskip("torch")
@@ -83,7 +84,11 @@ def test_compiled_model_is_cached_and_reused(lite0, monkeypatch):
         raise AssertionError("exported again")
 
     monkeypatch.setattr(onnx_engine, "export_onnx", no_export)
+    # the check passed and was recorded: the second open needs neither torch's model nor the check
+    assert (folder / (onnx.name + ".openvino-check.json")).is_file()
+    monkeypatch.setattr(api, "load_model", no_export)
     second = open_engine(model, device="cpu", backend="openvino")
+    assert (second.backend, second.image_size, second.num_classes) == ("openvino", SIZE, 1000)
     assert sorted(cache.glob("*.blob")) == blobs and blobs[0].stat().st_mtime_ns == stamp  # imported, not rebuilt
     x = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
     np.testing.assert_array_equal(second.predict(x), first.predict(x))

@@ -83,12 +83,14 @@ def open_engine(
     if features and chosen != "torch":
         raise MegaClassifierError("features need the torch backend")
     if chosen == "openvino":
-        from megaclassifier.engines.openvino_engine import import_openvino
+        from megaclassifier.engines.openvino_engine import check_openvino
 
-        import_openvino()  # not installed: say so before the model loads
-    if chosen == "onnxruntime" and resolved.release is None:  # a check passed before is not run again (nor torch)
+        check_openvino(resolved_device)  # not installed, or not the CPU: say so before the model loads
+    if chosen in ("onnxruntime", "openvino") and resolved.release is None:  # a passed check is not run again
         sizes = functools.partial(_image_size, image_size, model=resolved.source, known=known)
-        proven = open_proven_onnx(path, device=resolved_device, image_sizes=sizes, num_classes=num_classes)
+        proven = open_proven_onnx(
+            path, device=resolved_device, image_sizes=sizes, num_classes=num_classes, runtime=chosen
+        )
         if proven is not None:
             return proven
     from megaclassifier.engines.torch_engine import TorchEngine, run_probe
@@ -103,9 +105,7 @@ def open_engine(
     if chosen == "openvino":
         from megaclassifier.engines.openvino_engine import open_openvino_engine
 
-        return open_openvino_engine(
-            loaded, device=resolved_device, image_size=size, num_classes=width, reference_logits=logits
-        )
+        return open_openvino_engine(loaded, image_size=size, num_classes=width, reference_logits=logits)
     if chosen == "onnxruntime":
         try:
             return open_onnx_engine(

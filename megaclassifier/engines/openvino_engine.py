@@ -10,8 +10,10 @@ is cached by the model's identity too, in a folder beside the export::
     model.pt.3f2a9c0e1d4b5a67.300px.openvino/     (OpenVINO's CACHE_DIR: the compiled blob)
 
 so a second start imports the compiled model instead of compiling it again.
-When the engine opens, its probabilities on the probe batch are compared with
-torch's, within the same 1e-4 as ONNX Runtime's.
+When the engine first opens, its probabilities on the probe batch are compared
+with torch's, within the same 1e-4 as ONNX Runtime's; a passed check is
+recorded beside the export (``<export>.onnx.openvino-check.json``,
+:mod:`~megaclassifier.engines.onnx_check`) and later starts skip it, and torch.
 
 ``--backend auto`` does not choose OpenVINO: on the machine measured
 (AMD EPYC, 2 cores, AVX-512) it was not faster than ONNX Runtime at fp32
@@ -22,11 +24,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
+from megaclassifier.engines import onnx_check
 from megaclassifier.engines.base import Engine, check_batch, softmax
 from megaclassifier.errors import MegaClassifierError, ModelError, first_line
+from megaclassifier.formats.atomic import file_sha256
 from megaclassifier.hardware import physical_cpu_count
 from megaclassifier.models.loading import LoadedModel
 from megaclassifier.preprocess import REFERENCE, Preprocessing
@@ -37,7 +42,7 @@ logger = logging.getLogger(__name__)
 NOT_INSTALLED = "--backend openvino needs the openvino package: pip install 'megaclassifier[openvino]'"
 
 
-def import_openvino():  # type: ignore[no-untyped-def]
+def import_openvino() -> ModuleType:
     """The ``openvino`` module.
 
     Raises:
@@ -48,6 +53,17 @@ def import_openvino():  # type: ignore[no-untyped-def]
     except ImportError:
         raise MegaClassifierError(NOT_INSTALLED) from None
     return openvino
+
+
+def check_openvino(device: str) -> None:
+    """Fail early, before any model loads, where ``--backend openvino`` cannot run.
+
+    Raises:
+        MegaClassifierError: OpenVINO is not installed, or ``device`` is not the CPU.
+    """
+    if device != "cpu":
+        raise MegaClassifierError(f"--backend openvino runs on the CPU only, not {device}; use --device cpu")
+    import_openvino()
 
 
 def compiled_cache_dir(onnx_path: Path) -> Path:
@@ -118,20 +134,17 @@ class OpenVinoEngine(Engine):
 
 
 def open_openvino_engine(
-    loaded: LoadedModel, *, device: str, image_size: int, num_classes: int, reference_logits: np.ndarray
+    loaded: LoadedModel, *, image_size: int, num_classes: int, reference_logits: np.ndarray
 ) -> OpenVinoEngine:
     """Export (or reuse) ``loaded`` as ONNX, compile it with OpenVINO (or reuse the compiled model), check it.
 
     Raises:
-        MegaClassifierError: OpenVINO is not installed, or ``device`` is not the CPU.
+        MegaClassifierError: OpenVINO is not installed.
         ModelError: export fails, or OpenVINO's probabilities differ from torch's by more than 1e-4.
     """
     from megaclassifier.engines.onnx_engine import TOLERANCE, cached_onnx
     from megaclassifier.engines.torch_engine import probe_input
 
-    if device != "cpu":
-        raise MegaClassifierError(f"--backend openvino runs on the CPU only, not {device}; use --device cpu")
-    import_openvino()
     path = cached_onnx(loaded, image_size)
     engine = OpenVinoEngine(
         path,
@@ -149,4 +162,13 @@ def open_openvino_engine(
             f"(delete {path} to re-export, or use --backend onnxruntime)"
         )
     logger.debug("OpenVINO agrees with torch within %.2g", diff)
+    onnx_check.record(
+        path,
+        file_sha256(loaded.path),
+        image_size=image_size,
+        num_classes=num_classes,
+        arch=loaded.arch,
+        difference=diff,
+        runtime="openvino",
+    )
     return engine
