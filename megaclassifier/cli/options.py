@@ -311,7 +311,8 @@ def engine_options(*, workers_help: str, backend: bool = True) -> Callable[[F], 
                     show_default=True,
                     help="auto: ONNX Runtime for fp32 on the CPU (exported once, cached beside the model), else torch. "
                     "openvino (pip install 'megaclassifier[openvino]'; fp32, CPU) reads the same export; auto never "
-                    "picks it: EfficientNet-B3 at 300 px, 2-core AMD EPYC: 20 crops/s against ONNX Runtime's 24.",
+                    "picks it, as it was not faster (EfficientNet-B3 at 300 px, 2-core AMD EPYC: 20 crops/s against "
+                    "ONNX Runtime's 24 at load 2-3, equal within noise at load 3-4).",
                 )
             )
         return _apply(command, options)

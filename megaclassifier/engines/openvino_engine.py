@@ -16,8 +16,9 @@ recorded beside the export (``<export>.onnx.openvino-check.json``,
 :mod:`~megaclassifier.engines.onnx_check`) and later starts skip it, and torch.
 
 ``--backend auto`` does not choose OpenVINO: on the machine measured
-(AMD EPYC, 2 cores, AVX-512) it was not faster than ONNX Runtime at fp32
-(``benchmarks/bench_run.py``; figures in docs/performance.md).
+(AMD EPYC, 2 cores, AVX-512) it was not faster than ONNX Runtime at fp32 on
+EfficientNet-B3 (20 against 24 crops/s at load 2-3, equal within noise at load
+3-4; ``benchmarks/bench_run.py``, docs/performance.md).
 """
 
 from __future__ import annotations
