@@ -2,7 +2,10 @@
 
 The images of ``../shared/testdata/cameratrap`` (or the bundled demo images)
 are linked into ``copies`` subfolders and their detections replicated, so that
-every copy is a distinct image with distinct crops.
+every copy is a distinct image with distinct crops. With ``blank_share``, that
+share of the image entries is blank: the photo is there, but every detection
+on it is below any threshold a run uses (conf :data:`BLANK_CONF`), as on the
+50-80 % of a real camera-trap set where MegaDetector finds nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: The confidence of every detection on a blank image of the workload: below every threshold the benchmarks use.
+BLANK_CONF = 0.01
 SOURCES = [REPO.parent / "shared" / "testdata" / "cameratrap", REPO / "demo" / "data"]
 
 
@@ -37,10 +42,14 @@ def test_sets(names: str) -> list[Path]:
     return folders
 
 
-def build_workload(root: Path, n_images: int, sources: list[Path] | None = None) -> tuple[Path, Path]:
+def build_workload(
+    root: Path, n_images: int, sources: list[Path] | None = None, blank_share: float = 0.0
+) -> tuple[Path, Path]:
     """Replicate the source images to ``n_images`` image entries; return (detections json, images dir).
 
     With several ``sources`` (MegaDetector files of one format), their images alternate in each copy.
+    ``blank_share`` of the entries (spread evenly: entry i is blank when floor((i + 1) * share) moves)
+    keep their photo and their boxes, with every confidence set to :data:`BLANK_CONF`.
     """
     sources = sources or [source_dir()]
     mds = [json.loads((source / "detections.json").read_text()) for source in sources]
@@ -58,7 +67,11 @@ def build_workload(root: Path, n_images: int, sources: list[Path] | None = None)
             link = folder / image["file"]
             if not link.exists():
                 link.symlink_to((source / "images" / image["file"]).resolve())
-            entries.append({**image, "file": f"copy{copy:04d}/{image['file']}"})
+            entry = {**image, "file": f"copy{copy:04d}/{image['file']}"}
+            i = len(entries)
+            if int((i + 1) * blank_share) > int(i * blank_share):
+                entry["detections"] = [{**d, "conf": BLANK_CONF} for d in image["detections"]]
+            entries.append(entry)
         copy += 1
     md["images"] = entries
     path = root / f"detections_{n_images}.json"

@@ -49,7 +49,7 @@ DEFAULT_BATCH_SIZE = 32
 #: ``--device`` forms, ``--precision`` and ``--backend`` choices.
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or N"
 PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 
 #: How far (as a fraction of the image) a box's x, y, width and height may exceed [0, 1]:
 #: MegaDetector rounds its boxes, so 1.0001 happens; anything further is an invalid box.

@@ -86,3 +86,22 @@ def imagenet_categories(path: Path) -> Path:
 
     path.write_text(json.dumps({str(i): name for i, name in enumerate(_IMAGENET_CATEGORIES)}))
     return path
+
+
+def every_animal_crop(testdata: Path, folder: Path) -> list[Path]:
+    """Square crops of every animal box (any confidence) of the full-size sets cameratrap and lila31: 161 files."""
+    from megaclassifier.crop import crop_detections
+
+    files: list[Path] = []
+    for name in ("cameratrap", "lila31"):
+        crop_detections(
+            testdata / name / "detections.json",
+            folder / name,
+            images_dir=testdata / name / "images",
+            square_crops=True,
+            threshold=0.0,
+            threads=2,
+            logdir=folder,
+        )
+        files += sorted((folder / name).rglob("*.jpg"))
+    return files

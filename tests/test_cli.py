@@ -25,8 +25,23 @@ def test_help_does_not_import_torch():
         "        cli.main(args, prog_name='megaclassifier')\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "heavy = ('torch', 'onnxruntime', 'torchvision', 'pandas', 'sklearn', 'matplotlib')\n"
+        "heavy = ('torch', 'onnxruntime', 'openvino', 'torchvision', 'pandas', 'sklearn', 'matplotlib')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    assert _run_python(code).splitlines()[-1] == "[]"
+
+
+def test_import_and_run_help_do_not_import_openvino():
+    code = (
+        "import sys\n"
+        "import megaclassifier, megaclassifier.engines\n"
+        "from megaclassifier.cli import cli\n"
+        "for args in (['run', '--help'], ['classify', '--help']):\n"
+        "    try:\n"
+        "        cli.main(args, prog_name='megaclassifier')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('openvino', 'onnxruntime', 'torch') if m in sys.modules))\n"
     )
     assert _run_python(code).splitlines()[-1] == "[]"
 

@@ -58,7 +58,7 @@ def test_a_proof_that_no_longer_holds_is_ignored(model: Path, monkeypatch: pytes
     engine = open_engine(model, device="cpu", image_size=B0_SIZE)
     proof_file = onnx_check.proof_path(engine.onnx_path)  # type: ignore[attr-defined]
     if change == "onnxruntime":
-        monkeypatch.setattr(onnx_check, "_ort_version", lambda: "0.0.1")
+        monkeypatch.setattr(onnx_check, "_version", lambda runtime: "0.0.1")
     elif change == "export":
         proof = json.loads(proof_file.read_text(encoding="utf-8"))
         proof_file.write_text(json.dumps({**proof, "onnx_sha256": "0" * 64}), encoding="utf-8")

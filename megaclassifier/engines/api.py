@@ -20,13 +20,16 @@ logger = logging.getLogger(__name__)
 def choose_backend(backend: str, device: str, precision: str) -> str:
     """The backend to use: ``auto`` is ONNX Runtime for fp32 on the CPU, torch otherwise.
 
+    ``auto`` never picks OpenVINO: on the CPU measured it was not faster than ONNX Runtime
+    (:mod:`.openvino_engine`).
+
     Raises:
         MegaClassifierError: an impossible combination.
     """
     if backend not in BACKENDS:
         raise MegaClassifierError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
-    if backend == "onnxruntime" and precision != "fp32":
-        raise MegaClassifierError(f"--backend onnxruntime runs fp32 only; use --backend torch for {precision}")
+    if backend in ("onnxruntime", "openvino") and precision != "fp32":
+        raise MegaClassifierError(f"--backend {backend} runs fp32 only; use --backend torch for {precision}")
     if backend != "auto":
         return backend
     if device == "cpu" and precision == "fp32":
@@ -56,7 +59,8 @@ def open_engine(
         model: a TorchScript file, an EfficientNet checkpoint, a SpeciesNet release folder, a
             downloaded model's name (``megaclassifier-v0.1``), or one of these already resolved
             (:func:`~megaclassifier.models.resolved.resolve`).
-        backend: ``auto`` (ONNX Runtime for fp32 on the CPU, else torch), ``torch`` or ``onnxruntime``.
+        backend: ``auto`` (ONNX Runtime for fp32 on the CPU, else torch), ``torch``, ``onnxruntime`` or
+            ``openvino`` (the optional extra; fp32 on the CPU).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``N``.
         precision: ``fp32``, ``fp16`` (CUDA only) or ``bf16``.
         arch: the EfficientNet variant of a checkpoint; inferred from its weights when None.
@@ -78,9 +82,15 @@ def open_engine(
     chosen = "torch" if features and backend == "auto" else choose_backend(backend, resolved_device, precision)
     if features and chosen != "torch":
         raise MegaClassifierError("features need the torch backend")
-    if chosen == "onnxruntime" and resolved.release is None:  # a check passed before is not run again (nor torch)
+    if chosen == "openvino":
+        from megaclassifier.engines.openvino_engine import check_openvino
+
+        check_openvino(resolved_device)  # not installed, or not the CPU: say so before the model loads
+    if chosen in ("onnxruntime", "openvino") and resolved.release is None:  # a passed check is not run again
         sizes = functools.partial(_image_size, image_size, model=resolved.source, known=known)
-        proven = open_proven_onnx(path, device=resolved_device, image_sizes=sizes, num_classes=num_classes)
+        proven = open_proven_onnx(
+            path, device=resolved_device, image_sizes=sizes, num_classes=num_classes, runtime=chosen
+        )
         if proven is not None:
             return proven
     from megaclassifier.engines.torch_engine import TorchEngine, run_probe
@@ -92,6 +102,10 @@ def open_engine(
     width = int(logits.shape[1])
     if num_classes is not None and width != num_classes:
         raise ModelError(f"{path}: the model has {width} outputs, expected {num_classes}")
+    if chosen == "openvino":
+        from megaclassifier.engines.openvino_engine import open_openvino_engine
+
+        return open_openvino_engine(loaded, image_size=size, num_classes=width, reference_logits=logits)
     if chosen == "onnxruntime":
         try:
             return open_onnx_engine(

@@ -10,6 +10,8 @@ agree, :func:`record` writes beside the export a small proof::
 and :func:`proven` finds it again: same model file (SHA-256), same export
 (SHA-256), same ONNX Runtime version. Then the engine opens straight from the
 export; anything different (or a damaged proof) and the full check runs again.
+OpenVINO's check of the same export (``--backend openvino``) is proven the same
+way, in ``<export>.onnx.openvino-check.json`` with OpenVINO's version (``runtime="openvino"``).
 
 A failed export is remembered the same way, so that it is not tried (and failed) on
 every run: :func:`record_failure` writes, where the export would have gone::
@@ -46,18 +48,30 @@ class Proof:
     difference: float
 
 
-def proof_path(onnx_path: Path) -> Path:
-    return onnx_path.with_name(onnx_path.name + SUFFIX)
+def proof_path(onnx_path: Path, runtime: str = "onnxruntime") -> Path:
+    prefix = "" if runtime == "onnxruntime" else f".{runtime}-"
+    return onnx_path.with_name(onnx_path.name + (prefix + SUFFIX[1:] if prefix else SUFFIX))
 
 
-def _ort_version() -> str:
+def _version(runtime: str) -> str:
+    if runtime == "openvino":
+        import openvino
+
+        return str(openvino.__version__)
     import onnxruntime as ort
 
     return str(ort.__version__)
 
 
 def record(
-    onnx_path: Path, model_sha256: str, *, image_size: int, num_classes: int, arch: str | None, difference: float
+    onnx_path: Path,
+    model_sha256: str,
+    *,
+    image_size: int,
+    num_classes: int,
+    arch: str | None,
+    difference: float,
+    runtime: str = "onnxruntime",
 ) -> None:
     """Write the proof of a passed check beside ``onnx_path`` (quietly skipped where it cannot be written)."""
     from megaclassifier.formats.hashing import file_sha256
@@ -65,30 +79,30 @@ def record(
     proof = {
         "model_sha256": model_sha256,
         "onnx_sha256": file_sha256(onnx_path),
-        "onnxruntime": _ort_version(),
+        runtime: _version(runtime),
         "image_size": image_size,
         "num_classes": num_classes,
         "arch": arch,
         "difference": difference,
     }
     try:
-        write_bytes_atomic(proof_path(onnx_path), json.dumps(proof, indent=1).encode())
+        write_bytes_atomic(proof_path(onnx_path, runtime), json.dumps(proof, indent=1).encode())
     except OSError as e:
         logger.debug("cannot record the ONNX check beside %s: %s", onnx_path, e)
 
 
-def proven(onnx_path: Path, model_sha256: str) -> Proof | None:
-    """The proof for this export of this model, when one holds; else None."""
+def proven(onnx_path: Path, model_sha256: str, runtime: str = "onnxruntime") -> Proof | None:
+    """The proof for this export of this model with ``runtime``, when one holds; else None."""
     from megaclassifier.formats.hashing import file_sha256
 
-    path = proof_path(onnx_path)
+    path = proof_path(onnx_path, runtime)
     if not onnx_path.is_file() or not path.is_file():
         return None
     try:
         proof = json.loads(path.read_text(encoding="utf-8"))
         holds = (
             proof["model_sha256"] == model_sha256
-            and proof["onnxruntime"] == _ort_version()
+            and proof[runtime] == _version(runtime)
             and proof["onnx_sha256"] == file_sha256(onnx_path)
         )
         if not holds:

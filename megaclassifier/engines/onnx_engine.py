@@ -296,8 +296,13 @@ def open_onnx_engine(
 
 
 def open_proven_onnx(
-    model_path: Path, *, device: str, image_sizes: Callable[[str | None], int], num_classes: int | None
-) -> OnnxEngine | None:
+    model_path: Path,
+    *,
+    device: str,
+    image_sizes: Callable[[str | None], int],
+    num_classes: int | None,
+    runtime: str = "onnxruntime",
+) -> Engine | None:
     """The engine straight from a cached export whose check passed before (:mod:`.onnx_check`), else None.
 
     Args:
@@ -305,6 +310,7 @@ def open_proven_onnx(
         device: ``cpu`` or ``cuda:N``.
         image_sizes: the input side for a model of this architecture (``--image-size``, else its default).
         num_classes: when given, the model must have this many outputs.
+        runtime: ``onnxruntime``, or ``openvino`` (:class:`~.openvino_engine.OpenVinoEngine`, its own proof).
 
     Raises:
         ModelError: the proven model has another number of outputs than ``num_classes``.
@@ -312,12 +318,24 @@ def open_proven_onnx(
     digest = file_sha256(model_path)
     for folder in [p.parent for p in _candidates(model_path, "export.onnx")]:
         for onnx_path in sorted(folder.glob(f"{model_path.name}.{digest[:16]}.*px.onnx")):
-            proof = onnx_check.proven(onnx_path, digest)
+            proof = onnx_check.proven(onnx_path, digest, runtime)
             if proof is None or onnx_path.name != onnx_cache_name(model_path, image_sizes(proof.arch), digest):
                 continue
             if num_classes is not None and proof.num_classes != num_classes:
                 raise ModelError(f"{model_path}: the model has {proof.num_classes} outputs, expected {num_classes}")
-            logger.debug("ONNX check of %s passed before (within %.2g); not run again", onnx_path, proof.difference)
+            logger.debug(
+                "%s check of %s passed before (within %.2g); not run again", runtime, onnx_path, proof.difference
+            )
+            if runtime == "openvino":
+                from megaclassifier.engines.openvino_engine import OpenVinoEngine
+
+                return OpenVinoEngine(
+                    onnx_path,
+                    model_path=model_path,
+                    image_size=proof.image_size,
+                    num_classes=proof.num_classes,
+                    arch=proof.arch,
+                )
             return OnnxEngine(
                 onnx_path,
                 model_path=model_path,
