@@ -148,6 +148,7 @@ def run(ctx: click.Context, **options: Any) -> None:
         f"{f', {result.geofenced} moved by the geofence' if result.geofenced is not None else ''}"
         f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}"
         f"{_videos(result)}, "
+        f"{crop.images_with_boxes} images with boxes ({crop.images_without_boxes} without, not opened), "
         f"{crop.failed_images} images failed"
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"
