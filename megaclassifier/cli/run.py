@@ -69,8 +69,8 @@ class ShardType(click.ParamType):
 @click.option(
     "--exact",
     is_flag=True,
-    help="Bit for bit the chain's answers: decode each photo at full size with Pillow and pass each crop "
-    "through JPEG quality 75 in memory. Default: the fast path (JPEG draft decoding, no round trip), "
+    help="Bit for bit the chain's answers: decode each photo at full size with Pillow (each crop through "
+    "the JPEG round trip, as by default). Default: the fast path (JPEG draft decoding), "
     "whose small differences docs/pipeline.md states.",
 )
 @click.option(
@@ -84,9 +84,11 @@ class ShardType(click.ParamType):
 )
 @click.option(
     "--jpeg-roundtrip/--no-jpeg-roundtrip",
-    default=None,
-    help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do. "
-    "Default: on with --exact, else off.",
+    default=True,
+    show_default=True,
+    help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do, fast path "
+    "included. --no-jpeg-roundtrip classifies the raw pixels: on ImageNet EfficientNet-Lite0 over the "
+    "161 animal boxes of the test photos its top-1 class agrees with --exact on only FIXME.",
 )
 @taxonomy_option
 @geofence_options

@@ -128,6 +128,11 @@ def encode_crop(pixels: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_roundtrip(pixels: Image.Image, data: bytes | None = None) -> Image.Image:
+    """The crop as the chain's later steps read its file: decoded from its JPEG bytes (``data``, else encoded now)."""
+    return Image.open(io.BytesIO(encode_crop(pixels) if data is None else data)).convert("RGB")
+
+
 def save_crop(crop: PlannedCrop, data: bytes) -> None:
     """Write a crop file atomically, creating its folders below the crop's root (never through a link)."""
     if crop.root is None:
@@ -232,4 +237,4 @@ def _cut_one(
         except OSError as e:
             raise _CropWriteError from e
         result.written += 1
-    return Image.open(io.BytesIO(data)).convert("RGB") if options.jpeg_roundtrip else pixels
+    return jpeg_roundtrip(pixels, data) if options.jpeg_roundtrip else pixels
