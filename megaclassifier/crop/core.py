@@ -8,7 +8,11 @@ files, container URLs), cuts each box with the reference geometry
 * encodes the crop as RGB JPEG quality 75, the bytes of a ``crop`` file;
 * writes them atomically to the crop's planned path (``crop``, ``run --save-crops``);
 * hands the crop on to ``convert`` as the chain's later steps see it: decoded
-  from those JPEG bytes (``jpeg_roundtrip``) or as cut.
+  from those JPEG bytes (``jpeg_roundtrip``) or as cut. A crop cut from an image
+  decoded at a JPEG draft reduction is first resized to its full size, so that the
+  round trip's noise has the scale of the chain's crop file: on a trained network
+  that keeps the chain's top-1 class where a round trip at the reduced size moves it
+  (docs/pipeline.md).
 
 So ``run --save-crops`` writes the same bytes as ``crop`` by construction. An
 image that cannot be loaded, or a crop that cannot be cut or written, is the
@@ -206,7 +210,7 @@ def cut_source(
                 result.size_zero += 1
                 continue
             if box not in converted or options.write_crops:
-                pixels = _cut_one(image, reduce_box(box, image.reduction), crop, options, result)
+                pixels = _cut_one(image, box, crop, options, result)
                 converted[box] = convert(pixels) if convert is not None else None
             result.crops.append((crop, converted[box]))
     except _CropWriteError as e:
@@ -224,12 +228,19 @@ def _draft(crops: Sequence[PlannedCrop], options: CutOptions) -> Draft | None:
     return draft_for([crop.bbox for crop in crops], options.min_side, square=options.square_crops)
 
 
+def full_size(box: CropBox) -> tuple[int, int]:
+    """The size of ``box``'s crop at the image's full size: its crop file's size."""
+    return (box.pad_to, box.pad_to) if box.pad_to else (box.width, box.height)
+
+
 def _cut_one(
     image: SourceImage, box: CropBox, crop: PlannedCrop, options: CutOptions, result: CutImage[T]
 ) -> Image.Image:
-    pixels = extract_crop(image, box)
+    pixels = extract_crop(image, reduce_box(box, image.reduction))
     if not (options.write_crops or options.jpeg_roundtrip):
         return pixels
+    if image.reduction > 1:  # the round trip at the crop file's size: its JPEG noise at the chain's scale
+        pixels = pixels.resize(full_size(box), Image.Resampling.BICUBIC)
     data = encode_crop(pixels)
     if options.write_crops:
         try:
