@@ -111,23 +111,29 @@ def crops_by_key(folder: Path, options: PrepareOptions, decoder: str) -> tuple[d
     return crops, {image.file: image.gpu_fallback for image in images if image.gpu_fallback is not None}
 
 
-def differences(folder: Path, decoder: str) -> tuple[float, float, dict[str, str], int]:
+def differences(
+    folder: Path, decoder: str, *, roundtrip: bool = False
+) -> tuple[float, float, dict[str, str], int, int]:
+    """Mean and worst per-crop difference of the fast inputs from ``--exact``'s, fallbacks, crops, identical crops."""
     images = str(folder / "images")
     exact, _ = crops_by_key(
         folder, PrepareOptions(CutOptions(images, square_crops=True, jpeg_roundtrip=True), SIZE), "cpu"
     )
     fast, fallbacks = crops_by_key(
-        folder, PrepareOptions(CutOptions(images, square_crops=True, min_side=SIZE), SIZE), decoder
+        folder,
+        PrepareOptions(CutOptions(images, square_crops=True, min_side=SIZE, jpeg_roundtrip=roundtrip), SIZE),
+        decoder,
     )
     assert sorted(fast) == sorted(exact) and len(exact) > 20
     per_crop = [np.abs(fast[k].astype(np.int16) - exact[k].astype(np.int16)).mean() for k in exact]
     assert all(fast[k].shape == (SIZE, SIZE, 3) and fast[k].dtype == np.uint8 for k in exact)
-    return float(np.mean(per_crop)), float(np.max(per_crop)), fallbacks, len(exact)
+    same = sum(bool(np.array_equal(fast[k], exact[k])) for k in exact)
+    return float(np.mean(per_crop)), float(np.max(per_crop)), fallbacks, len(exact), same
 
 
 @pytest.mark.parametrize("decoder", ["cpu", "gpu"])
 def test_fast_paths_are_close_to_exact_on_cameratrap(cameratrap: Path, decoder: str) -> None:
-    mean, worst, fallbacks, count = differences(cameratrap, decoder)
+    mean, worst, fallbacks, count, _ = differences(cameratrap, decoder)
     assert count == 38
     assert 0 < mean <= 4.0 and worst <= 6.0  # measured: cpu 3.44 / 4.39, gpu code on the CPU 1.98 / 3.93
     # greyscale and EXIF-rotated photos go through the GPU decoder; CMYK and truncated ones fall back
@@ -136,9 +142,19 @@ def test_fast_paths_are_close_to_exact_on_cameratrap(cameratrap: Path, decoder: 
 
 @pytest.mark.parametrize("decoder", ["cpu", "gpu"])
 def test_fast_paths_are_close_to_exact_on_lila31(lila31: Path, decoder: str) -> None:
-    mean, worst, fallbacks, _ = differences(lila31, decoder)
+    mean, worst, fallbacks, _, _ = differences(lila31, decoder)
     assert 0 < mean <= 3.5 and worst <= 8.0  # measured: cpu 2.98 / 6.86, gpu code on the CPU 2.73 / 6.86
     assert fallbacks == {}  # camera data after the end marker is no truncation
+
+
+@pytest.mark.parametrize("decoder", ["cpu", "gpu"])
+def test_the_default_round_trip_brings_the_fast_paths_to_exact(cameratrap: Path, lila31: Path, decoder: str) -> None:
+    """With the round trip (run's default) photos decoded at full size give ``--exact``'s inputs bit for bit."""
+    for folder, expected in ((cameratrap, EXPECTED_ROUNDTRIP[decoder][0]), (lila31, EXPECTED_ROUNDTRIP[decoder][1])):
+        mean, worst, _, count, same = differences(folder, decoder, roundtrip=True)
+        print(folder.name, decoder, f"{mean:.3f} {worst:.3f}", count, same)
+        assert (count, same) == expected[:2]
+        assert mean <= expected[2] and worst <= expected[3]
 
 
 def test_end_marker_walk(cameratrap: Path, lila31: Path) -> None:
