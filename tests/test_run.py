@@ -6,7 +6,7 @@ demo copies on a fresh clone: the ``photos`` fixture) at 64 px:
 * (a) ``run --exact`` and the four-command chain give the same merged JSON (except
   ``info.classification_completion_time``) and the same probability CSV rows,
   exactly (the crops pass through the same JPEG quality-75 round trip in memory);
-* (b) ``--exact --no-jpeg-roundtrip``, and the fast default, change the probabilities a little, never the top-1 class
+* (b) ``--exact --no-jpeg-roundtrip`` changes the probabilities a little, never the top-1 class
   (on the tiny model: see the note above that test);
 * (c) ONNX Runtime and torch agree to 1e-4;
 * (d) a missing and a corrupt image are recorded failures, not a stop;
