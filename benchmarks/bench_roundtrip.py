@@ -73,8 +73,9 @@ def main() -> None:
         print(f"  the round trip adds {1000 * (with_trip - timings['raw pixels'][1]) / crops:.2f} ms a crop")
 
         best: dict[str, float] = {}
+        variants = (("run (round trip, default)", []), ("run --no-jpeg-roundtrip", ["--no-jpeg-roundtrip"]))
         for round_ in range(args.rounds):
-            for name, extra in (("run (round trip, default)", []), ("run --no-jpeg-roundtrip", ["--no-jpeg-roundtrip"])):
+            for name, extra in variants:
                 out = root / f"out_{round_}_{len(extra)}.json"
                 command = [sys.executable, "-m", "megaclassifier", "-q", "run", str(detections), str(model),
                            "--images-dir", str(images), "--square-crops", "--threshold", str(THRESHOLD),
