@@ -87,11 +87,13 @@ def test_learn_mapping_maps_imagenets_elephants_to_elephant(project: Path) -> No
     out = invoke("learn-mapping", project / "raw.json", project / "labels.csv", "-o", project / "map.json",
                  *HOLDOUT, "--min-support", "1", "--report", project / "map_report.json")  # fmt: skip
     mapping = json.loads((project / "map.json").read_text())
-    # all three ImageNet elephant classes, and the odd classes Lite0 gives to parts of elephants
-    assert mapping["elephant"] == ["African elephant", "Indian elephant", "hair slide", "muzzle", "nematode", "tusker"]
+    # all three ImageNet elephant classes, and the odd classes Lite0 gives to parts of elephants; the same
+    # mapping as from run --exact's results (the chain's), but for "timber wolf", which that adds to dog
+    elephant = ["African elephant", "Indian elephant", "hair slide", "hartebeest", "lynx", "muzzle", "tusker"]
+    assert mapping["elephant"] == elephant
     assert {k: v for k, v in mapping.items() if k not in ("elephant", "other")} == {
         "bear": ["Arctic fox", "ice bear"],
-        "cattle": ["American black bear", "bison", "groenendael", "ox"],
+        "cattle": ["American black bear", "groenendael", "ox", "schipperke"],
         "dog": ["German shepherd", "Norwegian elkhound"],
         "ocelot": ["jaguar", "leopard"],
     }

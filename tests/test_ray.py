@@ -15,8 +15,10 @@ On the real photos with the seeded EfficientNet-B0 at 64 px, ONNX Runtime on CPU
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -85,11 +87,32 @@ def test_ray_equals_single_machine_run(ray_cluster: Any, inputs: RunInputs, sing
     assert result.exit_code == 0, result.output
     line = result.output.strip().splitlines()[-1]
     assert line.startswith(f"{inputs.crops} crops classified (")
-    assert f"/s, Ray, 1 CPU actor), {inputs.crops} detections merged, 0 images failed: wrote" in line
+    boxes = len({file for file, _ in PhotoSet("", inputs.detections.parent).animal_boxes(0.15)})
+    assert f"/s, Ray, 1 CPU actor), {inputs.crops} detections merged, {boxes} images with boxes (" in line
+    assert " without, not opened), 0 images failed: wrote" in line
     assert_same_output(tmp_path, single)
     assert read_csv(tmp_path / "probs.csv") == read_csv(single / "probs.csv")  # same rows, same order
     logs = list(tmp_path.glob("run_log_*.json"))
     assert len(logs) == 1 and json.loads(logs[0].read_text(encoding="utf-8"))["failure_reasons"] == {}
+
+
+def test_images_with_no_box_are_not_read_under_ray(
+    ray_cluster: Any, inputs: RunInputs, single: Path, tmp_path: Path
+) -> None:
+    """The images with no box at 0.15 deleted from a copy of the photos: none fails, the output is the same."""
+    images = Path(shutil.copytree(inputs.images, tmp_path / "images"))
+    with_boxes = {file for file, _ in PhotoSet("", inputs.detections.parent).animal_boxes(0.15)}
+    blank = [p for p in images.iterdir() if p.name not in with_boxes]
+    for path in blank:
+        path.unlink()
+    assert blank  # the set has images without a box
+    copy = dataclasses.replace(inputs, images=images)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = invoke(*run_args(copy, out, "--ray"))
+    assert result.exit_code == 0, result.output
+    assert f"{len(with_boxes)} images with boxes ({len(blank)} without, not opened), 0 images failed" in result.output
+    assert_same_output(out, single)
 
 
 def test_decoding_runs_in_tasks_apart_from_the_actors(ray_cluster: Any, inputs: RunInputs, tmp_path: Path) -> None:
@@ -206,8 +229,7 @@ def test_a_rerun_after_a_driver_crash_skips_the_finished_images(
     monkeypatch.setattr(ray_run, "first_copies", real)
     monkeypatch.setattr(ray_run, "cluster_images", spy)
     summary = ray_run.run_on_ray(inputs.detections, inputs.model, options(inputs, tmp_path))
-    planned = summary.crop.images
-    assert sent == [planned - 3]
+    assert sent == [summary.crop.images_with_boxes - 3]  # images with no box are never sent
     assert summary.classified == inputs.crops
     assert_same_output(tmp_path, single)
 

@@ -117,7 +117,10 @@ def test_run_out_of_range_boxes_fail_alone(bad_boxes, tmp_path, tiny_model, tiny
         tmp_path,
     )
     assert result.exit_code == 0
-    assert ", 2 detections merged, 0 images failed, 3 boxes invalid: " in result.output.splitlines()[-1]
+    assert (
+        ", 2 detections merged, 2 images with boxes (0 without, not opened), 0 images failed, 3 boxes invalid: "
+        in result.output.splitlines()[-1]
+    )
     log = only_log(tmp_path, "run_log")
     assert log["invalid_boxes"] == expected_invalid()
     merged = {image["file"]: image["detections"] for image in json.loads(out.read_text())["images"]}
@@ -164,7 +167,10 @@ def test_a_300_character_name_is_that_images_failure(tmp_path, tiny_model, tiny_
         tmp_path / "run",
     )
     assert result.exit_code == 0
-    assert ", 1 detections merged, 2 images failed: " in result.output.splitlines()[-1]
+    assert (
+        ", 1 detections merged, 3 images with boxes (0 without, not opened), 2 images failed: "
+        in result.output.splitlines()[-1]
+    )
     log = only_log(tmp_path / "run", "run_log")
     assert log["failure_reasons"][long_dir].endswith(": File name too long")
     # the same words as crop: both go through the crop core

@@ -6,7 +6,7 @@ demo copies on a fresh clone: the ``photos`` fixture) at 64 px:
 * (a) ``run --exact`` and the four-command chain give the same merged JSON (except
   ``info.classification_completion_time``) and the same probability CSV rows,
   exactly (the crops pass through the same JPEG quality-75 round trip in memory);
-* (b) ``--exact --no-jpeg-roundtrip``, and the fast default, change the probabilities a little, never the top-1 class
+* (b) ``--exact --no-jpeg-roundtrip`` changes the probabilities a little, never the top-1 class
   (on the tiny model: see the note above that test);
 * (c) ONNX Runtime and torch agree to 1e-4;
 * (d) a missing and a corrupt image are recorded failures, not a stop;
@@ -227,7 +227,12 @@ def test_chain_probabilities_are_lively(inputs: Inputs, chain: Outputs) -> None:
 def test_run_equals_chain(request: pytest.FixtureRequest, inputs: Inputs, chain: Outputs, run_fixture: str) -> None:
     run: Outputs = request.getfixturevalue(run_fixture)
     assert run.summary.startswith(f"{inputs.crops} crops classified (")
-    assert f"), {inputs.crops} detections merged, 0 images failed: wrote {run.json}; see " in run.summary
+    boxes = len({file for file, _ in PhotoSet("", inputs.detections.parent).animal_boxes(0.15)})
+    blank = len(json.loads(inputs.detections.read_text(encoding="utf-8"))["images"]) - boxes
+    assert (
+        f"), {inputs.crops} detections merged, {boxes} images with boxes ({blank} without, not opened), "
+        f"0 images failed: wrote {run.json}; see "
+    ) in run.summary
 
     # merged JSON: identical, key order included, except the completion time
     merged, expected = run.merged, chain.merged
@@ -398,7 +403,7 @@ def test_missing_and_corrupt_images_are_recorded(inputs: Inputs, tmp_path: Path)
     )
     assert result.exit_code == 0
     assert "5 crops classified (" in last_line(result)
-    assert ", 5 detections merged, 2 images failed: " in last_line(result)
+    assert ", 5 detections merged, 5 images with boxes (0 without, not opened), 2 images failed: " in last_line(result)
 
     (log_path,) = (tmp_path / "logs").glob("run_log_*.json")
     log = json.loads(log_path.read_text(encoding="utf-8"))

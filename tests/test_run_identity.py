@@ -61,7 +61,7 @@ def _other_value(name: str, tmp_path: Path) -> tuple[Any, Any]:
         "exact": (False, True),
         "square_crops": (False, True),
         "allow_outside_images_dir": (False, True),
-        "jpeg_roundtrip": (None, True),
+        "jpeg_roundtrip": (True, False),
         "decoder": ("auto", "cpu"),
         "device": ("auto", "cpu"),
         "precision": ("fp32", "bf16"),

@@ -315,7 +315,9 @@ def test_a_broken_video_is_counted_and_the_others_classified(clips, cameratrap, 
          "--output-json", str(tmp_path / "out.json"), "--logdir", str(tmp_path)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert ", 10 detections merged, 1 images failed: wrote" in result.output
+    assert (
+        ", 10 detections merged, 2 images with boxes (0 without, not opened), 1 images failed: wrote" in result.output
+    )
     log = json.loads(next(tmp_path.glob("run_log_*.json")).read_text())
     assert log["images_failed_download_or_crop"] == ["cut.mp4"]
     assert log["failure_reasons"]["cut.mp4"] == "cannot open the video: Invalid data found when processing input"

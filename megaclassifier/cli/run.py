@@ -73,8 +73,8 @@ class ShardType(click.ParamType):
 @click.option(
     "--exact",
     is_flag=True,
-    help="Bit for bit the chain's answers: decode each photo at full size with Pillow and pass each crop "
-    "through JPEG quality 75 in memory. Default: the fast path (JPEG draft decoding, no round trip), "
+    help="Bit for bit the chain's answers: decode each photo at full size with Pillow (each crop through "
+    "the JPEG round trip, as by default). Default: the fast path (JPEG draft decoding), "
     "whose small differences docs/pipeline.md states.",
 )
 @click.option(
@@ -89,9 +89,12 @@ class ShardType(click.ParamType):
 )
 @click.option(
     "--jpeg-roundtrip/--no-jpeg-roundtrip",
-    default=None,
-    help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do. "
-    "Default: on with --exact, else off.",
+    default=True,
+    show_default=True,
+    help="Pass each crop through JPEG quality 75 in memory, as the chain's crop files do, fast path "
+    "included. --no-jpeg-roundtrip classifies the raw pixels: measured on ImageNet EfficientNet-Lite0 "
+    "over the 161 animal boxes of the test photos, its top-1 class agrees with --exact on 104 boxes "
+    "(with the round trip: 160; draft decoding alone: 159 of 161; docs/pipeline.md).",
 )
 @taxonomy_option
 @geofence_options
@@ -157,6 +160,7 @@ def run(ctx: click.Context, **options: Any) -> None:
         f"{_ensembled(result)}"
         f"{f', {smoothed.detections_changed} relabelled by smoothing' if smoothed is not None else ''}"
         f"{_videos(result)}, "
+        f"{crop.images_with_boxes} images with boxes ({crop.images_without_boxes} without, not opened), "
         f"{crop.failed_images} images failed"
         f"{f', {len(crop.invalid_boxes)} boxes invalid' if crop.invalid_boxes else ''}: "
         f"wrote {result.output_json}; see {crop.log_path}"

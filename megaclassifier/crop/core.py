@@ -8,7 +8,11 @@ files, container URLs), cuts each box with the reference geometry
 * encodes the crop as RGB JPEG quality 75, the bytes of a ``crop`` file;
 * writes them atomically to the crop's planned path (``crop``, ``run --save-crops``);
 * hands the crop on to ``convert`` as the chain's later steps see it: decoded
-  from those JPEG bytes (``jpeg_roundtrip``) or as cut.
+  from those JPEG bytes (``jpeg_roundtrip``) or as cut. A crop cut from an image
+  decoded at a JPEG draft reduction is first resized to its full size, so that the
+  round trip's noise has the scale of the chain's crop file: on a trained network
+  that keeps the chain's top-1 class where a round trip at the reduced size moves it
+  (docs/pipeline.md).
 
 So ``run --save-crops`` writes the same bytes as ``crop`` by construction. An
 image that cannot be loaded, or a crop that cannot be cut or written, is the
@@ -128,6 +132,11 @@ def encode_crop(pixels: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_roundtrip(pixels: Image.Image, data: bytes | None = None) -> Image.Image:
+    """The crop as the chain's later steps read its file: decoded from its JPEG bytes (``data``, else encoded now)."""
+    return Image.open(io.BytesIO(encode_crop(pixels) if data is None else data)).convert("RGB")
+
+
 def save_crop(crop: PlannedCrop, data: bytes) -> None:
     """Write a crop file atomically, creating its folders below the crop's root (never through a link)."""
     if crop.root is None:
@@ -157,7 +166,7 @@ def cut_source(
                 result.size_zero += 1
                 continue
             if box not in converted or options.write_crops:
-                pixels = _cut_one(image, reduce_box(box, image.reduction), crop, options, result)
+                pixels = _cut_one(image, box, crop, options, result)
                 converted[box] = convert(pixels) if convert is not None else None
             result.crops.append((crop, converted[box]))
     except _CropWriteError as e:
@@ -168,12 +177,19 @@ def cut_source(
         result.crops.clear()
 
 
+def full_size(box: CropBox) -> tuple[int, int]:
+    """The size of ``box``'s crop at the image's full size: its crop file's size."""
+    return (box.pad_to, box.pad_to) if box.pad_to else (box.width, box.height)
+
+
 def _cut_one(
     image: SourceImage, box: CropBox, crop: PlannedCrop, options: CutOptions, result: CutImage[T]
 ) -> Image.Image:
-    pixels = extract_crop(image, box)
+    pixels = extract_crop(image, reduce_box(box, image.reduction))
     if not (options.write_crops or options.jpeg_roundtrip):
         return pixels
+    if image.reduction > 1:  # the round trip at the crop file's size: its JPEG noise at the chain's scale
+        pixels = pixels.resize(full_size(box), Image.Resampling.BICUBIC)
     data = encode_crop(pixels)
     if options.write_crops:
         try:
@@ -181,4 +197,4 @@ def _cut_one(
         except OSError as e:
             raise _CropWriteError from e
         result.written += 1
-    return Image.open(io.BytesIO(data)).convert("RGB") if options.jpeg_roundtrip else pixels
+    return jpeg_roundtrip(pixels, data) if options.jpeg_roundtrip else pixels

@@ -81,6 +81,16 @@ class CropSummary:
     def failed_images(self) -> int:
         return len(self.failures)
 
+    @property
+    def images_with_boxes(self) -> int:
+        """Planned images with at least one box to crop."""
+        return len(self.with_work)
+
+    @property
+    def images_without_boxes(self) -> int:
+        """Planned images with no box to crop (blank, or no box above the threshold): never opened."""
+        return self.images - len(self.with_work)
+
     def record(self, image: CutImage[Any]) -> None:
         """Count one image's crops, size-0 boxes, download, failure and warnings (logged as they come)."""
         self.new_crops += image.written

@@ -2,7 +2,8 @@
 
 * ``cpu``: worker processes decode with Pillow (:mod:`megaclassifier.run.prepare`);
   in the fast mode at a JPEG draft reduction (:mod:`megaclassifier.crop.draft`),
-  with ``--exact`` at full size through the chain's JPEG round trip.
+  with ``--exact`` at full size; each crop through the chain's JPEG round trip (in both, unless
+  ``--no-jpeg-roundtrip``).
 * ``gpu``: torchvision's batched ``decode_jpeg`` on the engine's device
   (:mod:`megaclassifier.run.gpu_decode`); files it cannot take go to the CPU path.
 * ``hybrid``: both at once, CPU workers taking the share of the photos that

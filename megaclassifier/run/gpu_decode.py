@@ -6,7 +6,8 @@ pixels (:data:`MAX_BATCH_PIXELS`), are decoded at once by
 ``torchvision.io.decode_jpeg(..., device=...)``; each photo is turned to
 MegaDetector's view, and each box is cut with ``crop``'s exact geometry
 (:func:`~megaclassifier.crop.geometry.crop_box`, black beyond the edges,
-square padding centred as Pillow's ``ImageOps.pad``), resized (bicubic,
+square padding centred as Pillow's ``ImageOps.pad``), passed through the crop core's JPEG
+round trip on the CPU (unless ``--no-jpeg-roundtrip``), resized (bicubic,
 antialiased) and centre-cropped to the model input as
 :func:`~megaclassifier.preprocess.resize_and_crop` does, all on the device.
 The crops stay there: the torch engine normalises them where they are.
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
-from megaclassifier.crop.core import CutImage, PlannedCrop
+from megaclassifier.crop.core import CutImage, PlannedCrop, jpeg_roundtrip
 from megaclassifier.crop.geometry import CropBox, crop_box
 from megaclassifier.formats.videos import is_video_file
 from megaclassifier.images.loading import exif_rotation, local_image_path
@@ -214,8 +215,21 @@ def cut_decoded(read: ReadFile, image: torch.Tensor, options: PrepareOptions) ->
         if box is None:
             result.size_zero += 1
             continue
-        result.crops.append((crop, resize_and_crop_tensor(cut_tensor(image, box), options.image_size)))
+        piece = cut_tensor(image, box)
+        if options.cut.jpeg_roundtrip:
+            piece = roundtrip_tensor(piece)
+        result.crops.append((crop, resize_and_crop_tensor(piece, options.image_size)))
     return result
+
+
+def roundtrip_tensor(crop: torch.Tensor) -> torch.Tensor:
+    """A (3, h, w) uint8 crop through the crop core's JPEG round trip (on the CPU), back on its device."""
+    import numpy as np
+    import torch
+
+    pixels = Image.fromarray(crop.permute(1, 2, 0).cpu().numpy())
+    back = np.asarray(jpeg_roundtrip(pixels))
+    return torch.from_numpy(back.copy()).permute(2, 0, 1).to(crop.device)
 
 
 def _on_cpu(read: ReadFile, options: PrepareOptions) -> CutImage[torch.Tensor]:

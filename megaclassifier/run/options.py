@@ -88,8 +88,9 @@ class RunOptions:
         num_workers: image-decoding processes (0: in this process; default:
             :func:`~megaclassifier.run.prepare.default_run_workers`).
         jpeg_roundtrip: pass each crop through JPEG quality 75 in memory, as the chain's crop files do
-            (None: with ``exact`` only).
-        exact: today's bit-for-bit chain behaviour: full-size Pillow decoding and the JPEG round trip.
+            (the default, fast path included; False: the raw pixels, which change a trained network's
+            top-1 class on about a third of the boxes: docs/pipeline.md).
+        exact: the chain's answers bit for bit: full-size Pillow decoding (with the JPEG round trip).
             Without it JPEGs are decoded at a draft reduction (:mod:`megaclassifier.crop.draft`).
         decoder: ``auto``, ``cpu``, ``gpu`` or ``hybrid`` (:mod:`megaclassifier.run.decoders`).
         taxonomy: class name -> taxonomy CSV: write ``classification_category_descriptions`` (as ``merge``),
@@ -134,7 +135,7 @@ class RunOptions:
     precision: str = _tagged(OUTPUT, "fp32")
     backend: str = _tagged(OUTPUT, "auto")
     arch: str | None = _tagged(OUTPUT, None)
-    jpeg_roundtrip: bool | None = _tagged(OUTPUT, None)
+    jpeg_roundtrip: bool = _tagged(OUTPUT, True)
     exact: bool = _tagged(OUTPUT, False)
     decoder: str = _tagged(OUTPUT, "auto")
     taxonomy: str | Path | None = _tagged(CONTENT, None)
@@ -153,8 +154,9 @@ class RunOptions:
         """How the crop core finds the images and treats each crop, for a model with ``profile``.
 
         The fast path decodes JPEGs at a draft reduction that keeps every box at least ``image_size``
-        (not with ``exact``). A SpeciesNet profile cuts its own geometry at full size, never squared,
-        with no JPEG round trip.
+        (not with ``exact``); both paths pass each crop through the JPEG round trip unless
+        ``jpeg_roundtrip`` is off. A SpeciesNet profile cuts its own geometry at full size, never
+        squared, with no JPEG round trip.
         """
         reference = profile.crop_geometry == "reference"
         return CutOptions(
@@ -165,7 +167,7 @@ class RunOptions:
             square_crops=self.square_crops and reference,
             geometry=profile.crop_geometry,
             write_crops=self.save_crops is not None,
-            jpeg_roundtrip=(self.exact if self.jpeg_roundtrip is None else self.jpeg_roundtrip) and reference,
+            jpeg_roundtrip=self.jpeg_roundtrip and reference,
             min_side=0 if self.exact or not reference else image_size,
         )
 

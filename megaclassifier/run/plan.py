@@ -270,8 +270,22 @@ def shard_record(plan: RunPlan, summary: RunSummary) -> None:
     record_shard(plan.results, plan.selection, identity=plan.identity)
 
 
+# -- the images to do
+
+
+def skip_images_without_boxes(plan: RunPlan) -> None:
+    """Leave out the images with no box to classify: never opened nor decoded, under every executor.
+
+    Blank images, and those whose boxes are all below the threshold or of other categories, have
+    nothing to crop: as ``crop`` does, ``run`` does not read them (on a real camera-trap set most
+    of the photos). They are still counted (:attr:`CropSummary.images_without_boxes`) and stay in
+    the output as they were, with no classifications, and an unreadable one is no failure.
+    """
+    plan.images = [(file, crops) for file, crops in plan.images if crops]
+
+
 #: Steps that change the images to do, in order (see the module docstring).
-IMAGE_STEPS: list[Callable[[RunPlan], None]] = []
+IMAGE_STEPS: list[Callable[[RunPlan], None]] = [skip_images_without_boxes]
 #: Steps on the merged results before they are written, in order.
 MERGED_STEPS: list[Callable[[RunPlan, RunSummary], None]] = [
     speciesnet_descriptions,
