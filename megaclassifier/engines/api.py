@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from megaclassifier.constants import BACKENDS, DEFAULT_IMAGE_SIZE, EFFICIENTNET_NATIVE_SIZE
@@ -73,7 +74,7 @@ def open_engine(
         ModelError: the model cannot be loaded or has the wrong number of outputs; one line naming the file.
         MegaClassifierError: the device, precision or backend cannot be used here.
     """
-    from megaclassifier.engines.onnx_engine import open_onnx_engine, open_proven_onnx
+    from megaclassifier.engines.onnx_engine import open_onnx_engine
 
     resolved = resolve(model, role="checkpoint" if features else "model")
     path, known = resolved.path, resolved.known
@@ -88,9 +89,7 @@ def open_engine(
         check_openvino(resolved_device)  # not installed, or not the CPU: say so before the model loads
     if chosen in ("onnxruntime", "openvino") and resolved.release is None:  # a passed check is not run again
         sizes = functools.partial(_image_size, image_size, model=resolved.source, known=known)
-        proven = open_proven_onnx(
-            path, device=resolved_device, image_sizes=sizes, num_classes=num_classes, runtime=chosen
-        )
+        proven = _open_proven(chosen, path, resolved_device, sizes, num_classes)
         if proven is not None:
             return proven
     from megaclassifier.engines.torch_engine import TorchEngine, run_probe
@@ -116,6 +115,19 @@ def open_engine(
                 raise
             logger.warning("%s; running with torch instead", e)
     return TorchEngine(loaded, device=resolved_device, precision=precision, image_size=size, num_classes=width)
+
+
+def _open_proven(
+    runtime: str, path: Path, device: str, sizes: Callable[[str | None], int], num_classes: int | None
+) -> Engine | None:
+    """The ``runtime`` engine from a cached export whose check passed before (not run again), else None."""
+    if runtime == "openvino":
+        from megaclassifier.engines.openvino_engine import open_proven_openvino
+
+        return open_proven_openvino(path, image_sizes=sizes, num_classes=num_classes)
+    from megaclassifier.engines.onnx_engine import open_proven_onnx
+
+    return open_proven_onnx(path, device=device, image_sizes=sizes, num_classes=num_classes)
 
 
 def _image_size(

@@ -295,22 +295,24 @@ def open_onnx_engine(
     return engine
 
 
-def open_proven_onnx(
+def proven_export(
     model_path: Path,
     *,
-    device: str,
     image_sizes: Callable[[str | None], int],
     num_classes: int | None,
     runtime: str = "onnxruntime",
-) -> Engine | None:
-    """The engine straight from a cached export whose check passed before (:mod:`.onnx_check`), else None.
+) -> tuple[Path, onnx_check.Proof] | None:
+    """A cached export of ``model_path`` whose check with ``runtime`` passed before (:mod:`.onnx_check`), else None.
 
     Args:
         model_path: the model file.
-        device: ``cpu`` or ``cuda:N``.
         image_sizes: the input side for a model of this architecture (``--image-size``, else its default).
         num_classes: when given, the model must have this many outputs.
-        runtime: ``onnxruntime``, or ``openvino`` (:class:`~.openvino_engine.OpenVinoEngine`, its own proof).
+        runtime: ``onnxruntime`` or ``openvino`` (each has its own proof).
+
+    Returns:
+        The export and its proof; the engine is opened from them by the caller
+        (:func:`open_proven_onnx`, or :class:`~.openvino_engine.OpenVinoEngine`).
 
     Raises:
         ModelError: the proven model has another number of outputs than ``num_classes``.
@@ -326,22 +328,23 @@ def open_proven_onnx(
             logger.debug(
                 "%s check of %s passed before (within %.2g); not run again", runtime, onnx_path, proof.difference
             )
-            if runtime == "openvino":
-                from megaclassifier.engines.openvino_engine import OpenVinoEngine
-
-                return OpenVinoEngine(
-                    onnx_path,
-                    model_path=model_path,
-                    image_size=proof.image_size,
-                    num_classes=proof.num_classes,
-                    arch=proof.arch,
-                )
-            return OnnxEngine(
-                onnx_path,
-                model_path=model_path,
-                device=device,
-                image_size=proof.image_size,
-                num_classes=proof.num_classes,
-                arch=proof.arch,
-            )
+            return onnx_path, proof
     return None
+
+
+def open_proven_onnx(
+    model_path: Path, *, device: str, image_sizes: Callable[[str | None], int], num_classes: int | None
+) -> Engine | None:
+    """The ONNX Runtime engine straight from a cached export whose check passed before, else None."""
+    found = proven_export(model_path, image_sizes=image_sizes, num_classes=num_classes)
+    if found is None:
+        return None
+    onnx_path, proof = found
+    return OnnxEngine(
+        onnx_path,
+        model_path=model_path,
+        device=device,
+        image_size=proof.image_size,
+        num_classes=proof.num_classes,
+        arch=proof.arch,
+    )

@@ -24,6 +24,7 @@ EfficientNet-B3 (20 against 24 crops/s at load 2-3, equal within noise at load
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -173,3 +174,18 @@ def open_openvino_engine(
         runtime="openvino",
     )
     return engine
+
+
+def open_proven_openvino(
+    model_path: Path, *, image_sizes: Callable[[str | None], int], num_classes: int | None
+) -> Engine | None:
+    """The OpenVINO engine straight from a cached export whose OpenVINO check passed before, else None."""
+    from megaclassifier.engines.onnx_engine import proven_export
+
+    found = proven_export(model_path, image_sizes=image_sizes, num_classes=num_classes, runtime="openvino")
+    if found is None:
+        return None
+    onnx_path, proof = found
+    return OpenVinoEngine(
+        onnx_path, model_path=model_path, image_size=proof.image_size, num_classes=proof.num_classes, arch=proof.arch
+    )

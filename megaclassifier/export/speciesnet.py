@@ -33,7 +33,8 @@ from typing import Any
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import write_json_atomic
-from megaclassifier.formats.detections import DetectionResults, is_finite_number
+from megaclassifier.formats.detections import DetectionResults
+from megaclassifier.formats.md_format import is_finite_number
 from megaclassifier.formats.predictions_json import (
     ANIMAL,
     BLANK,

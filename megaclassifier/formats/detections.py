@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from megaclassifier.errors import InputFileError
 from megaclassifier.formats.atomic import write_json_atomic
 from megaclassifier.formats.json_input import read_json_and_bytes
-
-#: format_version written by this package when it has to choose one.
-CURRENT_FORMAT_VERSION = "1.6"
+from megaclassifier.formats.md_format import is_finite_number
 
 
 @dataclass
@@ -166,16 +163,6 @@ def _check_detection(det: Any, where: str, path: str | Path) -> None:
         raise InputFileError(path, f'{where}: "bbox" must be four finite numbers, got {json.dumps(bbox)}')
     if "conf" in det and not is_finite_number(det["conf"]):
         raise InputFileError(path, f'{where}: "conf" is not a number: {json.dumps(det["conf"])}')
-
-
-def is_finite_number(value: Any) -> TypeGuard[float]:
-    """A JSON number that is finite as a float (an integer of 400 digits is not: it has no float)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 def write_detections(path: str | Path, data: dict[str, Any]) -> None:

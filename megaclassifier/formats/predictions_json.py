@@ -62,7 +62,7 @@ import json
 from typing import Any
 
 from megaclassifier.errors import InputFileError
-from megaclassifier.formats.detections import CURRENT_FORMAT_VERSION, is_finite_number
+from megaclassifier.formats.md_format import CURRENT_FORMAT_VERSION, is_finite_number
 
 #: ``info.format_version`` of SpeciesNet 5.0.6's predictions.json (per-box classifications).
 FORMAT_VERSION = "20261015"
