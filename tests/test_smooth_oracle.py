@@ -282,9 +282,9 @@ TAXA_LISTS = {
     "distinct": ("odocoileus,deer\ncervus canadensis,elk\nbovidae,bovids\nursidae,bears\ncanis latrans,coyote\n", 0),
     # bear and coyote sum into carnivora above the elk, where MegaDetector keeps the elk first
     "elk_and_carnivores": ("cervus canadensis,elk\ncarnivora,carnivores\n", 21),
-    "deer_family_and_coyote": ("cervidae,deer family\ncanis latrans,coyote\n", 2),
-    "black_bear_only": ("ursus americanus,american black bear\n", 2),
-    "mammals": ("mammalia,mammals\n", 31),
+    "deer_family_and_coyote": ("cervidae,deer family\ncanis latrans,coyote\n", 5),
+    "black_bear_only": ("ursus americanus,american black bear\n", 5),
+    "mammals": ("mammalia,mammals\n", 32),
     "cattle_and_deer": ("bos taurus,cattle\nodocoileus virginianus,white-tailed deer\n", 21),
 }
 

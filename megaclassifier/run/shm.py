@@ -28,6 +28,7 @@ import numpy as np
 
 from megaclassifier import platform
 from megaclassifier.crop.core import CutImage
+from megaclassifier.workers import sigint_held
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,15 @@ def unpack(packed: Packed) -> CutImage[np.ndarray]:
     """The image with its crops copied out of the block, which is removed (in the main process)."""
     if packed.block is None:
         return packed.image
-    block = shared_memory.SharedMemory(name=packed.block)
-    try:
-        pixels = np.ndarray(packed.shape, np.dtype(packed.dtype), buffer=block.buf).copy()
-    finally:
-        block.close()
-        block.unlink()  # also unregisters it from the tracker, which attaching registered it with
+    # Ctrl-C is held back meanwhile: between attaching (registered with the tracker) and the end of
+    # unlink (removed, then unregistered) an interrupt would leave the tracker a block to warn about
+    with sigint_held():
+        block = shared_memory.SharedMemory(name=packed.block)
+        try:
+            pixels = np.ndarray(packed.shape, np.dtype(packed.dtype), buffer=block.buf).copy()
+        finally:
+            block.close()
+            block.unlink()  # also unregisters it from the tracker, which attaching registered it with
     arrays = iter(pixels)
     crops = [(p, next(arrays) if a is None else a) for p, a in packed.image.crops]
     return replace(packed.image, crops=crops)
