@@ -264,8 +264,6 @@ def open_onnx_engine(
     Raises:
         ModelError: export fails, or ONNX Runtime's probabilities differ from torch's by more than 1e-4.
     """
-    from megaclassifier.engines.torch_engine import probe_input
-
     path = cached_onnx(loaded, image_size)
     engine = OnnxEngine(
         path,
@@ -276,23 +274,44 @@ def open_onnx_engine(
         arch=loaded.arch,
         preprocessing=loaded.preprocessing,
     )
-    got = engine.predict(probe_input(image_size, profile=loaded.preprocessing).numpy())
+    check_against_torch(engine, loaded, path, reference_logits, runtime="onnxruntime")
+    return engine
+
+
+#: The runtimes' names in messages, and the backend to use instead when their check fails.
+_RUNTIME_NAMES = {"onnxruntime": ("ONNX Runtime", "torch"), "openvino": ("OpenVINO", "onnxruntime")}
+
+
+def check_against_torch(
+    engine: Engine, loaded: LoadedModel, onnx_path: Path, reference_logits: np.ndarray, *, runtime: str
+) -> None:
+    """Check ``engine`` (on the export ``onnx_path``) against torch's logits on the probe batch; record the pass.
+
+    The record (:mod:`.onnx_check`, one per runtime) spares the next open the check and torch.
+
+    Raises:
+        ModelError: the probabilities differ from torch's by more than :data:`TOLERANCE`.
+    """
+    from megaclassifier.engines.torch_engine import probe_input
+
+    name, instead = _RUNTIME_NAMES[runtime]
+    got = engine.predict(probe_input(engine.image_size, profile=loaded.preprocessing).numpy())
     diff = float(np.abs(got - softmax(reference_logits)).max())
     if not diff <= TOLERANCE:
         raise ModelError(
-            f"{loaded.path}: ONNX Runtime's probabilities differ from torch's by {diff:.2g} on a test batch "
-            f"(delete {path} to re-export, or use --backend torch)"
+            f"{loaded.path}: {name}'s probabilities differ from torch's by {diff:.2g} on a test batch "
+            f"(delete {onnx_path} to re-export, or use --backend {instead})"
         )
-    logger.debug("ONNX Runtime agrees with torch within %.2g", diff)
+    logger.debug("%s agrees with torch within %.2g", name, diff)
     onnx_check.record(
-        path,
+        onnx_path,
         file_sha256(loaded.path),
-        image_size=image_size,
-        num_classes=num_classes,
+        image_size=engine.image_size,
+        num_classes=engine.num_classes,
         arch=loaded.arch,
         difference=diff,
+        runtime=runtime,
     )
-    return engine
 
 
 def proven_export(

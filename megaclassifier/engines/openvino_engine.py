@@ -30,10 +30,8 @@ from types import ModuleType
 
 import numpy as np
 
-from megaclassifier.engines import onnx_check
 from megaclassifier.engines.base import Engine, check_batch, softmax
 from megaclassifier.errors import MegaClassifierError, ModelError, first_line
-from megaclassifier.formats.hashing import file_sha256
 from megaclassifier.hardware import physical_cpu_count
 from megaclassifier.models.loading import LoadedModel
 from megaclassifier.preprocess import REFERENCE, Preprocessing
@@ -144,8 +142,7 @@ def open_openvino_engine(
         MegaClassifierError: OpenVINO is not installed.
         ModelError: export fails, or OpenVINO's probabilities differ from torch's by more than 1e-4.
     """
-    from megaclassifier.engines.onnx_engine import TOLERANCE, cached_onnx
-    from megaclassifier.engines.torch_engine import probe_input
+    from megaclassifier.engines.onnx_engine import cached_onnx, check_against_torch
 
     path = cached_onnx(loaded, image_size)
     engine = OpenVinoEngine(
@@ -156,23 +153,7 @@ def open_openvino_engine(
         arch=loaded.arch,
         preprocessing=loaded.preprocessing,
     )
-    got = engine.predict(probe_input(image_size, profile=loaded.preprocessing).numpy())
-    diff = float(np.abs(got - softmax(reference_logits)).max())
-    if not diff <= TOLERANCE:
-        raise ModelError(
-            f"{loaded.path}: OpenVINO's probabilities differ from torch's by {diff:.2g} on a test batch "
-            f"(delete {path} to re-export, or use --backend onnxruntime)"
-        )
-    logger.debug("OpenVINO agrees with torch within %.2g", diff)
-    onnx_check.record(
-        path,
-        file_sha256(loaded.path),
-        image_size=image_size,
-        num_classes=num_classes,
-        arch=loaded.arch,
-        difference=diff,
-        runtime="openvino",
-    )
+    check_against_torch(engine, loaded, path, reference_logits, runtime="openvino")
     return engine
 
 

@@ -148,11 +148,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def enumerate_labels(labels: Sequence[str]) -> Iterator[tuple[str, str]]:
-    """``(class ID, label)`` of a release's labels, in class order."""
-    return ((str(i), label) for i, label in enumerate(labels))
-
-
 def _ensemble_rules(ensemble: Ensemble, names: list[str], label_names_json: Path, rules: _RowRules) -> _RowRules:
     """The row rules under an ensemble: the top classes it reads, unthresholded; the release's classes only."""
     from megaclassifier.postprocess.ensemble import classes_kept
@@ -254,7 +249,9 @@ def merge_classifications(
         )
     if ensemble is not None:
         if class_taxa is None:
-            results.data["classification_category_descriptions"] = dict(enumerate_labels(ensemble.class_labels))
+            results.data["classification_category_descriptions"] = {
+                str(i): lab for i, lab in enumerate(ensemble.class_labels)
+            }
         summary.ensembled = ensemble.apply(results.data, threshold, max_classifications)
     write_detections(output_json, results.data)
     logger.debug("wrote %s", output_json)

@@ -58,15 +58,14 @@ from megaclassifier.models.speciesnet import (
     UNKNOWN_LABEL,
     VEHICLE_LABEL,
     common_name,
-    taxa_key,
 )
 from megaclassifier.postprocess.roll import (
     GEOFENCE_SEMANTICS,
     SEMANTICS,
     Semantics,
-    is_fenced_out,
     roll_up,
     speciesnet_ancestor,
+    speciesnet_fence,
 )
 
 if TYPE_CHECKING:
@@ -112,19 +111,15 @@ class EnsembleRules:
     geofence: dict[str, dict[str, Any]]
     country: str | None = None
     admin1_region: str | None = None
-    #: Caches of :meth:`fenced` and (in ``_memo``) of the ancestors: the rules are the same for every box.
-    _fenced: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    #: The fence and ancestor functions, with their caches: the rules are the same for every box.
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def fenced(self, label: str) -> bool:
-        """SpeciesNet's ``should_geofence_animal_classification`` for ``label``."""
-        if not self.country:
-            return False
-        known = self._fenced.get(label)
-        if known is None:
-            known = self._fenced[label] = is_fenced_out(taxa_key(label), self.geofence, self.country,
-                                                        self.admin1_region)  # fmt: skip
-        return known
+        """SpeciesNet's ``should_geofence_animal_classification`` for ``label`` (:func:`~.roll.speciesnet_fence`)."""
+        if "fence" not in self._memo:
+            self._memo["fence"] = speciesnet_fence(self.geofence, self.country, self.admin1_region)
+        fence = self._memo["fence"]
+        return fence is not None and fence(label)
 
     def roll_up(
         self, labels: Sequence[str], scores: Sequence[float], semantics: Semantics, threshold: float

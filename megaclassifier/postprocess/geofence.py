@@ -23,11 +23,17 @@ score, first in the list; the original list stays in ``raw_classifications``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from megaclassifier.labels.descriptions import parse_description
 from megaclassifier.postprocess.classes import ClassTable
-from megaclassifier.postprocess.roll import GEOFENCE_SEMANTICS, is_fenced_out, roll_up, speciesnet_ancestor
+from megaclassifier.postprocess.roll import (
+    GEOFENCE_SEMANTICS,
+    roll_up,
+    speciesnet_ancestor,
+    speciesnet_fence,
+)
 
 
 class Geofence:
@@ -57,20 +63,17 @@ class Geofence:
         self.admin1_region = admin1_region
         self.by_level: dict[str, int] = dict.fromkeys(GEOFENCE_SEMANTICS.levels, 0)
         self._up = speciesnet_ancestor(taxonomy_map)
+        fence = speciesnet_fence(geofence, country, admin1_region)
+        self._fence: Callable[[str | None], bool] = fence if fence is not None else (lambda label: False)
         self.unmoved = 0
-
-    def _fenced(self, label: str | None) -> bool:
-        if not label:
-            return False
-        return is_fenced_out(";".join(label.split(";")[1:6]), self.geofence, self.country, self.admin1_region)
 
     def apply(self, det: dict[str, Any]) -> bool:
         """Move one detection when its top class is fenced out; say whether it changed."""
         classes = det.get("classifications")
-        if not classes or not self._fenced(self.labels.get(str(classes[0][0]))):
+        if not classes or not self._fence(self.labels.get(str(classes[0][0]))):
             return False
         pairs = [(self.labels.get(str(cid)), float(score)) for cid, score in classes]
-        found = roll_up(pairs, self._up, pairs[0][1] - 1e-10, GEOFENCE_SEMANTICS, fenced=self._fenced)
+        found = roll_up(pairs, self._up, pairs[0][1] - 1e-10, GEOFENCE_SEMANTICS, fenced=self._fence)
         if found is None:
             self.unmoved += 1
             return False

@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from megaclassifier.models.speciesnet import ANIMAL_LABEL
+from megaclassifier.models.speciesnet import ANIMAL_LABEL, taxa_key
 from megaclassifier.postprocess.options import DEFAULT_ROLLUP_SEMANTICS as DEFAULT_SEMANTICS
 
 
@@ -141,15 +141,21 @@ def speciesnet_ancestor(taxonomy_map: dict[str, str]) -> Callable[[str | None, s
 
 def speciesnet_fence(
     geofence: dict[str, dict[str, Any]], country: str | None, admin1_region: str | None = None
-) -> Callable[[str], bool] | None:
-    """``fenced`` for :func:`roll_up` on a release's labels (None without a country: nothing is fenced)."""
+) -> Callable[[str | None], bool] | None:
+    """``fenced`` for :func:`roll_up` on a release's labels: SpeciesNet's ``should_geofence_animal_classification``.
+
+    None without a country (nothing is fenced); a None label (a class without one) is never fenced.
+    The answers are kept: a release has a few thousand labels.
+    """
     if not country:
         return None
     memo: dict[str, bool] = {}
 
-    def fenced(label: str) -> bool:
+    def fenced(label: str | None) -> bool:
+        if not label:
+            return False
         if label not in memo:
-            memo[label] = is_fenced_out(";".join(label.split(";")[1:6]), geofence, country, admin1_region)
+            memo[label] = is_fenced_out(taxa_key(label), geofence, country, admin1_region)
         return memo[label]
 
     return fenced
